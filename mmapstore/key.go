@@ -1,0 +1,355 @@
+package mmapstore
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// Key is a decoded entry key: the four fields of the JSON array
+// [family, sample, labels, help] that client_python writes.
+type Key struct {
+	Family string
+	Sample string
+	Labels []LabelPair // sorted by Name (byte order, which is code point order)
+	Help   string
+}
+
+// LabelPair is one label of a Key.
+type LabelPair struct{ Name, Value string }
+
+// EncodeKey returns the bytes of Python's
+// json.dumps([family, sample, labels, help], sort_keys=True), where labels maps
+// labelNames[i] to labelValues[i]. The order of the names does not matter: they
+// are sorted here, by code point as Python does. It panics if the two slices
+// differ in length (a programmer mistake).
+//
+// Python's encoder is reproduced byte for byte because the key is how a reader
+// tells series apart: a key that differs in one escape would make the same
+// series appear twice once herd and Python files are merged.
+func EncodeKey(family, sample string, labelNames, labelValues []string, help string) []byte {
+	return AppendKey(nil, family, sample, labelNames, labelValues, help)
+}
+
+// AppendKey is EncodeKey appending to dst, for callers that reuse a buffer.
+func AppendKey(dst []byte, family, sample string, labelNames, labelValues []string, help string) []byte {
+	if len(labelNames) != len(labelValues) {
+		panic(fmt.Sprintf("mmapstore: %d label names but %d values", len(labelNames), len(labelValues)))
+	}
+	// Sort an index instead of the caller's slices; a stack array covers the
+	// usual handful of labels without allocating.
+	var small [16]int
+	idx := small[:0]
+	if len(labelNames) > len(small) {
+		idx = make([]int, 0, len(labelNames))
+	}
+	for i := range labelNames {
+		idx = append(idx, i)
+	}
+	if len(idx) > 1 {
+		// Insertion sort: n is tiny and sort.Slice would allocate a closure.
+		for i := 1; i < len(idx); i++ {
+			for j := i; j > 0 && labelNames[idx[j]] < labelNames[idx[j-1]]; j-- {
+				idx[j], idx[j-1] = idx[j-1], idx[j]
+			}
+		}
+	}
+	dst = append(dst, '[')
+	dst = appendJSONString(dst, family)
+	dst = append(dst, ", "...)
+	dst = appendJSONString(dst, sample)
+	dst = append(dst, ", {"...)
+	for n, i := range idx {
+		if n > 0 {
+			dst = append(dst, ", "...)
+		}
+		dst = appendJSONString(dst, labelNames[i])
+		dst = append(dst, ": "...)
+		dst = appendJSONString(dst, labelValues[i])
+	}
+	dst = append(dst, "}, "...)
+	dst = appendJSONString(dst, help)
+	dst = append(dst, ']')
+	return dst
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString writes s the way Python's json.dumps does with its default
+// ensure_ascii=True. Invalid UTF-8 (impossible in a Python str) is written as
+// U+FFFD.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0 // s[start:i] is a run of bytes that need no escaping
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c < 0x7f && c != '"' && c != '\\' {
+			i++
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		if c < utf8.RuneSelf {
+			switch c {
+			case '"':
+				dst = append(dst, '\\', '"')
+			case '\\':
+				dst = append(dst, '\\', '\\')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			default: // other control characters and DEL
+				dst = appendU(dst, rune(c))
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r > 0xffff {
+			r1, r2 := utf16.EncodeRune(r)
+			dst = appendU(dst, r1)
+			dst = appendU(dst, r2)
+		} else {
+			dst = appendU(dst, r) // includes utf8.RuneError for invalid bytes
+		}
+		i += size
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+func appendU(dst []byte, r rune) []byte {
+	return append(dst, '\\', 'u',
+		hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])
+}
+
+// ErrBadKey is wrapped by DecodeKey's errors.
+var ErrBadKey = errors.New("mmapstore: malformed key")
+
+// DecodeKey parses a key written by EncodeKey or by any client_python version:
+// a JSON array of a string, a string, an object of strings and a string. It
+// accepts any valid JSON of that shape (whitespace, escapes, raw UTF-8), not
+// only Python's exact spelling. A label name that occurs twice keeps its last
+// value, as a Python dict would.
+func DecodeKey(b []byte) (Key, error) {
+	d := keyDecoder{b: b}
+	var k Key
+	d.ws()
+	if !d.lit('[') {
+		return Key{}, d.fail("expected '['")
+	}
+	d.ws()
+	var ok bool
+	if k.Family, ok = d.str(); !ok || !d.comma() {
+		return Key{}, d.fail("bad family")
+	}
+	if k.Sample, ok = d.str(); !ok || !d.comma() {
+		return Key{}, d.fail("bad sample name")
+	}
+	d.ws()
+	if !d.lit('{') {
+		return Key{}, d.fail("expected '{'")
+	}
+	d.ws()
+	if !d.lit('}') {
+		for {
+			d.ws()
+			name, ok := d.str()
+			if !ok {
+				return Key{}, d.fail("bad label name")
+			}
+			d.ws()
+			if !d.lit(':') {
+				return Key{}, d.fail("expected ':'")
+			}
+			d.ws()
+			value, ok := d.str()
+			if !ok {
+				return Key{}, d.fail("bad label value")
+			}
+			k.Labels = append(k.Labels, LabelPair{name, value})
+			d.ws()
+			if d.lit('}') {
+				break
+			}
+			if !d.lit(',') {
+				return Key{}, d.fail("expected ',' or '}'")
+			}
+		}
+	}
+	if !d.comma() {
+		return Key{}, d.fail("expected ','")
+	}
+	if k.Help, ok = d.str(); !ok {
+		return Key{}, d.fail("bad help")
+	}
+	d.ws()
+	if !d.lit(']') {
+		return Key{}, d.fail("expected ']'")
+	}
+	d.ws()
+	if d.i != len(d.b) {
+		return Key{}, d.fail("trailing bytes")
+	}
+	k.Labels = sortLabels(k.Labels)
+	return k, nil
+}
+
+// sortLabels sorts by name and keeps the last of duplicate names.
+func sortLabels(ls []LabelPair) []LabelPair {
+	if len(ls) < 2 {
+		return ls
+	}
+	sort.SliceStable(ls, func(i, j int) bool { return ls[i].Name < ls[j].Name })
+	out := ls[:0]
+	for i, l := range ls {
+		if i+1 < len(ls) && ls[i+1].Name == l.Name {
+			continue // a later duplicate wins
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+type keyDecoder struct {
+	b []byte
+	i int
+}
+
+func (d *keyDecoder) fail(msg string) error {
+	return fmt.Errorf("%w: %s at byte %d", ErrBadKey, msg, d.i)
+}
+
+func (d *keyDecoder) ws() {
+	for d.i < len(d.b) {
+		switch d.b[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+func (d *keyDecoder) lit(c byte) bool {
+	if d.i < len(d.b) && d.b[d.i] == c {
+		d.i++
+		return true
+	}
+	return false
+}
+
+func (d *keyDecoder) comma() bool {
+	d.ws()
+	if !d.lit(',') {
+		return false
+	}
+	d.ws()
+	return true
+}
+
+// str parses a JSON string at the current position.
+func (d *keyDecoder) str() (string, bool) {
+	if !d.lit('"') {
+		return "", false
+	}
+	start := d.i
+	// Fast path: no escapes, the usual case for Prometheus names and values.
+	for d.i < len(d.b) {
+		c := d.b[d.i]
+		if c == '"' {
+			s := string(d.b[start:d.i])
+			d.i++
+			return s, true
+		}
+		if c == '\\' || c < 0x20 {
+			break
+		}
+		d.i++
+	}
+	buf := append([]byte(nil), d.b[start:d.i]...)
+	for d.i < len(d.b) {
+		c := d.b[d.i]
+		switch {
+		case c == '"':
+			d.i++
+			return string(buf), true
+		case c < 0x20:
+			return "", false // raw control characters are not valid JSON
+		case c != '\\':
+			buf = append(buf, c)
+			d.i++
+			continue
+		}
+		d.i++
+		if d.i >= len(d.b) {
+			return "", false
+		}
+		e := d.b[d.i]
+		d.i++
+		switch e {
+		case '"', '\\', '/':
+			buf = append(buf, e)
+		case 'b':
+			buf = append(buf, '\b')
+		case 'f':
+			buf = append(buf, '\f')
+		case 'n':
+			buf = append(buf, '\n')
+		case 'r':
+			buf = append(buf, '\r')
+		case 't':
+			buf = append(buf, '\t')
+		case 'u':
+			r, ok := d.hex4()
+			if !ok {
+				return "", false
+			}
+			if utf16.IsSurrogate(r) && r < 0xdc00 && d.i+6 <= len(d.b) && d.b[d.i] == '\\' && d.b[d.i+1] == 'u' {
+				save := d.i
+				d.i += 2
+				if r2, ok := d.hex4(); ok && r2 >= 0xdc00 && r2 <= 0xdfff {
+					r = utf16.DecodeRune(r, r2)
+				} else {
+					d.i = save // lone high surrogate; the next escape stands alone
+				}
+			}
+			buf = utf8.AppendRune(buf, r) // lone surrogates become U+FFFD
+		default:
+			return "", false
+		}
+	}
+	return "", false
+}
+
+func (d *keyDecoder) hex4() (rune, bool) {
+	if d.i+4 > len(d.b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range d.b[d.i : d.i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	d.i += 4
+	return r, true
+}
