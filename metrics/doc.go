@@ -1,0 +1,58 @@
+// Package metrics is herd's Prometheus instrumentation for pre-forked processes: every worker
+// records counters, gauges, histograms and summaries into its own memory-mapped files, and
+// the master merges all workers' files into one /metrics.
+//
+// # The model
+//
+// A Registry is one process's writer. It is an explicit value, created with NewRegistry and
+// handed to whatever instruments code: there is no default registry, no init(), and no
+// environment variable is ever read, so nothing depends on when a variable is set or which
+// package was imported first (the first trap of client_python's multiprocess mode).
+//
+//	reg, err := metrics.NewRegistry(metrics.Options{Dir: runDir, ID: "3a"})
+//	requests := reg.MustNewCounterVec(metrics.CounterOpts{
+//		Name: "http_requests_total", Help: "Requests served.",
+//	}, "method", "route", "code")
+//	requests.With("GET", "/hello", "200").Inc()
+//
+// Each Registry writes the files of client_python's multiprocess mode (counter_<id>.db,
+// gauge_<mode>_<id>.db, histogram_<id>.db, summary_<id>.db) into Options.Dir, byte for byte as
+// Python does (package mmapstore), so Python's MultiProcessCollector can read herd's
+// directory and herd can read Python's.
+//
+// The master reads with a DirGatherer and serves with Handler:
+//
+//	g := metrics.NewDirGatherer(runDir, metrics.GathererOpts{})
+//	mux.Handle("/metrics", metrics.Handler(g, metrics.HandlerOpts{}))
+//
+// Registry.Gather reads back the Registry's own directory through the same merge, so the
+// writer and the reader of a directory are one object: a test that creates a Registry on a
+// fresh directory reads exactly what it wrote (the second trap). Package metricstest builds
+// on that.
+//
+// # Merging
+//
+// The merge is client_python's: counters and summaries (count and sum; no quantiles) are
+// summed over all files, those of dead workers included, so counters never go backwards;
+// histogram buckets are summed by bound; gauges are merged by their GaugeMode (one series per
+// worker labelled pid, min, max, sum, most recent), and the live* modes forget a worker once
+// the master has called RemoveLiveFiles for it. The output is sorted, families by name and
+// series by labels, so the exposition is stable.
+//
+// # Hot path and failures
+//
+// With looks a series up (and creates its file entry the first time); keep the returned
+// handle where it matters. Counter.Inc, Gauge.Set, Histogram.Observe on a handle are atomic
+// operations on the shared mapping: no lock, no allocation, no system call. Nothing on that
+// path panics: a series that cannot be created (full filesystem, wrong label count) yields a
+// handle that does nothing, and the error is logged and counted in
+// herd_metrics_write_errors_total. Setup mistakes (invalid names, a family registered twice
+// with different types, help or labels) are returned as errors prefixed "metrics: ", or
+// panic in the Must* forms.
+//
+// A file removed under a live Registry (a test fixture cleaning the directory: the third
+// trap) is noticed by Registry.Check, which Registry.Gather calls first, and recreated with
+// its values; later writes are not lost.
+//
+// Everything in the package is safe for concurrent use unless stated otherwise.
+package metrics

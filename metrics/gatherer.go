@@ -1,0 +1,142 @@
+package metrics
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/herdhttp/herd/mmapstore"
+)
+
+// Gatherer is anything that returns metric families: the shape of client_golang's
+// prometheus.Gatherer, so values of either package satisfy both interfaces.
+type Gatherer interface {
+	Gather() ([]*dto.MetricFamily, error)
+}
+
+// GathererFunc turns a function into a Gatherer.
+type GathererFunc func() ([]*dto.MetricFamily, error)
+
+// Gather calls f.
+func (f GathererFunc) Gather() ([]*dto.MetricFamily, error) { return f() }
+
+// GathererOpts configures a DirGatherer. The zero value works.
+type GathererOpts struct {
+	// Logger receives a warning the first time a file is skipped (for each path and reason).
+	// Zero: skips are only counted.
+	Logger *slog.Logger
+	// OmitSelfMetrics leaves out the gatherer's own families (herd_metrics_files,
+	// herd_metrics_files_skipped, herd_metrics_scrape_duration_seconds). Zero: included.
+	OmitSelfMetrics bool
+}
+
+// DirGatherer merges every metric file of one directory, the way client_python's
+// MultiProcessCollector does, into sorted metric families. It is what the master serves on
+// /metrics. It reads incrementally: each file's keys are parsed once, later scrapes only
+// parse appended entries and load values.
+//
+// Bad files (empty, truncated, corrupt, foreign, unknown prefix) are skipped, never fail a
+// scrape; their number is reported in herd_metrics_files_skipped.
+//
+// A DirGatherer is safe for concurrent use; scrapes are serialised.
+type DirGatherer struct {
+	dir    string
+	opts   GathererOpts
+	reader *mmapstore.Reader
+
+	mu     sync.Mutex // guards the fields below
+	merger *merger
+	logged map[string]string // path -> reason already logged
+}
+
+// NewDirGatherer returns a Gatherer over dir. The directory is read on every Gather, not
+// now: it may not exist yet.
+func NewDirGatherer(dir string, opts GathererOpts) *DirGatherer {
+	return &DirGatherer{dir: dir, opts: opts, reader: mmapstore.NewReader(), merger: newMerger(),
+		logged: make(map[string]string)}
+}
+
+// Close releases the mappings of the files read so far. The DirGatherer may be used again
+// afterwards (it starts from scratch); calling Close twice is harmless.
+func (g *DirGatherer) Close() error {
+	return g.reader.Close()
+}
+
+// Dir returns the directory read.
+func (g *DirGatherer) Dir() string { return g.dir }
+
+// Gather reads and merges the directory. It fails only if the directory cannot be read.
+func (g *DirGatherer) Gather() ([]*dto.MetricFamily, error) {
+	start := time.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	files, skipped, err := g.reader.ScanDir(g.dir)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: read %s: %w", g.dir, err)
+	}
+	fams := g.merger.merge(files)
+	g.logSkipped(skipped)
+	if g.opts.OmitSelfMetrics {
+		return fams, nil
+	}
+	fams = append(fams,
+		gaugeFamily("herd_metrics_files", "Metric files merged by the last scrape.", float64(len(files))),
+		gaugeFamily("herd_metrics_files_skipped", "Metric files skipped by the last scrape because they were empty, truncated, corrupt or foreign (see the log).", float64(len(skipped))),
+		gaugeFamily("herd_metrics_scrape_duration_seconds", "Time the last scrape took to read and merge the metric files.", time.Since(start).Seconds()),
+	)
+	sortFamilies(fams)
+	return dedupeFamilies(fams), nil
+}
+
+func (g *DirGatherer) logSkipped(skipped []mmapstore.SkippedFile) {
+	if g.opts.Logger == nil {
+		return
+	}
+	for _, s := range skipped {
+		reason := fmt.Sprint(s.Reason)
+		if g.logged[s.Path] == reason {
+			continue
+		}
+		if len(g.logged) > 10000 {
+			clear(g.logged)
+		}
+		g.logged[s.Path] = reason
+		g.opts.Logger.Warn("metrics: skipped a metric file", "path", s.Path, "reason", reason)
+	}
+}
+
+func gaugeFamily(name, help string, v float64) *dto.MetricFamily {
+	return &dto.MetricFamily{
+		Name:   &name,
+		Help:   &help,
+		Type:   dto.MetricType_GAUGE.Enum(),
+		Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: &v}}},
+	}
+}
+
+// liveModes are the gauge modes whose files RemoveLiveFiles deletes.
+var liveModes = [...]GaugeMode{GaugeLiveAll, GaugeLiveMin, GaugeLiveMax, GaugeLiveSum, GaugeLiveMostRecent}
+
+// RemoveLiveFiles deletes the live* gauge files of the process with file id id from dir:
+// client_python's mark_process_dead. The master calls it when it reaps a worker, after which
+// the worker's live gauges no longer count; everything else it wrote stays (counters never
+// go backwards). Files that do not exist are not an error.
+func RemoveLiveFiles(dir, id string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	var errs []error
+	for _, m := range liveModes {
+		p := filepath.Join(dir, "gauge_"+string(m)+"_"+id+".db")
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("metrics: remove %s: %w", p, err))
+		}
+	}
+	return errors.Join(errs...)
+}
