@@ -1,0 +1,263 @@
+package middleware_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/herdhttp/herd/middleware"
+)
+
+// combinedRE splits a combined-format line the way log collectors do:
+// unquoted fields hold no space, quoted fields escape their quotes.
+var combinedRE = regexp.MustCompile(`^(\S+) (\S+) (\S+) \[([^\]]+)\] "((?:[^"\\]|\\.)*)" (\d{3}) (\d+|-) "((?:[^"\\]|\\.)*)" "((?:[^"\\]|\\.)*)"$`)
+
+type logLine struct {
+	host, ident, user, time, request, status, bytes, referer, agent string
+}
+
+func parseLine(t *testing.T, line string) logLine {
+	t.Helper()
+	m := combinedRE.FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("not a combined log line: %q", line)
+	}
+	return logLine{m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8], m[9]}
+}
+
+func TestAccessLogFields(t *testing.T) {
+	body := func(s string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, s) }
+	}
+	tests := []struct {
+		name    string
+		req     func() *http.Request
+		handler http.Handler
+		want    logLine // time is checked separately
+	}{
+		{
+			name: "plain GET",
+			req: func() *http.Request {
+				r := httptest.NewRequest("GET", "/hello?x=1", nil)
+				r.RemoteAddr = "192.0.2.7:51234"
+				return r
+			},
+			handler: body("hello\n"),
+			want:    logLine{"192.0.2.7", "-", "-", "", "GET /hello?x=1 HTTP/1.1", "200", "6", "-", "-"},
+		},
+		{
+			name: "status without body, referer, agent, user, IPv6",
+			req: func() *http.Request {
+				r := httptest.NewRequest("DELETE", "/users/42", nil)
+				r.RemoteAddr = "[2001:db8::1]:443"
+				r.Header.Set("Referer", "http://example.com/start")
+				r.Header.Set("User-Agent", "curl/8.0")
+				r.SetBasicAuth("frank", "secret")
+				return r
+			},
+			handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }),
+			want:    logLine{"2001:db8::1", "-", "frank", "", "DELETE /users/42 HTTP/1.1", "204", "-", "http://example.com/start", "curl/8.0"},
+		},
+		{
+			name: "not found",
+			req: func() *http.Request {
+				r := httptest.NewRequest("GET", "/nope", nil)
+				r.RemoteAddr = "127.0.0.1:1"
+				return r
+			},
+			handler: http.NotFoundHandler(),
+			want:    logLine{"127.0.0.1", "-", "-", "", "GET /nope HTTP/1.1", "404", "19", "-", "-"},
+		},
+		{
+			name: "handler writes nothing",
+			req: func() *http.Request {
+				r := httptest.NewRequest("HEAD", "/", nil)
+				r.RemoteAddr = "127.0.0.1:1"
+				r.Proto = "HTTP/1.0"
+				return r
+			},
+			handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}),
+			want:    logLine{"127.0.0.1", "-", "-", "", "HEAD / HTTP/1.0", "200", "-", "-", "-"},
+		},
+		{
+			name: "escaping",
+			req: func() *http.Request {
+				r := httptest.NewRequest("GET", "/q", nil)
+				r.RemoteAddr = "127.0.0.1:1"
+				r.RequestURI = "/a\"b\\c"
+				r.Header.Set("User-Agent", "evil\"agent\n127.0.0.1 - - [x] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"")
+				r.Header.Set("Referer", "caf\u00e9 \xff\x01\x7f")
+				r.SetBasicAuth("two words\"", "x")
+				return r
+			},
+			handler: body("x"),
+			want: logLine{"127.0.0.1", "-", `two\x20words\"`, "", `GET /a\"b\\c HTTP/1.1`, "200", "1",
+				"caf\u00e9 \\xff\\x01\\x7f", `evil\"agent\n127.0.0.1 - - [x] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			h := middleware.AccessLog(&out)(tt.handler)
+			before := time.Now().Truncate(time.Second)
+			h.ServeHTTP(httptest.NewRecorder(), tt.req())
+			after := time.Now()
+			s := out.String()
+			if strings.Count(s, "\n") != 1 || !strings.HasSuffix(s, "\n") {
+				t.Fatalf("want exactly one line, got %q", s)
+			}
+			got := parseLine(t, strings.TrimSuffix(s, "\n"))
+			ts, err := time.Parse("02/Jan/2006:15:04:05 -0700", got.time)
+			if err != nil {
+				t.Fatalf("time field %q: %v", got.time, err)
+			}
+			if ts.Before(before) || ts.After(after) {
+				t.Errorf("time %v not within [%v, %v]", ts, before, after)
+			}
+			got.time = ""
+			if got != tt.want {
+				t.Errorf("got  %+v\nwant %+v\nline %q", got, tt.want, s)
+			}
+		})
+	}
+}
+
+func TestAccessLogPanicIsLoggedAs500(t *testing.T) {
+	var out bytes.Buffer
+	h := middleware.AccessLog(&out)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		panic("boom")
+	}))
+	func() {
+		defer func() {
+			if p := recover(); p != "boom" {
+				t.Errorf("recovered %v, want the handler's panic to go on", p)
+			}
+		}()
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/p", nil))
+	}()
+	got := parseLine(t, strings.TrimSuffix(out.String(), "\n"))
+	if got.status != "500" {
+		t.Errorf("status %s, want 500", got.status)
+	}
+
+	// A status already sent stays what the client saw.
+	out.Reset()
+	h = middleware.AccessLog(&out)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusAccepted)
+		panic(http.ErrAbortHandler)
+	}))
+	func() {
+		defer func() { recover() }()
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/p", nil))
+	}()
+	if got := parseLine(t, strings.TrimSuffix(out.String(), "\n")); got.status != "202" {
+		t.Errorf("status %s, want 202", got.status)
+	}
+}
+
+// TestAccessLogConcurrentLinesStayWhole serves real connections in parallel
+// through a writer that is not safe for concurrent use; every request must
+// give exactly one whole line.
+func TestAccessLogConcurrentLinesStayWhole(t *testing.T) {
+	var out bytes.Buffer // not safe for concurrent use on purpose
+	r := chi.NewRouter()
+	r.Use(middleware.AccessLog(&out))
+	r.Get("/users/{id}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "user %s\n", chi.URLParam(r, "id"))
+	})
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+
+	const n, c = 400, 8
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for w := range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += c {
+				resp, err := srv.Client().Get(fmt.Sprintf("%s/users/%d", srv.URL, i))
+				if err != nil {
+					errs <- err
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	srv.Close() // every handler has returned, so every line is written
+
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(&out)
+	for sc.Scan() {
+		l := parseLine(t, sc.Text())
+		if l.host != "127.0.0.1" || l.status != "200" || !strings.HasPrefix(l.request, "GET /users/") || l.agent != "Go-http-client/1.1" {
+			t.Errorf("unexpected line %q", sc.Text())
+		}
+		want := len("user \n") + len(strings.TrimSuffix(strings.TrimPrefix(l.request, "GET /users/"), " HTTP/1.1"))
+		if l.bytes != fmt.Sprint(want) {
+			t.Errorf("bytes %s, want %d in %q", l.bytes, want, sc.Text())
+		}
+		seen[l.request] = true
+	}
+	if len(seen) != n {
+		t.Errorf("%d distinct request lines logged, want %d", len(seen), n)
+	}
+}
+
+func TestAccessLogKeepsFlusher(t *testing.T) {
+	var out bytes.Buffer
+	flushed := false
+	h := middleware.AccessLog(&out)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "part")
+		if err := http.NewResponseController(w).Flush(); err != nil {
+			t.Errorf("Flush through the access log: %v", err)
+		}
+		flushed = true
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/stream", nil))
+	if !flushed || !rec.Flushed {
+		t.Error("the recorder was not flushed")
+	}
+	if got := parseLine(t, strings.TrimSuffix(out.String(), "\n")); got.bytes != "4" {
+		t.Errorf("bytes %s, want 4", got.bytes)
+	}
+}
+
+func ExampleAccessLog() {
+	r := chi.NewRouter()
+	r.Use(middleware.AccessLog(os.Stdout)) // first, so it sees the request as sent
+	r.Get("/hello", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello\n") })
+	_ = http.ListenAndServe("127.0.0.1:8080", r)
+}
+
+func BenchmarkAccessLog(b *testing.B) {
+	h := middleware.AccessLog(io.Discard)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello\n")
+	}))
+	r := httptest.NewRequest("GET", "/hello", nil)
+	r.Header.Set("User-Agent", "wrk")
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeHTTP(w, r)
+	}
+}
