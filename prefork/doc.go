@@ -1,0 +1,97 @@
+// Package prefork is herd's process supervisor: one binary, run as a master, starts N worker
+// processes that serve the same TCP port, and keeps them running. It knows nothing of HTTP or
+// metrics; it reports what happens through Hooks and Master.Workers.
+//
+// # Process model
+//
+// The program calls Worker first thing in main. In a worker it returns the WorkerProcess
+// (slot, id, listeners); otherwise the program is the master:
+//
+//	if w, ok := prefork.Worker(); ok {
+//		// serve on w.Listeners, then:
+//		w.Ready()
+//		<-w.Stop()
+//		// stop accepting, drain, exit 0
+//		return
+//	}
+//	m, err := prefork.NewMaster(cfg) // validates, binds: exit 2 on error, nothing started
+//	...
+//	err = m.Run(ctx)                 // starts and supervises the workers until stopped
+//
+// The master starts each worker by re-executing its own binary (os.Executable, or
+// Config.Path) with the same arguments and a marker in the environment, HERD_WORKER, which
+// Worker reads and then unsets, so that the application's own subprocesses are not mistaken
+// for workers. A worker is never started by parsing special command-line flags.
+//
+// A worker inherits, after stdin, stdout and stderr: descriptor 3, the status pipe on which
+// it reports "ready", its heartbeats (with the number of requests served) and "retire";
+// descriptor 4, the lifeline pipe, which the master never writes: end-of-file on it means the
+// master is gone; and descriptors 5 and up, the listening sockets.
+//
+// Worker slots are numbered 0..N-1. Each slot has two lanes, so a worker's ID is "<slot>a" or
+// "<slot>b": a planned replacement (reload, max-requests) starts in the free lane, overlaps
+// its predecessor until it is ready, and never shares a per-ID file with it. A worker that
+// replaces a dead one takes over its lane (and so its files).
+//
+// # Listeners
+//
+// In ModeReusePort (the default) the master opens one SO_REUSEPORT socket per slot and keeps
+// it for its whole run: the connections the kernel queued on a slot wait for the slot's next
+// worker instead of being reset with the worker. In ModeShared all workers inherit one
+// socket, and the queue is shared. Either way, replacing a worker drops nothing as long as
+// the worker drains properly (see the server package). Sockets are opened in NewMaster, so a
+// port in use is reported before anything starts; before binding SO_REUSEPORT sockets the
+// master binds each address once without it, because SO_REUSEPORT would silently share the
+// port with another server of the same user.
+//
+// # Signals
+//
+// To the master: SIGTERM and SIGINT stop gracefully (workers get SIGTERM and
+// Config.GracefulTimeout to drain, then SIGKILL); SIGQUIT (or a second SIGINT) stops at once;
+// SIGHUP restarts the workers slot by slot, each new worker ready before its predecessor is
+// told to stop; SIGTTIN and SIGTTOU add or remove one slot; SIGUSR1 calls
+// Hooks.OnReopenLogs. Workers catch and drop SIGINT and SIGQUIT (a terminal sends them to
+// the whole process group; the master drives the shutdown) and turn SIGTERM into Stop.
+//
+// # Supervision
+//
+// The master reaps every worker (and, when it runs as PID 1, every orphan the kernel hands
+// it). A worker that exits unasked is respawned at once, then with exponential backoff while
+// its slot keeps failing. Unplanned exits count toward a sliding-window limit
+// (Config.CrashLimit per Config.CrashWindow; ErrRestartLimit); planned ones (reload,
+// max-requests, scale-down, shutdown) never do. A worker that exits or hangs before it is
+// ready while the master is starting stops the master with ErrBootFailed, as gunicorn does;
+// during a reload it aborts the reload and the old workers keep serving. A ready worker
+// whose heartbeat stops for Config.Timeout is killed and replaced.
+//
+// # Traps
+//
+//   - Go ties PR_SET_PDEATHSIG to the thread that started the child, not the process, and the
+//     runtime retires threads: a worker started from an ordinary goroutine can get its
+//     "parent died" signal while the master is alive. The master starts every worker from
+//     one goroutine locked to its thread for the whole of Run.
+//   - (*os.File).Fd, which exec.Cmd and os.StartProcess call on every file they pass, puts the
+//     descriptor in blocking mode, and that flag is shared by every process holding the
+//     socket: a worker blocked in accept(2) cannot be woken by closing its listener. The
+//     master keeps its sockets as raw non-blocking descriptors and starts workers with
+//     syscall.ForkExec.
+//   - A process that has exited can linger as a zombie when PID 1 reaps lazily: check
+//     liveness by /proc/PID/stat state, not kill(pid, 0).
+//   - SO_REUSEPORT: closing a slot's socket resets the connections queued on it (unless the
+//     kernel's net.ipv4.tcp_migrate_req is on); the master therefore never closes a slot's
+//     socket while it runs.
+//   - Every worker re-runs every init function of the binary: keep them free of side effects.
+//     And `go run` re-executes a temporary binary that is deleted on exit: fine, but a
+//     reload cannot pick up a rebuilt binary that way.
+//
+// # Environment
+//
+// The master reads its environment once, in NewMaster, from Config.Environ (nil: os.Environ):
+// systemd's LISTEN_FDS/LISTEN_PID and NOTIFY_SOCKET/WATCHDOG_USEC, and GOMAXPROCS and
+// GOMEMLIMIT, which it divides among the workers. The worker side reads only HERD_WORKER.
+//
+// # Concurrency
+//
+// Master and WorkerProcess methods are safe for concurrent use. Hooks run on the master's
+// supervisor goroutine, one at a time (see Hooks).
+package prefork

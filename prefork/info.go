@@ -1,0 +1,126 @@
+package prefork
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+)
+
+// WorkerState is the life-cycle state of a worker process.
+type WorkerState string
+
+const (
+	StateStarting WorkerState = "starting" // started, not ready yet
+	StateReady    WorkerState = "ready"    // serving, heartbeating
+	StateStopping WorkerState = "stopping" // told to stop (SIGTERM), draining
+	StateKilled   WorkerState = "killed"   // sent SIGKILL, not reaped yet
+)
+
+// WorkerInfo describes one live worker process (see Master.Workers).
+type WorkerInfo struct {
+	Slot          int         `json:"slot"`
+	ID            string      `json:"id"`
+	PID           int         `json:"pid"`
+	State         WorkerState `json:"state"`
+	Started       time.Time   `json:"started"`
+	Ready         time.Time   `json:"ready,omitzero"`
+	Restarts      int         `json:"restarts"` // workers the slot started before this one
+	Requests      uint64      `json:"requests"` // as of the last heartbeat
+	LastHeartbeat time.Time   `json:"last_heartbeat,omitzero"`
+}
+
+// ExitReason says why a worker process ended.
+type ExitReason string
+
+const (
+	// Unplanned: these count toward Config.CrashLimit.
+	ExitCrashed    ExitReason = "crashed"     // exited on its own after it was ready
+	ExitBootFailed ExitReason = "boot-failed" // exited, or was killed after BootTimeout, before it was ready
+	ExitTimeout    ExitReason = "timeout"     // killed after its heartbeat stopped for Timeout
+	// Planned: these never count.
+	ExitShutdown   ExitReason = "shutdown"    // the master stopped
+	ExitReloaded   ExitReason = "reloaded"    // replaced by a rolling restart (HUP, Reload)
+	ExitRetired    ExitReason = "retired"     // replaced after Retire (max requests)
+	ExitScaledDown ExitReason = "scaled-down" // its slot was removed (TTOU, SetWorkers)
+)
+
+// Planned reports whether the master asked for this exit.
+func (r ExitReason) Planned() bool {
+	switch r {
+	case ExitShutdown, ExitReloaded, ExitRetired, ExitScaledDown:
+		return true
+	}
+	return false
+}
+
+// WorkerExit describes a reaped worker (Hooks.OnWorkerExit).
+type WorkerExit struct {
+	Slot    int
+	ID      string
+	PID     int
+	Reason  ExitReason
+	Status  int            // exit status, or -1 when killed by a signal
+	Signal  syscall.Signal // the signal that killed it, or 0
+	Killed  bool           // the master sent SIGKILL (timeout, or a drain longer than GracefulTimeout)
+	Started time.Time
+	Ran     time.Duration
+	Ready   bool // it had reported ready
+}
+
+// Err returns nil for a clean planned exit (status 0), otherwise an error describing it.
+func (e WorkerExit) Err() error {
+	if e.Reason.Planned() && e.Status == 0 && !e.Killed {
+		return nil
+	}
+	return &WorkerExitError{Slot: e.Slot, ID: e.ID, PID: e.PID, Reason: e.Reason, How: e.how()}
+}
+
+func (e WorkerExit) how() string {
+	s := ""
+	switch {
+	case e.Signal != 0:
+		s = "killed by signal " + e.Signal.String()
+	default:
+		s = fmt.Sprintf("exited with status %d", e.Status)
+	}
+	if e.Killed {
+		switch e.Reason {
+		case ExitTimeout:
+			s += " (no heartbeat)"
+		case ExitBootFailed:
+			s += " (boot timeout)"
+		default:
+			s += " (graceful timeout)"
+		}
+	}
+	return s
+}
+
+// WorkerExitError describes a worker that did not end well. Run's errors wrap one.
+type WorkerExitError struct {
+	Slot   int
+	ID     string
+	PID    int
+	Reason ExitReason
+	How    string // "exited with status 1", "killed by signal killed (boot timeout)"
+}
+
+func (e *WorkerExitError) Error() string {
+	return fmt.Sprintf("worker %d (id %s, pid %d) %s: %s", e.Slot, e.ID, e.PID, e.Reason, e.How)
+}
+
+// Errors returned by Run (wrapped, with the worker that caused them: use errors.Is).
+var (
+	// ErrBootFailed: a worker exited or timed out before it was ready while the master was
+	// starting up. Like gunicorn's "Worker failed to boot", the master stops instead of
+	// respawning a worker that cannot start. (After start-up, boot failures are respawned
+	// with backoff and count toward the crash limit; during a rolling restart they abort
+	// the restart and the old workers keep serving.)
+	ErrBootFailed = errors.New("prefork: worker failed to boot")
+	// ErrRestartLimit: more than Config.CrashLimit unplanned worker exits within
+	// Config.CrashWindow.
+	ErrRestartLimit = errors.New("prefork: restart limit exceeded")
+	// ErrRunTwice: Run was called more than once, or after Close.
+	ErrRunTwice = errors.New("prefork: master already run or closed")
+)

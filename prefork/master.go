@@ -1,0 +1,239 @@
+package prefork
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Master supervises the worker processes. Create it with NewMaster, then call Run once.
+// Its methods are safe for concurrent use.
+type Master struct {
+	cfg *settings
+	env *env
+	log *slog.Logger
+
+	addrs    []net.Addr
+	shared   []int   // ModeShared (or socket activation): the sockets every worker inherits
+	slotFDs  [][]int // ModeReusePort: the sockets of the slots opened by NewMaster
+	fdMu     sync.Mutex
+	fdClosed bool // guarded by fdMu
+
+	ran atomic.Bool // Run or Close was called
+
+	cmdMu sync.Mutex
+	cmds  []command // guarded by cmdMu
+	wake  chan struct{}
+
+	infoMu sync.Mutex
+	info   []WorkerInfo // guarded by infoMu; the supervisor's latest snapshot
+}
+
+type command struct {
+	reload  bool
+	workers int // > 0: SetWorkers
+	delta   int // TTIN (+1) / TTOU (-1)
+}
+
+// NewMaster validates cfg and opens the listening sockets, so that every configuration
+// problem, "address already in use" included, is reported here, before anything is started.
+// Errors are one line, prefixed "prefork: ". The sockets listen from now on: connections
+// queue until the workers are ready. Call Run, or Close if the master will not run.
+func NewMaster(cfg Config) (*Master, error) {
+	return newMaster(cfg, newStdEnv())
+}
+
+func newMaster(cfg Config, e *env) (*Master, error) {
+	s, err := cfg.validate(e)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Access(s.Path, unix.X_OK); err != nil {
+		return nil, configErr("worker executable %s: %v", s.Path, err)
+	}
+	if s.PIDFile != "" {
+		if err := checkPIDFile(s.PIDFile, e); err != nil {
+			return nil, err
+		}
+	}
+	m := &Master{cfg: s, env: e, log: s.logger, wake: make(chan struct{}, 1)}
+	backlog := m.backlog()
+	switch {
+	case len(s.activated) > 0:
+		if err := checkActivated(s.activated); err != nil {
+			return nil, err
+		}
+		m.shared = s.activated
+	case s.Mode == ModeShared:
+		for _, a := range s.addrs {
+			fd, err := openSocket(a, false, backlog)
+			if err != nil {
+				closeFDs(m.shared)
+				return nil, listenErr(a, err)
+			}
+			m.shared = append(m.shared, fd)
+		}
+	default:
+		bound, err := probeAddrs(s.addrs)
+		if err != nil {
+			return nil, err
+		}
+		s.addrs = bound
+		for range s.Workers {
+			fds, err := openSlotSockets(bound, backlog)
+			if err != nil {
+				for _, f := range m.slotFDs {
+					closeFDs(f)
+				}
+				return nil, err
+			}
+			m.slotFDs = append(m.slotFDs, fds)
+		}
+	}
+	first := m.shared
+	if first == nil {
+		first = m.slotFDs[0]
+	}
+	for _, fd := range first {
+		sa, err := unix.Getsockname(fd)
+		if err != nil {
+			m.closeFDs()
+			return nil, configErr("getsockname: %v", err)
+		}
+		m.addrs = append(m.addrs, sockaddrToAddr(sa))
+	}
+	return m, nil
+}
+
+func sockaddrToAddr(sa unix.Sockaddr) net.Addr {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(sa.Addr[:]).To16(), Port: sa.Port}
+	case *unix.SockaddrInet6:
+		a := &net.TCPAddr{IP: net.IP(sa.Addr[:]), Port: sa.Port}
+		if sa.ZoneId != 0 {
+			if ifi, err := net.InterfaceByIndex(int(sa.ZoneId)); err == nil {
+				a.Zone = ifi.Name
+			}
+		}
+		return a
+	case *unix.SockaddrUnix:
+		return &net.UnixAddr{Name: sa.Name, Net: "unix"}
+	}
+	return nil
+}
+
+// Addrs returns the addresses the workers serve, with the ports actually bound (useful with
+// port 0), in the order of Config.Addrs (or of systemd's sockets).
+func (m *Master) Addrs() []net.Addr { return append([]net.Addr(nil), m.addrs...) }
+
+// Run starts the workers and supervises them until the master stops: on SIGTERM or SIGINT,
+// or when ctx is done (graceful: the workers get SIGTERM and GracefulTimeout to drain, then
+// SIGKILL), on SIGQUIT or a second SIGINT (immediate: SIGKILL), or on a fatal error
+// (ErrBootFailed, ErrRestartLimit: graceful). It returns only after every worker was reaped
+// and the sockets were closed: nil after a requested stop, the error otherwise.
+//
+// Run handles SIGHUP (Reload), SIGTTIN and SIGTTOU (one worker more or fewer), SIGUSR1
+// (Hooks.OnReopenLogs) and SIGCHLD while it runs, and restores their handling when it
+// returns. The workers are started from one goroutine locked to its OS thread for the whole
+// run: the kernel sends a worker its parent-death signal (PR_SET_PDEATHSIG) when the thread
+// that started it exits, not the process, and Go retires threads.
+//
+// Run may be called only once; later calls return ErrRunTwice.
+func (m *Master) Run(ctx context.Context) error {
+	if !m.ran.CompareAndSwap(false, true) {
+		return ErrRunTwice
+	}
+	errc := make(chan error, 1)
+	go func() {
+		// Never unlocked: when this goroutine ends, its thread ends with it, and the
+		// parent-death signal reaches any worker that is, against all odds, still alive.
+		runtime.LockOSThread()
+		s := newSupervisor(m)
+		errc <- s.run(ctx)
+	}()
+	return <-errc
+}
+
+// Close releases the listening sockets of a master that will not Run. It returns nil, and
+// does nothing after Run was called (Run closes them itself).
+func (m *Master) Close() error {
+	if m.ran.CompareAndSwap(false, true) {
+		m.closeFDs()
+	}
+	return nil
+}
+
+func (m *Master) closeFDs() {
+	m.fdMu.Lock()
+	defer m.fdMu.Unlock()
+	if m.fdClosed {
+		return
+	}
+	m.fdClosed = true
+	closeFDs(m.shared)
+	for _, f := range m.slotFDs {
+		closeFDs(f)
+	}
+}
+
+// Workers returns a snapshot of the live worker processes, sorted by slot and ID. During a
+// planned replacement a slot has two (the successor and the one it replaces).
+func (m *Master) Workers() []WorkerInfo {
+	m.infoMu.Lock()
+	defer m.infoMu.Unlock()
+	return append([]WorkerInfo(nil), m.info...)
+}
+
+// Reload starts a rolling restart, as SIGHUP does: slot by slot, a new worker is started
+// (from Config.Path, so a replaced binary is picked up), and the old one is told to stop once
+// the new one is ready. If a new worker fails to boot, the restart is abandoned and the
+// remaining old workers keep serving. It does not wait.
+func (m *Master) Reload() { m.post(command{reload: true}) }
+
+// SetWorkers changes the number of worker slots, as SIGTTIN and SIGTTOU do one at a time.
+// Removed slots are the highest; their workers are stopped gracefully. It does not wait.
+func (m *Master) SetWorkers(n int) error {
+	if n < 1 || n > maxWorkers {
+		return fmt.Errorf("prefork: workers must be between 1 and %d (got %d)", maxWorkers, n)
+	}
+	m.post(command{workers: n})
+	return nil
+}
+
+func (m *Master) post(c command) {
+	m.cmdMu.Lock()
+	m.cmds = append(m.cmds, c)
+	m.cmdMu.Unlock()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (m *Master) takeCommands() []command {
+	m.cmdMu.Lock()
+	defer m.cmdMu.Unlock()
+	c := m.cmds
+	m.cmds = nil
+	return c
+}
+
+func (m *Master) publish(info []WorkerInfo) {
+	m.infoMu.Lock()
+	m.info = info
+	m.infoMu.Unlock()
+}
+
+// addSlotFDs records the sockets of a slot added at run time, so that closeFDs closes them.
+func (m *Master) addSlotFDs(fds []int) {
+	m.fdMu.Lock()
+	defer m.fdMu.Unlock()
+	m.slotFDs = append(m.slotFDs, fds)
+}
