@@ -116,6 +116,12 @@ func walk(data []byte, pos, used int, l Layout, fn func(rawEntry) error) error {
 		if end > used || end < 0 {
 			return fmt.Errorf("%w: entry at offset %d runs past used (%d)", ErrCorrupt, pos, used)
 		}
+		// json.dumps of a list starts with '[' and ends with ']'; checking
+		// both catches a key length that is off by a few bytes (it would
+		// otherwise swallow pad spaces, which JSON allows as whitespace).
+		if data[keyStart] != '[' || data[keyStart+klen-1] != ']' {
+			return fmt.Errorf("%w: key at offset %d is not a JSON list", ErrCorrupt, pos)
+		}
 		for _, c := range data[keyStart+klen : valueOff] {
 			if c != ' ' {
 				return fmt.Errorf("%w: bad padding at offset %d", ErrCorrupt, pos)

@@ -139,9 +139,12 @@ var ErrBadKey = errors.New("mmapstore: malformed key")
 // DecodeKey parses a key written by EncodeKey or by any client_python version:
 // a JSON array of a string, a string, an object of strings and a string. It
 // accepts any valid JSON of that shape (whitespace, escapes, raw UTF-8), not
-// only Python's exact spelling. A label name that occurs twice keeps its last
+// only Python's exact spelling, but not invalid UTF-8. A label name that occurs twice keeps its last
 // value, as a Python dict would.
 func DecodeKey(b []byte) (Key, error) {
+	if !utf8.Valid(b) { // as Python's reader, which decodes the key as UTF-8 first
+		return Key{}, fmt.Errorf("%w: invalid UTF-8", ErrBadKey)
+	}
 	d := keyDecoder{b: b}
 	var k Key
 	d.ws()

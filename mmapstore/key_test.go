@@ -129,6 +129,7 @@ func TestDecodeKeyTolerant(t *testing.T) {
 		`["a", "b", {"x": 1}, "c"]`, `["a", "b", {}, "c"] x`, "[\"a\n\", \"b\", {}, \"c\"]",
 		`["a\q", "b", {}, "c"]`, `["\u12", "b", {}, "c"]`, `["a", "b", {"x" "1"}, "c"]`,
 		`["a", "b", {"x": "1",}, "c"]`, `{"a": "b"}`, `["a", "b", {}, "c"`, "\x00\x00\x00\x00",
+		"[\"a\xff\", \"b\", {}, \"c\"]",
 	}
 	for _, in := range bad {
 		if _, err := DecodeKey([]byte(in)); !errors.Is(err, ErrBadKey) {
@@ -197,4 +198,30 @@ for line in sys.stdin:
 	if _, err := os.Stat(py); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// FuzzDecodeKey: whatever DecodeKey accepts re-encodes to a key that decodes
+// to the same Key, and never panics.
+func FuzzDecodeKey(f *testing.F) {
+	f.Add([]byte(`["m", "m_total", {"Z": "3", "a": "2", "b": "x\"\n\\/<>&\u00e9\ud83d\ude00\u0001\u007f"}, "help \"q\" \u00e9"]`))
+	f.Add([]byte(`["a","b",{"x":"1","x":"2"},""]`))
+	f.Add([]byte(`["\ud800\u0041", "\/", {}, "é"]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		k, err := DecodeKey(b)
+		if err != nil {
+			return
+		}
+		names, values := make([]string, len(k.Labels)), make([]string, len(k.Labels))
+		for i, l := range k.Labels {
+			names[i], values[i] = l.Name, l.Value
+		}
+		enc := EncodeKey(k.Family, k.Sample, names, values, k.Help)
+		k2, err := DecodeKey(enc)
+		if err != nil || !reflect.DeepEqual(k, k2) {
+			t.Fatalf("%q -> %+v -> %s -> %+v, %v", b, k, enc, k2, err)
+		}
+		if string(EncodeKey(k2.Family, k2.Sample, names, values, k2.Help)) != string(enc) {
+			t.Fatal("encoding is not stable")
+		}
+	})
 }

@@ -145,13 +145,6 @@ func (r *Reader) ScanDir(dir string) (files []FileSamples, skipped []SkippedFile
 // scanFileLocked brings the cached state of path up to date and fills
 // fs.Samples. gone reports a file that vanished since the directory listing.
 func (r *Reader) scanFileLocked(path string, fs *FileSamples) (gone bool, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			// Only a memory fault is expected here: the file shrank between
-			// our stat and our loads.
-			gone, err = false, fmt.Errorf("%w: fault while reading (file shrank?): %v", ErrTruncated, p)
-		}
-	}()
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
 		if errors.Is(err, unix.ENOENT) {
@@ -182,16 +175,21 @@ func (r *Reader) scanFileLocked(path string, fs *FileSamples) (gone bool, err er
 			return errors.Is(err, unix.ENOENT), err
 		}
 	}
+	return false, guardFault(func() error { return r.readLocked(rf, fs) })
+}
+
+// readLocked parses what was appended to rf and loads every value.
+func (r *Reader) readLocked(rf *readerFile, fs *FileSamples) error {
 	used, err := checkHeader(rf.data)
 	if err != nil {
-		return false, err
+		return err
 	}
 	if used < rf.parsed { // rewritten in place: not by a writer of ours; start over
 		r.releaseEntriesLocked(rf)
 	}
 	if used > rf.parsed {
 		if err := r.parseLocked(rf, used); err != nil {
-			return false, err
+			return err
 		}
 	}
 	fs.Layout = rf.layout
@@ -204,7 +202,24 @@ func (r *Reader) scanFileLocked(path string, fs *FileSamples) (gone bool, err er
 		}
 		fs.Samples[i] = s
 	}
-	return false, nil
+	return nil
+}
+
+// guardFault runs fn and turns a memory fault into an ErrTruncated error. A
+// file that another process truncates under our read-only mapping makes the
+// next load from the lost pages raise SIGBUS; with debug.SetPanicOnFault (set
+// by ScanDir) that is a panic we can recover from. Any other panic is a bug
+// and is not swallowed.
+func guardFault(fn func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if _, ok := p.(interface{ Addr() uintptr }); !ok {
+				panic(p)
+			}
+			err = fmt.Errorf("%w: memory fault while reading (file shrank?): %v", ErrTruncated, p)
+		}
+	}()
+	return fn()
 }
 
 // remap maps the file at its current size. The identity is checked on the
