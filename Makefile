@@ -1,0 +1,41 @@
+# herd: build, run, test, bench. `make help` lists the targets.
+GO      ?= go
+BIN     := bin
+# Debian packages the tests use (installed by `make deps` when missing).
+DEBS    := python3-prometheus-client prometheus wrk
+FUZZTIME ?= 15s
+
+.PHONY: all build run test test-short deps vet fmt-check fuzz bench help clean
+
+all: build
+
+help:
+	@echo "make build   build bin/hello"
+	@echo "make run     run examples/hello on 127.0.0.1:8080 (admin on 127.0.0.1:9090)"
+	@echo "make test    install test dependencies, vet, gofmt check, all tests with -race, bounded fuzzing"
+	@echo "make bench   benchmarks (see README)"
+
+build:
+	$(GO) build -o $(BIN)/hello ./examples/hello
+
+run: build
+	@echo "hello: app on http://127.0.0.1:8080/hello, metrics on http://127.0.0.1:9090/metrics"
+	$(BIN)/hello
+
+deps:
+	@scripts/install-deps.sh $(DEBS)
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+test: deps build vet fmt-check
+	$(GO) test -race -count=1 -timeout 10m ./...
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf $(BIN)

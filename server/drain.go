@@ -1,0 +1,135 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// idleClose is how long a connection must have been idle before a draining
+// worker closes it. A request that a client sends on a connection at the very
+// moment the server closes it is lost (the client sees a clean EOF), so only
+// connections that have been quiet for a while are closed; busy ones are
+// told "Connection: close" on their next response instead.
+const idleClose = time.Second
+
+// drainer serves one handler on one or more listeners and stops without
+// losing a request: see Package doc, "Draining".
+type drainer struct {
+	srv      *http.Server
+	draining atomic.Bool
+	requests atomic.Uint64
+	// limit is the request count after which the process asks to be
+	// replaced (0: never); retire is called once when it is reached.
+	limit  uint64
+	retire func()
+	once   sync.Once
+
+	mu    sync.Mutex // guards conns
+	conns map[net.Conn]connInfo
+
+	serving sync.WaitGroup // one per Serve goroutine
+	lns     []net.Listener
+}
+
+type connInfo struct {
+	state http.ConnState
+	since time.Time
+}
+
+func newDrainer(h http.Handler, limit uint64, retire func()) *drainer {
+	d := &drainer{limit: limit, retire: retire, conns: map[net.Conn]connInfo{}}
+	d.srv = &http.Server{
+		Handler:           d.wrap(h),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ConnState:         d.track,
+	}
+	return d
+}
+
+func (d *drainer) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := d.requests.Add(1)
+		if d.draining.Load() {
+			w.Header().Set("Connection", "close")
+		} else if d.limit > 0 && n >= d.limit {
+			// The last response of a recycled worker closes its
+			// connection, so the client's next request goes to a
+			// process that will serve it.
+			w.Header().Set("Connection", "close")
+			if d.retire != nil {
+				d.once.Do(d.retire)
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (d *drainer) track(c net.Conn, s http.ConnState) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch s {
+	case http.StateClosed, http.StateHijacked:
+		delete(d.conns, c)
+	default:
+		d.conns[c] = connInfo{state: s, since: time.Now()}
+	}
+}
+
+// serve starts serving on every listener; it returns at once.
+func (d *drainer) serve(lns []net.Listener) {
+	d.lns = lns
+	for _, l := range lns {
+		d.serving.Add(1)
+		go func() {
+			defer d.serving.Done()
+			d.srv.Serve(l)
+		}()
+	}
+}
+
+// drain stops accepting, lets every open connection finish its current
+// request, and returns when all are closed or timeout has passed (then it
+// closes what remains). It must be called once.
+func (d *drainer) drain(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	d.draining.Store(true)
+	for _, l := range d.lns {
+		l.Close()
+	}
+	d.serving.Wait()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for time.Now().Before(deadline) {
+		if d.closeIdle(time.Now()) == 0 {
+			break
+		}
+		<-tick.C
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	err := d.srv.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		d.srv.Close()
+	}
+	return err
+}
+
+// closeIdle closes connections idle for at least idleClose and returns how
+// many connections remain open.
+func (d *drainer) closeIdle(now time.Time) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for c, ci := range d.conns {
+		if (ci.state == http.StateIdle || ci.state == http.StateNew) && now.Sub(ci.since) >= idleClose {
+			c.Close()
+			delete(d.conns, c)
+		}
+	}
+	return len(d.conns)
+}
