@@ -19,7 +19,8 @@ func DefBuckets() []float64 {
 }
 
 // LinearBuckets returns count buckets, the first with upper bound start, each width wider
-// than the previous. It returns an error if count < 1 or width <= 0.
+// than the previous, rounded to 15 significant digits (so that 0.1 + 2*0.1 is 0.3, not
+// 0.30000000000000004). It returns an error if count < 1 or width <= 0.
 func LinearBuckets(start, width float64, count int) ([]float64, error) {
 	if count < 1 {
 		return nil, fmt.Errorf("metrics: LinearBuckets needs a positive count, got %d", count)
@@ -29,13 +30,13 @@ func LinearBuckets(start, width float64, count int) ([]float64, error) {
 	}
 	b := make([]float64, count)
 	for i := range b {
-		b[i] = start + float64(i)*width
+		b[i] = round15(start + float64(i)*width)
 	}
 	return b, nil
 }
 
 // ExponentialBuckets returns count buckets, the first with upper bound start, each factor
-// times the previous. It returns an error if count < 1, start <= 0 or factor <= 1.
+// times the previous, rounded to 15 significant digits. It returns an error if count < 1, start <= 0 or factor <= 1.
 func ExponentialBuckets(start, factor float64, count int) ([]float64, error) {
 	if count < 1 {
 		return nil, fmt.Errorf("metrics: ExponentialBuckets needs a positive count, got %d", count)
@@ -45,9 +46,17 @@ func ExponentialBuckets(start, factor float64, count int) ([]float64, error) {
 	}
 	b := make([]float64, count)
 	for i := range b {
-		b[i] = start * math.Pow(factor, float64(i))
+		b[i] = round15(start * math.Pow(factor, float64(i)))
 	}
 	return b, nil
+}
+
+func round15(x float64) float64 {
+	r, err := strconv.ParseFloat(strconv.FormatFloat(x, 'g', 15, 64), 64)
+	if err != nil {
+		return x
+	}
+	return r
 }
 
 // HistogramOpts describes a histogram family.
