@@ -1,0 +1,4 @@
+package metrics
+
+// PyFloat exposes pyFloat to the external tests.
+var PyFloat = pyFloat
