@@ -1,10 +1,90 @@
-// Package mmapstore reads and writes the memory-mapped metric files of
-// Python prometheus_client's multiprocess mode, byte for byte, so that herd's
-// master can merge files written by Python and Python can read herd's.
+// Package mmapstore reads and writes the memory-mapped metric files of Python
+// prometheus_client's multiprocess mode, byte for byte: herd's master can merge
+// files that Python wrote, and Python's collector can read herd's.
 //
-// It knows bytes, keys and floats; it knows nothing of HTTP or of metric
-// semantics (merging by type lives in package metrics). Linux only.
+// It knows bytes, keys and floats; it knows nothing of HTTP or of what the
+// values mean (merging counters, gauge modes and histograms is package
+// metrics' job). It is Linux only (fallocate, renameat2, mmap semantics).
 //
-// (Work in progress: the full description of the format, the concurrency
-// model and the tmpfs/fallocate trap follows with the rest of the package.)
+// # The format
+//
+// A file holds one process's series of one metric type, named
+// counter_<id>.db, histogram_<id>.db, summary_<id>.db or gauge_<mode>_<id>.db
+// (see ParseFileName). Native (little-endian) byte order:
+//
+//	offset 0  int32 used   bytes in use from the start of the file, header included
+//	offset 4  4 zero bytes
+//	offset 8  entries, back to back, up to used:
+//	          int32 klen, klen key bytes, 1..8 spaces so the value is 8-byte aligned,
+//	          float64 value, and in the Current layout a float64 timestamp
+//
+// The key is Python's json.dumps([family, sample, labels, help],
+// sort_keys=True), which EncodeKey reproduces exactly (Go's encoding/json
+// differs in separators, escaping and non-ASCII). Layout Current (16 value
+// bytes) is what client_python 0.18 and later write, Legacy (8) what 0.4 to
+// 0.17 write, among them Debian 12's package. A file does not say which: the
+// readers try both and keep the one whose walk of the entries lands exactly on
+// used, with every key framed as a JSON list and padded with spaces. A writer
+// that continues an existing file keeps that file's layout.
+//
+// # Writing: File and Cell
+//
+// Open creates a file atomically (header written and space reserved under a
+// temporary name in the same directory, then renamed into place), or continues
+// an existing valid one, so that a restarted worker goes on from its
+// predecessor's counts. File.Cell appends an entry for a new key: the entry's
+// bytes first, then the new used, so a reader that sees used sees the whole
+// entry; readers take no lock.
+//
+// A Cell is the handle of one value. Add, Set and Load are one atomic pointer
+// load plus an atomic load, store or compare-and-swap loop on the value's
+// float64 bits inside the shared mapping: no lock, no allocation, no system
+// call. Concurrent adds from goroutines and from other processes that map the
+// same file are all counted. Everything in this package is safe for
+// concurrent use; only one process may append new entries to a given file.
+//
+// # The tmpfs trap, and why Cells never move
+//
+// Metric files usually live on a tmpfs (/dev/shm). Python grows a file with
+// truncate, which makes it sparse: a page gets memory only when it is first
+// written through the mapping, and on a full tmpfs that write is a SIGBUS that
+// kills the process, on the request path, long after the series was created.
+// mmapstore reserves every byte with fallocate(2) before it maps or uses it
+// (and fills the holes of a sparse file it continues), so a full filesystem
+// is an error from Open or File.Cell, when a series is created, and never a
+// crash. The worker keeps serving its existing series.
+//
+// Growing a file must not invalidate Cells that live handles point at, and
+// remapping would. So Open maps Options.MaxSize bytes (1 GiB by default) once,
+// MAP_SHARED, far beyond the file's end: mapping past EOF is legal, only
+// touching it faults, and the store never touches more than it has reserved.
+// Growth is then just fallocate inside the existing mapping: the address
+// space is reserved, memory is only what the file holds.
+//
+// # Deleted files (the third trap)
+//
+// A test fixture that deletes the metric files under a live writer leaves it
+// writing into an unlinked inode: in client_python every later increment is
+// silently lost. File.Check notices a deleted or replaced file (fstat's link
+// count, or the inode at the path differing from the open one) and recreates
+// it, atomically, with the current entries and values, re-pointing every Cell.
+// A goroutine that loaded a Cell's pointer just before the switch may still
+// add into the old mapping, so old mappings stay mapped until Close and every
+// Check moves such late adds over: nothing is lost. Check is cheap (two
+// stats); package metrics calls it before reading its own directory.
+//
+// # Reading: Reader
+//
+// The master reads the directory on every scrape. A Reader maps each file
+// read-only, remembers how far it parsed it and the keys it found, and on
+// later scans parses only entries appended since; identical key bytes in many
+// files (every worker has the same series) are decoded once and shared. A
+// steady-state scan is a stat per file and an atomic load per value. Files
+// that are zero-length, truncated, corrupt, foreign or oddly named are
+// skipped and reported, never an error (one such file fails the whole scrape
+// in client_python). A file replaced under the same name (new inode) is
+// parsed from the start; one that shrinks is remapped or skipped, and a
+// shrink that races with a read is caught as a memory fault
+// (debug.SetPanicOnFault) instead of killing the master. ReadFile is the
+// uncached, one-shot form.
 package mmapstore

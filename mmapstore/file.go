@@ -187,12 +187,23 @@ func (f *File) adopt(fd *os.File) error {
 	if used == headerSize {
 		binary.LittleEndian.PutUint32(data, headerSize) // Python's 0 means 8
 	}
-	return walk(data, headerSize, used, f.layout, func(e rawEntry) error {
-		if _, dup := f.index[string(e.key)]; !dup {
-			f.addCell(string(e.key), e.valueOff)
+	err = walk(data, headerSize, used, f.layout, func(e rawEntry) error {
+		if _, dup := f.index[string(e.key)]; dup {
+			return nil
 		}
+		// A key that readers cannot decode makes them skip the whole file:
+		// better to start a fresh one than to write where nobody reads.
+		if _, err := DecodeKey(e.key); err != nil {
+			return &badFileError{fmt.Errorf("%w: %w", ErrCorrupt, err)}
+		}
+		f.addCell(string(e.key), e.valueOff)
 		return nil
 	})
+	if err != nil {
+		unix.Munmap(data)
+		f.fd, f.data, f.index, f.cells = nil, nil, nil, nil
+	}
+	return err
 }
 
 func (f *File) addCell(key string, off int) *Cell {

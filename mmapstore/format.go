@@ -96,7 +96,8 @@ type rawEntry struct {
 	valueOff int
 }
 
-// walk parses the entries of data[pos:used] in layout l and calls fn for each.
+// walk parses the entries of data[pos:used] in layout l and calls fn (if not
+// nil) for each.
 // It fails unless every entry is well formed and the walk lands exactly on
 // used: that is how the two layouts are told apart, and how corruption shows.
 // It never reads outside data[:used]; the caller ensures used <= len(data).
@@ -127,36 +128,43 @@ func walk(data []byte, pos, used int, l Layout, fn func(rawEntry) error) error {
 				return fmt.Errorf("%w: bad padding at offset %d", ErrCorrupt, pos)
 			}
 		}
-		if err := fn(rawEntry{key: data[keyStart : keyStart+klen], valueOff: valueOff}); err != nil {
-			return err
+		if fn != nil {
+			if err := fn(rawEntry{key: data[keyStart : keyStart+klen], valueOff: valueOff}); err != nil {
+				return err
+			}
 		}
 		pos = end
 	}
 	return nil
 }
 
-// detectLayout finds the layout in which data[pos:used] walks cleanly with
-// every key decodable. prefer is tried first; it matters only for the
-// (practically impossible) case of a file valid in both.
+// detectLayout finds the layout in which data[pos:used] walks cleanly. The
+// walk alone (lengths, '[' ... ']' framing, space padding, landing exactly on
+// used) settles it in practice; only if both layouts walk cleanly are the keys
+// decoded to break the tie. prefer wins a complete tie.
 func detectLayout(data []byte, pos, used int, prefer Layout) (Layout, error) {
-	check := func(e rawEntry) error {
-		if _, err := DecodeKey(e.key); err != nil {
-			return fmt.Errorf("%w: %w", ErrCorrupt, err)
-		}
-		return nil
-	}
 	other := Legacy
 	if prefer == Legacy {
 		other = Current
 	}
-	err := walk(data, pos, used, prefer, check)
-	if err == nil {
+	errP := walk(data, pos, used, prefer, nil)
+	errO := walk(data, pos, used, other, nil)
+	switch {
+	case errP == nil && errO == nil:
+		decodes := func(e rawEntry) error {
+			_, err := DecodeKey(e.key)
+			return err
+		}
+		if walk(data, pos, used, prefer, decodes) != nil && walk(data, pos, used, other, decodes) == nil {
+			return other, nil
+		}
 		return prefer, nil
-	}
-	if walk(data, pos, used, other, check) == nil {
+	case errP == nil:
+		return prefer, nil
+	case errO == nil:
 		return other, nil
 	}
-	return prefer, err
+	return prefer, errP
 }
 
 // checkHeader validates a file's size and header and returns used.

@@ -171,15 +171,22 @@ func (r *Reader) scanFileLocked(path string, fs *FileSamples) (gone bool, err er
 		r.files[path] = rf
 	}
 	if int(st.Size) != len(rf.data) {
-		if err := rf.remap(path, int(st.Size)); err != nil {
+		if err := rf.remap(path); err != nil {
 			return errors.Is(err, unix.ENOENT), err
 		}
 	}
-	return false, guardFault(func() error { return r.readLocked(rf, fs) })
+	return false, guardFault(func() error { return r.readLocked(path, rf, fs) })
 }
 
 // readLocked parses what was appended to rf and loads every value.
-func (r *Reader) readLocked(rf *readerFile, fs *FileSamples) error {
+func (r *Reader) readLocked(path string, rf *readerFile, fs *FileSamples) error {
+	if len(rf.data) >= headerSize && readUsed(rf.data) > len(rf.data) {
+		// The writer grew the file after our stat: map it again before
+		// calling it truncated.
+		if err := rf.remap(path); err != nil {
+			return err
+		}
+	}
 	used, err := checkHeader(rf.data)
 	if err != nil {
 		return err
@@ -222,9 +229,10 @@ func guardFault(fn func() error) (err error) {
 	return fn()
 }
 
-// remap maps the file at its current size. The identity is checked on the
-// opened descriptor, so a replacement racing with the stat starts over.
-func (rf *readerFile) remap(path string, size int) error {
+// remap maps the file at its current size (from fstat). The identity is
+// checked on the opened descriptor, so a replacement racing with the stat
+// starts over.
+func (rf *readerFile) remap(path string) error {
 	fd, err := os.Open(path)
 	if err != nil {
 		return err
@@ -243,8 +251,8 @@ func (rf *readerFile) remap(path string, size int) error {
 		}
 		return fmt.Errorf("%w: %d bytes, shorter than the header", ErrTruncated, st.Size)
 	}
-	size = int(min(st.Size, maxFileSize))
-	data, err := unix.Mmap(int(fd.Fd()), 0, size, unix.PROT_READ, unix.MAP_SHARED)
+	size := int(min(st.Size, maxFileSize))
+	data, err := unix.Mmap(int(fd.Fd()), 0, size, unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
 		return fmt.Errorf("mmap: %w", err)
 	}

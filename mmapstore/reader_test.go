@@ -148,7 +148,7 @@ func TestGuardFault(t *testing.T) {
 	var st unix.Stat_t
 	unix.Stat(path, &st)
 	rf.dev, rf.ino = uint64(st.Dev), uint64(st.Ino)
-	if err := rf.remap(path, int(st.Size)); err != nil {
+	if err := rf.remap(path); err != nil {
 		t.Fatal(err)
 	}
 	defer unix.Munmap(rf.data)
@@ -156,7 +156,7 @@ func TestGuardFault(t *testing.T) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	r := NewReader()
 	var fs FileSamples
-	err := guardFault(func() error { return r.readLocked(rf, &fs) })
+	err := guardFault(func() error { return r.readLocked(path, rf, &fs) })
 	if !errors.Is(err, ErrTruncated) {
 		t.Fatalf("guardFault = %v", err)
 	}
@@ -331,5 +331,36 @@ func TestReaderLayoutDecidedOnFirstEntries(t *testing.T) {
 	files, skipped, _ := r.ScanDir(dir)
 	if len(skipped) != 0 || len(files[0].Samples) != 1 || files[0].Samples[0].Value != 4 || files[0].Layout != Legacy {
 		t.Fatalf("%+v %v", files, skipped)
+	}
+}
+
+// TestReaderGrowthAfterStat: the writer grows the file between the reader's
+// stat (and mapping) and its read of used; the reader maps again instead of
+// reporting a healthy file as truncated.
+func TestReaderGrowthAfterStat(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "counter_0a.db")
+	f := writeSeries(t, path, Current, 0, 10)
+	defer f.Close()
+	rf := &readerFile{parsed: headerSize}
+	var st unix.Stat_t
+	unix.Stat(path, &st)
+	rf.dev, rf.ino = uint64(st.Dev), uint64(st.Ino)
+	if err := rf.remap(path); err != nil {
+		t.Fatal(err)
+	}
+	small := len(rf.data)
+	for i := 10; i < 2000; i++ { // grows the file well past the mapping
+		c, _ := f.Cell(EncodeKey("c", "c_total", []string{"i"}, []string{fmt.Sprint(i)}, "help"))
+		c.Set(float64(i))
+	}
+	r := NewReader()
+	defer r.Close()
+	var fs FileSamples
+	if err := guardFault(func() error { return r.readLocked(path, rf, &fs) }); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(rf.data)
+	if len(rf.data) <= small || len(fs.Samples) != 2000 || fs.Samples[1999].Value != 1999 {
+		t.Fatalf("mapping %d -> %d bytes, %d samples", small, len(rf.data), len(fs.Samples))
 	}
 }
