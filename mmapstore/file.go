@@ -101,6 +101,7 @@ func Open(path string, opts Options) (*File, error) {
 			if !errors.As(err, &bad) {
 				return nil, fmt.Errorf("mmapstore: open %s: %w", path, err)
 			}
+			f.layout = opts.Layout // adopt may have detected the bad file's
 			if !errors.Is(err, ErrEmptyFile) {
 				aside := fmt.Sprintf("%s.corrupt-%d", path, time.Now().UnixNano())
 				if err := os.Rename(path, aside); err != nil {

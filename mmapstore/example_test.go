@@ -1,0 +1,52 @@
+package mmapstore_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/herdhttp/herd/mmapstore"
+)
+
+// A worker writes a counter; the master reads the directory.
+func Example() {
+	dir, err := os.MkdirTemp("", "mmapstore-example")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+
+	f, err := mmapstore.Open(filepath.Join(dir, "counter_0a.db"), mmapstore.Options{})
+	if err != nil {
+		panic(err)
+	}
+	defer f.Close()
+	key := mmapstore.EncodeKey("http_requests", "http_requests_total", []string{"code"}, []string{"200"}, "Requests.")
+	c, err := f.Cell(key) // once per series; cache the *Cell
+	if err != nil {
+		panic(err) // e.g. a full disk
+	}
+	c.Add(1) // the hot path: lock-free, no allocation, no syscall
+	c.Add(2)
+
+	r := mmapstore.NewReader()
+	defer r.Close()
+	files, skipped, err := r.ScanDir(dir)
+	if err != nil {
+		panic(err)
+	}
+	for _, fs := range files {
+		for _, s := range fs.Samples {
+			fmt.Println(fs.Type, fs.ID, s.Key.Sample, s.Key.Labels, s.Value)
+		}
+	}
+	fmt.Println("skipped:", len(skipped))
+	// Output:
+	// counter 0a http_requests_total [{code 200}] 3
+	// skipped: 0
+}
+
+func ExampleEncodeKey() {
+	fmt.Printf("%s\n", mmapstore.EncodeKey("m", "m_total", []string{"b", "a"}, []string{"é😀", "<&>"}, "help"))
+	// Output: ["m", "m_total", {"a": "<&>", "b": "\u00e9\ud83d\ude00"}, "help"]
+}
