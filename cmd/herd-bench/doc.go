@@ -1,0 +1,46 @@
+// Command herd-bench measures an HTTP app built with herd in several process
+// layouts, side by side with peer servers, on loopback, with wrk as the load
+// generator.
+//
+//	herd-bench -app bin/hello [-layouts single,reuseport,shared] \
+//	    [-peer 'net/http=bin/bench-nethttp -bind {addr}'] [-baseline net/http] \
+//	    [-rounds 5 -duration 3s -warmup 1s -connections 64] [-pin both] [-out bench-results]
+//
+// Each round runs every scenario and every layout once, in a fixed order
+// (A B C A B C ...), so slow drifts of a noisy machine spread over all
+// layouts instead of landing on one. Each run starts the server afresh,
+// waits until every serving process is ready (through the herd master's
+// GET /workers, or a peer's GET /healthz: never the measured path, which
+// would be counted), warms it up with a wrk run that is discarded, and
+// measures one wrk run of -duration.
+//
+// Layouts of the herd app (-layouts):
+//
+//	single         -workers 0: one process using every CPU the server has
+//	reuseport      one worker per server CPU, GOMAXPROCS 1, SO_REUSEPORT sockets
+//	shared         the same with one shared listening socket
+//	MODE/WxP       W workers with GOMAXPROCS P (reuseport/1x2, shared/4x1)
+//
+// A peer (-peer NAME=COMMAND, repeatable) is any server that serves the
+// benchmarked path on {addr} and answers GET /healthz (uncounted); a
+// {workers} placeholder gets the number of server CPUs, and herd-bench then
+// waits until that many distinct /healthz bodies (worker pids) were seen.
+//
+// Scenarios (-pin): on a small machine wrk competes with the server for
+// CPU. "unpinned" lets the scheduler share every CPU between them;
+// "pinned" runs the server with taskset on -server-cpus and wrk on
+// -wrk-cpus (by default the first half of the CPUs go to wrk: on 2 CPUs,
+// wrk on CPU 0 and the server on CPU 1). Every layout gets as many serving
+// processes as the server has CPUs, because two workers on one core are
+// slower than one.
+//
+// For each layout and scenario it reports successful requests/s (median
+// over rounds and spread), p50, p99 and p99.9 latency, the CPU used by the
+// server's process tree and by wrk, and each herd worker's share of the
+// requests. Rounds in which wrk saw Non-2xx responses or socket errors are
+// marked and left out of the figures (wrk counts error responses as
+// requests). It prints a table, and writes results.md, results.svg and
+// results.json under -out.
+//
+// Linux only: it reads /proc and uses taskset (util-linux) and wrk.
+package main

@@ -1,0 +1,311 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// scenario is one way of sharing the machine's CPUs between the server and
+// the load generator.
+type scenario struct {
+	Name        string  `json:"name"` // "unpinned" or "pinned"
+	ServerCPUs  cpuList `json:"server_cpus,omitempty"`
+	LoadCPUs    cpuList `json:"wrk_cpus,omitempty"`
+	Cores       int     `json:"server_cores"` // CPUs the server may use: workers per layout
+	Threads     int     `json:"wrk_threads"`
+	Description string  `json:"description"`
+}
+
+func (s scenario) pinned() bool { return len(s.ServerCPUs) > 0 }
+
+// roundResult is one layout's run in one round.
+type roundResult struct {
+	Scenario string    `json:"scenario"`
+	Layout   string    `json:"layout"`
+	Round    int       `json:"round"` // 1-based
+	Start    time.Time `json:"start"`
+	Wrk      wrkResult `json:"wrk"`
+	// Elapsed is the wall time between the CPU snapshots around wrk's run.
+	Elapsed   time.Duration `json:"elapsed_ns"`
+	ServerCPU time.Duration `json:"server_cpu_ns"` // the server's whole process tree
+	LoadCPU   time.Duration `json:"wrk_cpu_ns"`
+	// OtherCPU is the CPU time every other process (and the kernel's
+	// work not charged to a process) used meanwhile: the machine's noise.
+	OtherCPU time.Duration `json:"other_cpu_ns"`
+	// Workers is each herd worker's requests during the measured run, by
+	// slot (from GET /workers); nil for peers.
+	Workers []uint64 `json:"worker_requests,omitempty"`
+	// Counted is the increase of the merged http_requests_total during the
+	// measured run (herd only; -1 when unknown).
+	Counted float64 `json:"counted"`
+	Err     string  `json:"error,omitempty"` // the round failed and has no figures
+}
+
+// failed reports whether the round produced no figures.
+func (r roundResult) failed() bool { return r.Err != "" }
+
+// serverCores is the server's CPU time as a number of cores busy.
+func (r roundResult) serverCores() float64 { return cores(r.ServerCPU, r.Elapsed) }
+
+// loadCores is wrk's CPU time as a number of cores busy.
+func (r roundResult) loadCores() float64 { return cores(r.LoadCPU, r.Elapsed) }
+
+// otherCores is the CPU time of everything else as a number of cores busy.
+func (r roundResult) otherCores() float64 { return cores(r.OtherCPU, r.Elapsed) }
+
+func cores(cpu, wall time.Duration) float64 {
+	if wall <= 0 {
+		return 0
+	}
+	return cpu.Seconds() / wall.Seconds()
+}
+
+// runner runs the benchmark: rounds of every scenario and layout.
+type runner struct {
+	cfg       config
+	scenarios []scenario
+	layouts   []layout
+	pfs       procFS
+	tmp       string // wrk script, metric directories
+	script    string // path of the wrk Lua script
+	progress  *progress
+	logDir    string // where failed rounds' server logs go
+}
+
+// run executes every round, alternating layouts (A B C A B C ...), and
+// returns the results so far when ctx ends.
+func (r *runner) run(ctx context.Context) []roundResult {
+	var out []roundResult
+	total := r.cfg.rounds * len(r.scenarios) * len(r.layouts)
+	r.progress.start(total, r.estimate())
+	for round := 1; round <= r.cfg.rounds; round++ {
+		for _, sc := range r.scenarios {
+			for _, l := range r.layouts {
+				if ctx.Err() != nil {
+					r.progress.finish()
+					return out
+				}
+				r.progress.begin(fmt.Sprintf("round %d/%d · %s · %s", round, r.cfg.rounds, sc.Name, l.Name))
+				res := r.runOne(ctx, sc, l, round)
+				if ctx.Err() != nil && res.failed() {
+					r.progress.finish()
+					return out // interrupted: not a real failure
+				}
+				r.progress.end(res)
+				out = append(out, res)
+			}
+		}
+	}
+	r.progress.finish()
+	return out
+}
+
+// estimate is the expected time of one run, before any has been timed.
+func (r *runner) estimate() time.Duration {
+	return r.cfg.duration + r.cfg.warmup + 1500*time.Millisecond
+}
+
+// runOne starts the layout, waits until it is ready, warms it up, measures
+// it, and stops it.
+func (r *runner) runOne(ctx context.Context, sc scenario, l layout, round int) roundResult {
+	res := roundResult{Scenario: sc.Name, Layout: l.Name, Round: round, Start: time.Now().UTC(), Counted: -1}
+	fail := func(srv *serverProc, format string, args ...any) roundResult {
+		res.Err = fmt.Sprintf(format, args...)
+		if srv != nil {
+			res.Err += r.saveLog(res, srv.log.String())
+		}
+		return res
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return fail(nil, "pick a port: %v", err)
+	}
+	adminAddr, err := freeAddr()
+	if err != nil {
+		return fail(nil, "pick a port: %v", err)
+	}
+	dir, err := os.MkdirTemp(r.tmp, "metrics-")
+	if err != nil {
+		return fail(nil, "%v", err)
+	}
+	defer os.RemoveAll(dir)
+
+	argv, env := l.argv(r.cfg.app, addr, adminAddr, dir, sc.Cores)
+	srv, err := startServer(argv, env, sc.ServerCPUs, r.pfs)
+	if err != nil {
+		return fail(nil, "%v", err)
+	}
+	defer srv.stop(10 * time.Second)
+	srv.url = "http://" + addr
+	in := l.resolve(sc.Cores)
+	readyCtx, cancel := context.WithTimeout(ctx, r.cfg.readyTimeout)
+	if l.Peer {
+		err = srv.waitPeerReady(readyCtx, in.workers)
+	} else {
+		srv.admin = &adminClient{http: &http.Client{Timeout: 5 * time.Second}, base: "http://" + adminAddr}
+		err = srv.waitHerdReady(readyCtx, in.workers)
+	}
+	cancel()
+	if err != nil {
+		return fail(srv, "%s: %v", l.Name, err)
+	}
+
+	url := srv.url + r.cfg.path
+	if r.cfg.warmup > 0 {
+		if _, _, out, err := r.wrk(ctx, sc, url, r.cfg.warmup); err != nil {
+			return fail(srv, "warm-up: %v\n%s", err, out)
+		}
+	}
+
+	var before map[int]uint64
+	var countedBefore float64
+	if srv.admin != nil {
+		before, countedBefore = r.settledWorkers(ctx, srv.admin)
+	}
+	treeBefore, err := r.pfs.tree(srv.pid())
+	if err != nil {
+		return fail(srv, "server process tree: %v", err)
+	}
+	busyBefore, berr := r.pfs.busy()
+	t0 := time.Now()
+	w, loadCPU, out, err := r.wrk(ctx, sc, url, r.cfg.duration)
+	treeAfter, terr := r.pfs.tree(srv.pid())
+	busyAfter, aerr := r.pfs.busy()
+	res.Elapsed = time.Since(t0)
+	if err != nil {
+		return fail(srv, "wrk: %v\n%s", err, out)
+	}
+	if terr != nil {
+		return fail(srv, "server process tree after the run: %v", terr)
+	}
+	res.Wrk, res.LoadCPU = w, loadCPU
+	res.ServerCPU = cpuBetween(treeBefore, treeAfter)
+	if berr == nil && aerr == nil {
+		res.OtherCPU = max(0, busyAfter-busyBefore-res.ServerCPU-res.LoadCPU)
+	}
+	if gone, err := srv.exited(); gone {
+		return fail(srv, "%v during the run", err)
+	}
+	if srv.admin != nil {
+		after, counted := r.settledWorkers(ctx, srv.admin)
+		if counted >= 0 && countedBefore >= 0 {
+			res.Counted = counted - countedBefore
+		}
+		res.Workers = workerDeltas(before, after)
+	}
+	return res
+}
+
+// settledWorkers reads the merged request count from /metrics, then polls
+// /workers (whose counts are as of each worker's last heartbeat, sent at
+// most every second) until the workers' sum has caught up with it or 2.5 s
+// have passed. It returns requests by slot and the count (-1 when /metrics
+// could not be read).
+func (r *runner) settledWorkers(ctx context.Context, admin *adminClient) (map[int]uint64, float64) {
+	counted, err := admin.requestsTotal(ctx, "http_requests_total")
+	if err != nil {
+		counted = -1
+	}
+	deadline := time.Now().Add(2500 * time.Millisecond)
+	var bySlot map[int]uint64
+	for {
+		ws, err := admin.workers(ctx)
+		if err == nil {
+			bySlot = map[int]uint64{}
+			var sum uint64
+			for _, w := range ws {
+				bySlot[w.Slot] += w.Requests
+				sum += w.Requests
+			}
+			if counted < 0 || float64(sum) >= counted {
+				return bySlot, counted
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return bySlot, counted
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// workerDeltas is each slot's increase, ordered by slot.
+func workerDeltas(before, after map[int]uint64) []uint64 {
+	n := 0
+	for slot := range after {
+		n = max(n, slot+1)
+	}
+	out := make([]uint64, n)
+	for slot, a := range after {
+		if b := before[slot]; a >= b {
+			out[slot] = a - b
+		} else {
+			out[slot] = a // a new worker took the slot over
+		}
+	}
+	return out
+}
+
+// wrk runs the load generator once for d against url and returns its
+// parsed result, its CPU time and its output.
+func (r *runner) wrk(ctx context.Context, sc scenario, url string, d time.Duration) (wrkResult, time.Duration, string, error) {
+	argv := []string{r.cfg.wrk,
+		"-t", strconv.Itoa(sc.Threads),
+		"-c", strconv.Itoa(max(r.cfg.connections, sc.Threads)),
+		"-d", strconv.Itoa(int(d/time.Second)) + "s",
+		"--latency", "-s", r.script, url}
+	if sc.pinned() {
+		argv = append([]string{"taskset", "-c", sc.LoadCPUs.String()}, argv...)
+	}
+	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	outb, err := cmd.CombinedOutput()
+	out := string(outb)
+	var cpu time.Duration
+	if cmd.ProcessState != nil {
+		cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	if err != nil {
+		return wrkResult{}, cpu, out, fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
+	}
+	w, err := parseWrk(out)
+	if err != nil {
+		return w, cpu, out, err
+	}
+	return w, cpu, out, nil
+}
+
+// saveLog writes a failed round's server output under the log directory
+// and returns a note naming the file.
+func (r *runner) saveLog(res roundResult, log string) string {
+	if r.logDir == "" || log == "" {
+		return ""
+	}
+	if err := os.MkdirAll(r.logDir, 0o755); err != nil {
+		return ""
+	}
+	name := fmt.Sprintf("%s-%s-round%d.log", res.Scenario, slug(res.Layout), res.Round)
+	path := filepath.Join(r.logDir, name)
+	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+		return ""
+	}
+	return " (server log: " + path + ")"
+}
+
+// slug makes a layout name usable in a file name.
+func slug(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '.':
+			return r
+		}
+		return '_'
+	}, s)
+}
