@@ -43,18 +43,25 @@ const behaviorEnv = "PREFORK_TEST_WORKER"
 
 // workerInfo is what a test worker answers on /info.
 type workerInfo struct {
-	PID         int    `json:"pid"`
-	PPID        int    `json:"ppid"`
-	Slot        int    `json:"slot"`
-	ID          string `json:"id"`
-	GOMAXPROCS  int    `json:"gomaxprocs"`
-	GOMEMLIMIT  string `json:"gomemlimit"`
-	Marker      string `json:"marker"` // HERD_WORKER as the worker's app sees it: always ""
-	MaxRequests int    `json:"max_requests"`
-	Extra       string `json:"extra"`
+	PID         int               `json:"pid"`
+	PPID        int               `json:"ppid"`
+	Slot        int               `json:"slot"`
+	ID          string            `json:"id"`
+	GOMAXPROCS  int               `json:"gomaxprocs"`
+	GOMEMLIMIT  string            `json:"gomemlimit"`
+	Marker      string            `json:"marker"` // HERD_WORKER as the worker's app sees it: always ""
+	MaxRequests int               `json:"max_requests"`
+	Extra       string            `json:"extra"`
+	Env         map[string]string `json:"env"`
 }
 
 func runTestWorker(w *prefork.WorkerProcess) int {
+	if f := os.Getenv("PREFORK_TEST_FAILFILE"); f != "" {
+		if _, err := os.Stat(f); err == nil {
+			fmt.Fprintln(os.Stderr, "test worker: fail file exists")
+			return 1
+		}
+	}
 	behavior := os.Getenv(behaviorEnv)
 	switch behavior {
 	case "exit-before-ready":
@@ -79,13 +86,27 @@ func runTestWorker(w *prefork.WorkerProcess) int {
 			GOMAXPROCS: runtime.GOMAXPROCS(0), GOMEMLIMIT: os.Getenv("GOMEMLIMIT"),
 			Marker: os.Getenv("HERD_WORKER"), MaxRequests: w.MaxRequests(),
 			Extra: os.Getenv("PREFORK_TEST_EXTRA"),
+			Env: map[string]string{
+				"GOMAXPROCS": os.Getenv("GOMAXPROCS"), "LISTEN_FDS": os.Getenv("LISTEN_FDS"),
+				"LISTEN_PID": os.Getenv("LISTEN_PID"), "NOTIFY_SOCKET": os.Getenv("NOTIFY_SOCKET"),
+			},
 		})
 		if max := w.MaxRequests(); max > 0 && n >= uint64(max) {
 			w.Retire()
 		}
 	})
-	srv := &http.Server{Handler: mux}
-	done := make(chan struct{})
+	// A drain that loses nothing (net/http's Shutdown drops a request it reads after it
+	// began): stop accepting, then wait for the accepted connections to finish. Test
+	// clients send one request per connection ("Connection: close").
+	var open atomic.Int64
+	srv := &http.Server{Handler: mux, ConnState: func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}}
 	var wg sync.WaitGroup
 	for _, l := range w.Listeners {
 		wg.Add(1)
@@ -94,25 +115,29 @@ func runTestWorker(w *prefork.WorkerProcess) int {
 			srv.Serve(l)
 		}()
 	}
-	go func() { wg.Wait(); close(done) }()
 	if err := w.Ready(); err != nil {
 		fmt.Fprintln(os.Stderr, "test worker:", err)
 		return 1
 	}
 	<-w.Stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	srv.Shutdown(ctx)
-	<-done
+	for _, l := range w.Listeners {
+		l.Close()
+	}
+	wg.Wait()
+	for deadline := time.Now().Add(5 * time.Second); open.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	srv.Close()
 	return 0
 }
 
 // masterSpec configures a subprocess master.
 type masterSpec struct {
-	Workers  int
-	Mode     string
-	Timeout  time.Duration
-	Behavior string
+	Workers    int
+	Mode       string
+	Timeout    time.Duration
+	Behavior   string
+	Activation bool // fd 3 is a listening socket: pretend systemd passed it
 }
 
 // runTestMaster runs a master configured by spec (JSON). It prints "admin ADDR" and
@@ -123,7 +148,12 @@ func runTestMaster(spec string) int {
 		fmt.Fprintln(os.Stderr, "test master:", err)
 		return 2
 	}
+	var environ []string
+	if sp.Activation {
+		environ = append(os.Environ(), "LISTEN_PID="+strconv.Itoa(os.Getpid()), "LISTEN_FDS=1")
+	}
 	m, err := prefork.NewMaster(prefork.Config{
+		Environ: environ,
 		Workers: sp.Workers,
 		Addrs:   []string{"127.0.0.1:0"},
 		Mode:    prefork.ListenerMode(sp.Mode),
@@ -350,11 +380,12 @@ type subMaster struct {
 	err    error
 }
 
-func startSubMaster(t *testing.T, sp masterSpec) *subMaster {
+func startSubMaster(t *testing.T, sp masterSpec, extra ...*os.File) *subMaster {
 	t.Helper()
 	spec, _ := json.Marshal(sp)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "PREFORK_TEST_MASTER="+string(spec))
+	cmd.ExtraFiles = extra
 	sm := &subMaster{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = sm.stderr
 	out, err := cmd.StdoutPipe()
@@ -459,4 +490,52 @@ func (sm *subMaster) exitCode(t *testing.T, d time.Duration) int {
 		t.Fatal(sm.err)
 	}
 	return 0
+}
+
+// load sends requests over a new connection each from a few goroutines until stopped, and
+// counts the failures.
+type load struct {
+	stop chan struct{}
+	wg   sync.WaitGroup
+	ok   atomic.Int64
+	mu   sync.Mutex
+	errs []error
+}
+
+func startLoad(addr string, clients int) *load {
+	l := &load{stop: make(chan struct{})}
+	for range clients {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				if _, err := getInfo(addr); err != nil {
+					l.mu.Lock()
+					l.errs = append(l.errs, err)
+					l.mu.Unlock()
+				} else {
+					l.ok.Add(1)
+				}
+			}
+		}()
+	}
+	return l
+}
+
+// finish stops the load and fails t if any request failed or none succeeded.
+func (l *load) finish(t *testing.T) {
+	t.Helper()
+	close(l.stop)
+	l.wg.Wait()
+	if len(l.errs) > 0 {
+		t.Errorf("%d of %d requests failed, first: %v", len(l.errs), int(l.ok.Load())+len(l.errs), l.errs[0])
+	}
+	if l.ok.Load() == 0 {
+		t.Error("no request succeeded")
+	}
 }

@@ -25,6 +25,8 @@ type Master struct {
 	fdMu     sync.Mutex
 	fdClosed bool // guarded by fdMu
 
+	migrate bool // net.ipv4.tcp_migrate_req is on: closing a socket hands its queue over
+
 	ran atomic.Bool // Run or Close was called
 
 	cmdMu sync.Mutex
@@ -85,6 +87,7 @@ func newMaster(cfg Config, e *env) (*Master, error) {
 			return nil, err
 		}
 		s.addrs = bound
+		m.migrate = m.tcpMigrateReq()
 		for range s.Workers {
 			fds, err := openSlotSockets(bound, backlog)
 			if err != nil {
@@ -231,9 +234,22 @@ func (m *Master) publish(info []WorkerInfo) {
 	m.infoMu.Unlock()
 }
 
-// addSlotFDs records the sockets of a slot added at run time, so that closeFDs closes them.
-func (m *Master) addSlotFDs(fds []int) {
+// setSlotFDs records the sockets of slot i, opened at run time, so that closeFDs closes them.
+func (m *Master) setSlotFDs(i int, fds []int) {
 	m.fdMu.Lock()
 	defer m.fdMu.Unlock()
-	m.slotFDs = append(m.slotFDs, fds)
+	for len(m.slotFDs) <= i {
+		m.slotFDs = append(m.slotFDs, nil)
+	}
+	m.slotFDs[i] = fds
+}
+
+// closeSlotFDs closes the sockets of slot i.
+func (m *Master) closeSlotFDs(i int) {
+	m.fdMu.Lock()
+	defer m.fdMu.Unlock()
+	if i < len(m.slotFDs) && !m.fdClosed {
+		closeFDs(m.slotFDs[i])
+		m.slotFDs[i] = nil
+	}
 }

@@ -61,6 +61,8 @@ type worker struct {
 	bootDeadline time.Time
 	killDeadline time.Time
 	stopReason   ExitReason // why the master stopped or killed it; "" if it exited on its own
+	stopAt       time.Time  // a stop scheduled for later (scale-down with steering)
+	stopAtReason ExitReason
 	killed       bool
 }
 
@@ -97,6 +99,9 @@ type supervisor struct {
 	reloading bool
 	reloadCur int // slot being replaced, or -1
 
+	steered bool // a steering program is attached (see steer)
+	noSteer bool // a slot socket was closed: the group's order is lost, never steer
+
 	needReap bool
 	lastReap time.Time
 	notify   *notifier
@@ -117,7 +122,7 @@ func newSupervisor(m *Master) *supervisor {
 	}
 	for i := range m.cfg.Workers {
 		sl := &slot{index: i, lastLane: 'a', fds: m.shared}
-		if m.slotFDs != nil {
+		if m.shared == nil {
 			sl.fds = m.slotFDs[i]
 		}
 		s.slots = append(s.slots, sl)
@@ -301,6 +306,9 @@ func (s *supervisor) statusText() string {
 // step acts on deadlines and brings the slots to their desired state.
 func (s *supervisor) step(now time.Time) {
 	for _, w := range s.workers {
+		if !w.stopAt.IsZero() && !now.Before(w.stopAt) && (w.state == StateStarting || w.state == StateReady) {
+			s.stop(w, w.stopAtReason)
+		}
 		switch w.state {
 		case StateStarting:
 			if !now.Before(w.bootDeadline) {
@@ -327,14 +335,6 @@ func (s *supervisor) step(now time.Time) {
 		return
 	}
 	s.stepReload()
-	for _, sl := range s.slots[s.n:] {
-		for _, w := range []*worker{sl.successor, sl.active} {
-			if w != nil {
-				s.stop(w, ExitScaledDown)
-			}
-		}
-		sl.active, sl.successor, sl.replace = nil, nil, ""
-	}
 	for _, sl := range s.slots[:s.n] {
 		if sl.active == nil && sl.successor != nil {
 			// The worker being replaced died first: its successor takes over.
@@ -424,27 +424,63 @@ func (s *supervisor) setWorkers(n int) {
 		s.log.Warn("ignoring worker count out of range", "workers", n)
 		return
 	}
-	for len(s.slots) < n {
-		sl := &slot{index: len(s.slots), lastLane: 'a', fds: s.m.shared}
-		if s.m.shared == nil {
-			fds, err := openSlotSockets(s.cfg.addrs, s.m.backlog())
-			if err != nil {
-				s.log.Error("cannot add worker slot", "worker", sl.index, "err", err)
-				n = len(s.slots)
-				break
-			}
-			s.m.addSlotFDs(fds)
-			sl.fds = fds
+	for i := range n {
+		if i == len(s.slots) {
+			s.slots = append(s.slots, &slot{index: i, lastLane: 'a'})
 		}
-		s.slots = append(s.slots, sl)
+		sl := s.slots[i]
+		if sl.fds != nil {
+			continue
+		}
+		if s.m.shared != nil {
+			sl.fds = s.m.shared
+			continue
+		}
+		fds, err := openSlotSockets(s.cfg.addrs, s.m.backlog())
+		if err != nil {
+			s.log.Error("cannot add worker slot", "worker", i, "err", err)
+			n = i
+			break
+		}
+		s.m.setSlotFDs(i, fds)
+		sl.fds = fds
 	}
 	if n == s.n {
 		return
 	}
 	s.log.Info("changing number of workers", "from", s.n, "to", n)
+	old := s.n
 	s.n = n
 	s.steer()
+	now := s.env.now()
+	for _, sl := range s.slots[min(n, old):old] {
+		delay := time.Duration(0)
+		if s.m.shared == nil {
+			if s.steered {
+				// Let the worker accept what was queued before the steering changed.
+				delay = steerGrace
+			} else {
+				s.closeSlotSockets(sl)
+			}
+		}
+		for _, w := range []*worker{sl.successor, sl.active} {
+			if w != nil {
+				s.stopAfter(w, ExitScaledDown, now.Add(delay))
+			}
+		}
+		sl.active, sl.successor, sl.replace = nil, nil, ""
+		sl.crashes, sl.respawnAt = 0, time.Time{}
+	}
 	s.notify.send("STATUS=" + s.statusText())
+}
+
+// stopAfter stops w at time at (now or later).
+func (s *supervisor) stopAfter(w *worker, reason ExitReason, at time.Time) {
+	if !at.After(s.env.now()) {
+		s.stop(w, reason)
+		return
+	}
+	w.stopAt, w.stopAtReason = at, reason
 }
 
 // spawn starts a worker in sl, or schedules a retry after a failure to start. It returns
@@ -675,6 +711,9 @@ func (s *supervisor) nextDeadline(now time.Time) time.Time {
 		}
 	}
 	for _, w := range s.workers {
+		if !w.stopAt.IsZero() && (w.state == StateStarting || w.state == StateReady) {
+			earlier(w.stopAt)
+		}
 		switch w.state {
 		case StateStarting:
 			earlier(w.bootDeadline)
