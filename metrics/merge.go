@@ -18,85 +18,74 @@ import (
 // gauges are merged per their mode. Type, help and gauge mode of a family come from the
 // first file (in file name order) that has it. Unlike Python, the output is sorted: families
 // by name, series by labels.
+//
+// A scrape must cost little however many workers there are, so the merger keeps its work
+// between scrapes: what it derives from a key (the reader interns keys, so a *Key pointer
+// identifies one) and the aggregation slot of every series are kept, and a steady-state
+// scrape does one pointer-keyed map lookup and a few additions per sample, then builds the
+// output in one batch per family, in an order sorted only when series were added.
 
-// keyInfo is what the merge derives from one key; it is computed once per distinct key and
-// cached across scrapes (the reader interns keys, so the *Key pointer identifies them).
+// keyInfo is what the merge derives from one key.
 type keyInfo struct {
-	sfx    string                // the sample name after the family name: "_total", "_sum", "", ...
-	le     float64               // the "le" label as a float, when hasLE
-	hasLE  bool                  // the key has a parsable "le" label
-	labels []mmapstore.LabelPair // sorted, without "le" and without "pid"
-	lkey   string                // labels encoded as one string (a map key)
-	seen   uint64                // generation of the last merge that used it
+	sfx       string                // the sample name after the family name: "_total", "_sum", "", ...
+	le        float64               // the "le" label as a float, when hasLE
+	hasLE     bool                  // the key has a parsable "le" label
+	labels    []mmapstore.LabelPair // sorted, without "le"
+	noPID     []mmapstore.LabelPair // labels without "pid" (gauges)
+	lkey      string                // labels encoded as one string (a map key)
+	lkeyNoPID string                // noPID encoded
+	seen      uint64                // generation of the last merge that used it
+
+	// The series slot of this key, cached for the family state it was resolved under.
+	fa   *famAgg
+	kind seriesKind
+	sa   *seriesAgg
+	byID map[string]*seriesAgg // kindPerFile: one slot per file id
 }
+
+type seriesKind uint8
+
+const (
+	kindNone    seriesKind = iota
+	kindLabels             // counters, summaries, histograms: all labels but le
+	kindNoPID              // gauges merged over processes: pid dropped
+	kindPerFile            // gauges in the all modes: one series per file id
+)
 
 // merger merges scanned files into metric families. Not safe for concurrent use.
 type merger struct {
 	keys map[*mmapstore.Key]*keyInfo
+	fams map[string]*famAgg
 	gen  uint64
 }
 
-func newMerger() *merger { return &merger{keys: make(map[*mmapstore.Key]*keyInfo)} }
-
-func (m *merger) info(k *mmapstore.Key) *keyInfo {
-	ki := m.keys[k]
-	if ki == nil {
-		ki = deriveKey(k)
-		m.keys[k] = ki
-	}
-	ki.seen = m.gen
-	return ki
-}
-
-func deriveKey(k *mmapstore.Key) *keyInfo {
-	ki := &keyInfo{sfx: k.Sample}
-	if strings.HasPrefix(k.Sample, k.Family) {
-		ki.sfx = k.Sample[len(k.Family):]
-	} else {
-		ki.sfx = "\x00" + k.Sample // matches no role
-	}
-	var b strings.Builder
-	for _, lp := range k.Labels {
-		switch lp.Name {
-		case "le":
-			if f, err := strconv.ParseFloat(lp.Value, 64); err == nil {
-				ki.le, ki.hasLE = f, true
-			}
-			continue
-		case "pid":
-			// Gauges drop or replace it; other types keep it.
-			ki.labels = append(ki.labels, lp)
-			continue
-		}
-		ki.labels = append(ki.labels, lp)
-		b.WriteString(lp.Name)
-		b.WriteByte(0)
-		b.WriteString(lp.Value)
-		b.WriteByte(0)
-	}
-	ki.lkey = b.String()
-	return ki
+func newMerger() *merger {
+	return &merger{keys: make(map[*mmapstore.Key]*keyInfo), fams: make(map[string]*famAgg)}
 }
 
 type famAgg struct {
 	family string // as in the files
+	gen    uint64 // the merge that last saw it
 	typ    string
 	mode   GaugeMode
 	help   string
 	series map[seriesKey]*seriesAgg
+	sorted []*seriesAgg // every series, sorted by labels when !dirty
+	dirty  bool
+	n      int // series touched in this merge
 }
 
 type seriesKey struct {
-	labels string // keyInfo.lkey (+ pid for non-gauges that carry one)
-	pid    string // gauges in the all modes: the file id
+	labels string
+	pid    string
 }
 
 type bucket struct{ le, n float64 }
 
 type seriesAgg struct {
-	labels  []mmapstore.LabelPair
-	pid     string
-	hasPID  bool // gauges in the all modes
+	out     []mmapstore.LabelPair // output labels, sorted (with pid in the all modes)
+	sortKey string
+	gen     uint64 // the merge that last touched it; older values are stale
 	v       float64
 	ts      float64
 	has     bool
@@ -104,33 +93,134 @@ type seriesAgg struct {
 	buckets []bucket
 }
 
+func deriveKey(k *mmapstore.Key) *keyInfo {
+	ki := &keyInfo{sfx: "\x00" + k.Sample} // a sample not named after its family has no role
+	if s, ok := strings.CutPrefix(k.Sample, k.Family); ok {
+		ki.sfx = s
+	}
+	var all, noPID strings.Builder
+	for _, lp := range k.Labels {
+		if lp.Name == "le" {
+			if f, err := strconv.ParseFloat(lp.Value, 64); err == nil {
+				ki.le, ki.hasLE = f, true
+			}
+			continue
+		}
+		ki.labels = append(ki.labels, lp)
+		writeLabel(&all, lp)
+		if lp.Name != "pid" {
+			ki.noPID = append(ki.noPID, lp)
+			writeLabel(&noPID, lp)
+		}
+	}
+	ki.lkey, ki.lkeyNoPID = all.String(), noPID.String()
+	return ki
+}
+
+func writeLabel(b *strings.Builder, lp mmapstore.LabelPair) {
+	b.WriteString(lp.Name)
+	b.WriteByte(0)
+	b.WriteString(lp.Value)
+	b.WriteByte(1)
+}
+
+func (fa *famAgg) kindFor() seriesKind {
+	if fa.typ != typeGauge {
+		return kindLabels
+	}
+	switch fa.mode {
+	case GaugeMin, GaugeLiveMin, GaugeMax, GaugeLiveMax, GaugeSum, GaugeLiveSum, GaugeMostRecent, GaugeLiveMostRecent:
+		return kindNoPID
+	}
+	return kindPerFile // all, liveall (and, as in Python, anything unknown)
+}
+
+// slot returns the aggregation slot of sample key ki from the file with id.
+func (fa *famAgg) slot(ki *keyInfo, id string) *seriesAgg {
+	kind := fa.kindFor()
+	if ki.fa != fa || ki.kind != kind {
+		ki.fa, ki.kind, ki.sa, ki.byID = fa, kind, nil, nil
+	}
+	if kind != kindPerFile && ki.sa != nil {
+		return ki.sa
+	}
+	if kind == kindPerFile {
+		if sa := ki.byID[id]; sa != nil {
+			return sa
+		}
+	}
+	sk := seriesKey{labels: ki.lkey}
+	out := ki.labels
+	switch kind {
+	case kindNoPID:
+		sk.labels, out = ki.lkeyNoPID, ki.noPID
+	case kindPerFile:
+		sk = seriesKey{labels: ki.lkeyNoPID, pid: id}
+		out = append(slices.Clone(ki.noPID), mmapstore.LabelPair{Name: "pid", Value: id})
+		slices.SortFunc(out, func(a, b mmapstore.LabelPair) int { return cmp.Compare(a.Name, b.Name) })
+	}
+	sa := fa.series[sk]
+	if sa == nil {
+		sa = &seriesAgg{out: out}
+		var b strings.Builder
+		for _, lp := range out {
+			writeLabel(&b, lp)
+		}
+		sa.sortKey = b.String()
+		fa.series[sk] = sa
+		fa.sorted = append(fa.sorted, sa)
+		fa.dirty = true
+	}
+	if kind == kindPerFile {
+		if ki.byID == nil {
+			ki.byID = make(map[string]*seriesAgg)
+		}
+		ki.byID[id] = sa
+	} else {
+		ki.sa = sa
+	}
+	return sa
+}
+
 // merge merges files (which it sorts by path) into sorted families.
 func (m *merger) merge(files []mmapstore.FileSamples) []*dto.MetricFamily {
 	m.gen++
 	slices.SortFunc(files, func(a, b mmapstore.FileSamples) int { return cmp.Compare(a.Path, b.Path) })
-	fams := make(map[string]*famAgg)
+	var touched []*famAgg
 	for fi := range files {
 		f := &files[fi]
+		var fa *famAgg // the family of the previous sample: files hold families in runs
 		for si := range f.Samples {
 			s := &f.Samples[si]
 			if s.Key == nil {
 				continue
 			}
-			fa := fams[s.Key.Family]
-			if fa == nil {
-				fa = &famAgg{family: s.Key.Family, typ: f.Type, mode: GaugeMode(f.Mode), help: s.Key.Help,
-					series: make(map[seriesKey]*seriesAgg)}
-				fams[s.Key.Family] = fa
+			if fa == nil || fa.family != s.Key.Family {
+				fa = m.fams[s.Key.Family]
+				if fa == nil {
+					fa = &famAgg{family: s.Key.Family, series: make(map[seriesKey]*seriesAgg)}
+					m.fams[s.Key.Family] = fa
+				}
+				if fa.gen != m.gen {
+					fa.gen, fa.typ, fa.mode, fa.help, fa.n = m.gen, f.Type, GaugeMode(f.Mode), s.Key.Help, 0
+					touched = append(touched, fa)
+				}
 			}
 			if f.Type != fa.typ {
 				continue // one name written as two types: the first file's type wins
 			}
-			m.add(fa, f.ID, m.info(s.Key), s)
+			ki := m.keys[s.Key]
+			if ki == nil {
+				ki = deriveKey(s.Key)
+				m.keys[s.Key] = ki
+			}
+			ki.seen = m.gen
+			m.add(fa, ki, f.ID, s)
 		}
 	}
-	out := make([]*dto.MetricFamily, 0, len(fams))
-	for _, fa := range fams {
-		if mf := fa.build(); mf != nil {
+	out := make([]*dto.MetricFamily, 0, len(touched))
+	for _, fa := range touched {
+		if mf := fa.build(m.gen); mf != nil {
 			out = append(out, mf)
 		}
 	}
@@ -140,80 +230,54 @@ func (m *merger) merge(files []mmapstore.FileSamples) []*dto.MetricFamily {
 	return out
 }
 
-// prune forgets keys that were not seen in recent merges, so that the cache stays bounded
-// even if the reader hands out new key pointers.
-func (m *merger) prune() {
-	if len(m.keys) < 4096 {
-		return
-	}
-	used := 0
-	for _, ki := range m.keys {
-		if ki.seen == m.gen {
-			used++
-		}
-	}
-	if len(m.keys) <= 2*used {
-		return
-	}
-	for k, ki := range m.keys {
-		if ki.seen != m.gen {
-			delete(m.keys, k)
-		}
-	}
-}
+// role of a sample within its family's type.
+const (
+	roleNone = iota
+	roleValue
+	roleSum
+	roleBucket
+)
 
-func (m *merger) add(fa *famAgg, id string, ki *keyInfo, s *mmapstore.Sample) {
-	sk := seriesKey{labels: ki.lkey}
-	labels := ki.labels
-	gauge := fa.typ == typeGauge
-	allMode := gauge && fa.mode != GaugeMin && fa.mode != GaugeLiveMin && fa.mode != GaugeMax &&
-		fa.mode != GaugeLiveMax && fa.mode != GaugeSum && fa.mode != GaugeLiveSum && !fa.mode.mostRecent()
-	if gauge {
-		if allMode {
-			sk.pid = id
-		}
-		labels = withoutPID(labels)
-	} else if hasPID(labels) {
-		sk.labels = ki.lkey + "pid\x00" + pidOf(labels) // rare: a non-gauge with a pid label
-	}
-	var role int
-	switch fa.typ {
+func role(typ string, ki *keyInfo) int {
+	switch typ {
 	case typeCounter:
 		if ki.sfx == "_total" {
-			role = roleValue
+			return roleValue
 		}
 	case typeGauge:
 		if ki.sfx == "" {
-			role = roleValue
+			return roleValue
 		}
 	case typeSummary:
 		switch ki.sfx {
 		case "_count":
-			role = roleValue
+			return roleValue
 		case "_sum":
-			role = roleSum
+			return roleSum
 		}
 	case typeHistogram:
 		switch {
 		case ki.sfx == "_bucket" && ki.hasLE:
-			role = roleBucket
+			return roleBucket
 		case ki.sfx == "_sum":
-			role = roleSum
+			return roleSum
 		}
 	}
-	if role == roleNone {
+	return roleNone
+}
+
+func (m *merger) add(fa *famAgg, ki *keyInfo, id string, s *mmapstore.Sample) {
+	r := role(fa.typ, ki)
+	if r == roleNone {
 		return
 	}
-	sa := fa.series[sk]
-	if sa == nil {
-		sa = &seriesAgg{labels: labels}
-		if allMode {
-			sa.pid, sa.hasPID = id, true
-		}
-		fa.series[sk] = sa
+	sa := fa.slot(ki, id)
+	if sa.gen != m.gen {
+		sa.gen, sa.v, sa.ts, sa.has, sa.sum, sa.buckets = m.gen, 0, 0, false, 0, sa.buckets[:0]
+		fa.n++
 	}
 	v := s.Value
-	switch role {
+	switch r {
 	case roleSum:
 		sa.sum += v
 	case roleBucket:
@@ -225,7 +289,7 @@ func (m *merger) add(fa *famAgg, id string, ki *keyInfo, s *mmapstore.Sample) {
 		}
 		sa.buckets = append(sa.buckets, bucket{ki.le, v})
 	case roleValue:
-		if !gauge {
+		if fa.typ != typeGauge {
 			sa.v += v
 			sa.has = true
 			return
@@ -245,7 +309,7 @@ func (m *merger) add(fa *famAgg, id string, ki *keyInfo, s *mmapstore.Sample) {
 			sa.v += v
 			sa.has = true
 		case GaugeMostRecent, GaugeLiveMostRecent:
-			if s.Timestamp > sa.ts {
+			if s.Timestamp > sa.ts { // a gauge never set (timestamp 0) yields nothing
 				sa.v, sa.ts, sa.has = v, s.Timestamp, true
 			}
 		default:
@@ -254,73 +318,111 @@ func (m *merger) add(fa *famAgg, id string, ki *keyInfo, s *mmapstore.Sample) {
 	}
 }
 
-const (
-	roleNone = iota
-	roleValue
-	roleSum
-	roleBucket
-)
-
-func hasPID(l []mmapstore.LabelPair) bool {
-	for _, lp := range l {
-		if lp.Name == "pid" {
-			return true
+// prune forgets keys, series and families not seen lately, so that memory stays bounded
+// when series or files come and go.
+func (m *merger) prune() {
+	if m.gen%64 != 0 {
+		return
+	}
+	for k, ki := range m.keys {
+		if m.gen-ki.seen > 64 {
+			delete(m.keys, k)
 		}
 	}
-	return false
-}
-
-func pidOf(l []mmapstore.LabelPair) string {
-	for _, lp := range l {
-		if lp.Name == "pid" {
-			return lp.Value
+	for name, fa := range m.fams {
+		if m.gen-fa.gen > 64 {
+			delete(m.fams, name)
+			continue
+		}
+		stale := false
+		for sk, sa := range fa.series {
+			if m.gen-sa.gen > 64 {
+				delete(fa.series, sk)
+				stale = true
+			}
+		}
+		if stale {
+			fa.sorted = slices.DeleteFunc(fa.sorted, func(sa *seriesAgg) bool { return m.gen-sa.gen > 64 })
+			// Cached slots may point at deleted series: drop the caches of this family.
+			for _, ki := range m.keys {
+				if ki.fa == fa {
+					ki.fa, ki.sa, ki.byID = nil, nil, nil
+				}
+			}
 		}
 	}
-	return ""
 }
 
-func withoutPID(l []mmapstore.LabelPair) []mmapstore.LabelPair {
-	if !hasPID(l) {
-		return l
-	}
-	out := make([]mmapstore.LabelPair, 0, len(l))
-	for _, lp := range l {
-		if lp.Name != "pid" {
-			out = append(out, lp)
-		}
-	}
-	return out
-}
-
-func (fa *famAgg) build() *dto.MetricFamily {
+// build returns the family as merged in merge gen, or nil if it has no series. Everything
+// it returns is freshly allocated (in a few batches): callers may keep or modify it.
+func (fa *famAgg) build(gen uint64) *dto.MetricFamily {
+	var typ dto.MetricType
 	name := fa.family
-	mf := &dto.MetricFamily{Name: &name, Help: &fa.help}
 	switch fa.typ {
 	case typeCounter:
-		name += "_total"
-		mf.Type = dto.MetricType_COUNTER.Enum()
+		typ, name = dto.MetricType_COUNTER, name+"_total"
 	case typeGauge:
-		mf.Type = dto.MetricType_GAUGE.Enum()
+		typ = dto.MetricType_GAUGE
 	case typeSummary:
-		mf.Type = dto.MetricType_SUMMARY.Enum()
+		typ = dto.MetricType_SUMMARY
 	case typeHistogram:
-		mf.Type = dto.MetricType_HISTOGRAM.Enum()
+		typ = dto.MetricType_HISTOGRAM
 	default:
 		return nil
 	}
-	metrics := make([]dto.Metric, len(fa.series))
-	mf.Metric = make([]*dto.Metric, 0, len(fa.series))
-	for _, sa := range fa.series {
-		if fa.typ == typeGauge && !sa.has {
-			continue // mostrecent, never set
+	if fa.dirty {
+		slices.SortFunc(fa.sorted, func(a, b *seriesAgg) int { return strings.Compare(a.sortKey, b.sortKey) })
+		fa.dirty = false
+	}
+	n, nl := 0, 0
+	for _, sa := range fa.sorted {
+		if sa.gen == gen && (fa.typ != typeGauge || sa.has) {
+			n++
+			nl += len(sa.out)
 		}
-		m := &metrics[len(mf.Metric)]
-		m.Label = labelPairs(sa)
+	}
+	if n == 0 {
+		return nil
+	}
+	help := fa.help
+	mf := &dto.MetricFamily{Name: &name, Help: &help, Type: typ.Enum(), Metric: make([]*dto.Metric, 0, n)}
+	metrics := make([]dto.Metric, n)
+	values := make([]float64, 0, n)
+	strs := make([]string, 0, 2*nl)
+	lps := make([]dto.LabelPair, 0, nl)
+	lpps := make([]*dto.LabelPair, 0, nl)
+	var counters []dto.Counter
+	var gauges []dto.Gauge
+	switch fa.typ {
+	case typeCounter:
+		counters = make([]dto.Counter, n)
+	case typeGauge:
+		gauges = make([]dto.Gauge, n)
+	}
+	for _, sa := range fa.sorted {
+		if sa.gen != gen || (fa.typ == typeGauge && !sa.has) {
+			continue
+		}
+		i := len(mf.Metric)
+		m := &metrics[i]
+		start := len(lpps)
+		for _, lp := range sa.out {
+			strs = append(strs, lp.Name, lp.Value)
+			lps = append(lps, dto.LabelPair{Name: &strs[len(strs)-2], Value: &strs[len(strs)-1]})
+			lpps = append(lpps, &lps[len(lps)-1])
+		}
+		if len(sa.out) > 0 {
+			m.Label = lpps[start:len(lpps):len(lpps)]
+		}
 		switch fa.typ {
 		case typeCounter:
-			m.Counter = &dto.Counter{Value: proto(sa.v)}
+			values = append(values, sa.v)
+			counters[i].Value = &values[len(values)-1]
+			m.Counter = &counters[i]
 		case typeGauge:
-			m.Gauge = &dto.Gauge{Value: proto(sa.v)}
+			values = append(values, sa.v)
+			gauges[i].Value = &values[len(values)-1]
+			m.Gauge = &gauges[i]
 		case typeSummary:
 			m.Summary = &dto.Summary{SampleSum: proto(sa.sum)}
 			setCount(sa.v, &m.Summary.SampleCount, nil)
@@ -329,16 +431,14 @@ func (fa *famAgg) build() *dto.MetricFamily {
 		}
 		mf.Metric = append(mf.Metric, m)
 	}
-	if len(mf.Metric) == 0 {
-		return nil
-	}
-	sortMetrics(mf.Metric)
 	return mf
 }
 
 func histogram(sa *seriesAgg) *dto.Histogram {
 	h := &dto.Histogram{SampleSum: proto(sa.sum)}
-	slices.SortFunc(sa.buckets, func(a, b bucket) int { return cmp.Compare(a.le, b.le) })
+	if !slices.IsSortedFunc(sa.buckets, cmpBucket) {
+		slices.SortFunc(sa.buckets, cmpBucket)
+	}
 	acc := 0.0
 	h.Bucket = make([]*dto.Bucket, 0, len(sa.buckets))
 	bs := make([]dto.Bucket, len(sa.buckets))
@@ -354,6 +454,8 @@ func histogram(sa *seriesAgg) *dto.Histogram {
 	setCount(acc, &h.SampleCount, &h.SampleCountFloat)
 	return h
 }
+
+func cmpBucket(a, b bucket) int { return cmp.Compare(a.le, b.le) }
 
 // setCount stores a merged count: as an integer when it is one (always, for what herd and
 // Python write), else in the float field when there is one.
@@ -372,32 +474,6 @@ func setCount(v float64, u **uint64, f **float64) {
 		n = uint64(math.Round(v))
 	}
 	*u = &n
-}
-
-func labelPairs(sa *seriesAgg) []*dto.LabelPair {
-	n := len(sa.labels)
-	if sa.hasPID {
-		n++
-	}
-	if n == 0 {
-		return nil
-	}
-	// Fresh strings, so that a caller modifying the result cannot reach the merger's cache.
-	strs := make([]string, 0, 2*n)
-	lps := make([]dto.LabelPair, n)
-	out := make([]*dto.LabelPair, n)
-	for i, lp := range sa.labels {
-		strs = append(strs, lp.Name, lp.Value)
-		lps[i].Name, lps[i].Value = &strs[2*i], &strs[2*i+1]
-		out[i] = &lps[i]
-	}
-	if sa.hasPID {
-		strs = append(strs, "pid", sa.pid)
-		lps[n-1].Name, lps[n-1].Value = &strs[2*n-2], &strs[2*n-1]
-		out[n-1] = &lps[n-1]
-		slices.SortFunc(out, func(a, b *dto.LabelPair) int { return cmp.Compare(a.GetName(), b.GetName()) })
-	}
-	return out
 }
 
 func proto(v float64) *float64 { return &v }
