@@ -25,6 +25,9 @@
 //	g := metrics.NewDirGatherer(runDir, metrics.GathererOpts{})
 //	mux.Handle("/metrics", metrics.Handler(g, metrics.HandlerOpts{}))
 //
+// A worker can also record its own resources (CPU, memory, file descriptors, goroutines,
+// heap) with Registry.NewProcessMetrics, shown per worker by the master.
+//
 // Registry.Gather reads back the Registry's own directory through the same merge, so the
 // writer and the reader of a directory are one object: a test that creates a Registry on a
 // fresh directory reads exactly what it wrote (the second trap). Package metricstest builds
@@ -53,6 +56,28 @@
 // A file removed under a live Registry (a test fixture cleaning the directory: the third
 // trap) is noticed by Registry.Check, which Registry.Gather calls first, and recreated with
 // its values; later writes are not lost.
+//
+// # Gauges across processes
+//
+// A gauge has one value per process; GaugeOpts.Mode says what the master shows. Use
+// GaugeLiveSum for things that add up over live workers (in-flight requests, open
+// connections), GaugeAll or GaugeLiveAll to see each worker (a "pid" label carries the
+// worker's file id), GaugeMostRecent for a value any worker may set (a configuration
+// version). The mostrecent modes store a timestamp with each value and need the Current
+// file layout.
+//
+// # Operational notes
+//
+//   - Files live in a tmpfs (/dev/shm) when the server is configured that way. Docker gives a
+//     container a 64 MiB /dev/shm by default; each file takes at least 64 KiB and doubles as
+//     series are added. A full tmpfs is no crash (space is reserved with fallocate): new
+//     series are dropped and counted in herd_metrics_write_errors_total. Watch that counter.
+//   - A Registry with a zero Options.Dir makes a private directory (herd-metrics-*) under
+//     /dev/shm and removes it in Close; a process killed before Close (Ctrl-C on go run, for
+//     example) leaves it behind.
+//   - Label values become series: never use unbounded values (raw paths, ids) as labels.
+//   - client_python 0.4-0.17 (Debian 12 ships 0.16) reads only the Legacy layout:
+//     Options.Layout = mmapstore.Legacy when Python tools must read herd's directory.
 //
 // Everything in the package is safe for concurrent use unless stated otherwise.
 package metrics

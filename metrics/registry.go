@@ -181,7 +181,8 @@ func (r *Registry) Close() error {
 // Check verifies that every file this Registry writes is still the one in Dir and recreates,
 // with its current values, any file that was deleted or replaced (a test fixture cleaning
 // the directory, an operator's rm): later writes are never lost in an unlinked file.
-// Gather calls it first.
+// Gather calls it first; a long-running worker whose directory something might clean
+// should call it now and then (it costs two stat calls per file).
 func (r *Registry) Check() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
