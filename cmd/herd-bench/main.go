@@ -43,6 +43,7 @@ type config struct {
 	wrk          string
 	readyTimeout time.Duration
 	verbose      bool
+	from         string // re-render this results.json instead of running
 }
 
 type peerFlags []layout
@@ -81,6 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.wrk, "wrk", "wrk", "the wrk binary")
 	fs.DurationVar(&cfg.readyTimeout, "ready-timeout", 30*time.Second, "how long a server may take to be ready")
 	fs.BoolVar(&cfg.verbose, "v", false, "print every run's result")
+	fs.StringVar(&cfg.from, "from", "", "re-render the table, Markdown and SVG of an earlier results.json into -out, without running")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -196,6 +198,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "herd-bench:", err)
 		return 2
 	}
+	if cfg.from != "" {
+		return rerender(cfg, stdout, stderr)
+	}
 	if runtime.GOOS != "linux" {
 		fmt.Fprintln(stderr, "herd-bench: Linux only (it reads /proc)")
 		return 2
@@ -263,6 +268,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		code = 1
 	}
 	return code
+}
+
+// rerender writes the outputs of an earlier run's results.json again.
+func rerender(cfg config, stdout, stderr io.Writer) int {
+	b, err := os.ReadFile(cfg.from)
+	if err != nil {
+		fmt.Fprintln(stderr, "herd-bench:", err)
+		return 1
+	}
+	var rep report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		fmt.Fprintf(stderr, "herd-bench: %s: %v\n", cfg.from, err)
+		return 1
+	}
+	if err := os.MkdirAll(cfg.out, 0o755); err != nil {
+		fmt.Fprintln(stderr, "herd-bench:", err)
+		return 1
+	}
+	if err := rep.writeTerminal(stdout); err != nil {
+		fmt.Fprintln(stderr, "herd-bench:", err)
+		return 1
+	}
+	if err := rep.writeFiles(cfg.out); err != nil {
+		fmt.Fprintln(stderr, "herd-bench:", err)
+		return 1
+	}
+	return 0
 }
 
 // busyCores measures how many cores the machine keeps busy over d; -1

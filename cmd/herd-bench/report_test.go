@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
 	"errors"
 	"flag"
@@ -165,6 +166,26 @@ func TestNiceScale(t *testing.T) {
 		top, step := niceScale(tt.in)
 		if top != tt.top || step != tt.step {
 			t.Errorf("niceScale(%v) = %v, %v; want %v, %v", tt.in, top, step, tt.top, tt.step)
+		}
+	}
+}
+
+func TestRerender(t *testing.T) {
+	dir := t.TempDir()
+	rep := testReport()
+	if err := rep.writeFiles(dir); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"-from", dir + "/results.json", "-out", out}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, name := range []string{"results.md", "results.svg"} {
+		a, _ := os.ReadFile(dir + "/" + name)
+		b, err := os.ReadFile(out + "/" + name)
+		if err != nil || !bytes.Equal(a, b) {
+			t.Errorf("%s re-rendered from JSON differs (%v)", name, err)
 		}
 	}
 }

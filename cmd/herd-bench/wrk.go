@@ -27,17 +27,25 @@ end
 
 // wrkResult is what one wrk run measured.
 type wrkResult struct {
-	Requests int64         // completed responses, errors included (as wrk counts them)
-	Duration time.Duration // wrk's own measured duration
-	RPS      float64       // wrk's Requests/sec: every completed response, errors included
-	Bytes    int64
+	Requests int64         `json:"requests"`    // completed responses, errors included (as wrk counts them)
+	Duration time.Duration `json:"duration_ns"` // wrk's own measured duration
+	RPS      float64       `json:"rps"`         // wrk's Requests/sec: every completed response, errors included
+	Bytes    int64         `json:"bytes"`
 
-	Mean, P50, P90, P99, P999, Max time.Duration // P999 is zero when unknown
+	Mean time.Duration `json:"mean_ns"`
+	P50  time.Duration `json:"p50_ns"`
+	P90  time.Duration `json:"p90_ns"`
+	P99  time.Duration `json:"p99_ns"`
+	P999 time.Duration `json:"p999_ns"` // zero when unknown
+	Max  time.Duration `json:"max_ns"`
 
 	// Non2xx counts responses with a status of 400 or more (wrk's "Non-2xx
 	// or 3xx responses" line); the others are its "Socket errors" line.
-	Non2xx                         int64
-	Connect, Read, Write, Timeouts int64
+	Non2xx   int64 `json:"non2xx"`
+	Connect  int64 `json:"connect_errors"`
+	Read     int64 `json:"read_errors"`
+	Write    int64 `json:"write_errors"`
+	Timeouts int64 `json:"timeouts"`
 }
 
 // socketErrors is the total of wrk's "Socket errors" line.
