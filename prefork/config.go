@@ -117,17 +117,21 @@ type Config struct {
 // not wait for the supervisor) but must not call Run.
 type Hooks struct {
 	// OnWorkerStart runs after a worker process was started, before it is ready.
+	// Threading: the supervisor goroutine.
 	OnWorkerStart func(WorkerEvent)
 	// OnWorkerReady runs when a worker reported that it serves.
+	// Threading: the supervisor goroutine.
 	OnWorkerReady func(WorkerEvent)
-	// OnWorkerExit runs after a worker process was reaped, and before any other worker with
-	// the same ID is started: the place to remove the files the worker kept under its ID
-	// (live gauges).
+	// OnWorkerExit runs after a worker process was reaped, whatever the reason (crash,
+	// timeout, reload, shutdown...), and before any other worker with the same ID is
+	// started: the place to remove the files the worker kept under its ID (live gauges).
+	// Threading: the supervisor goroutine.
 	OnWorkerExit func(WorkerExit)
 	// OnReload runs when a rolling restart begins (SIGHUP or Reload), before the first new
-	// worker is started.
+	// worker is started. Threading: the supervisor goroutine.
 	OnReload func()
 	// OnReopenLogs runs on SIGUSR1. The signal is not forwarded to the workers.
+	// Threading: the supervisor goroutine.
 	OnReopenLogs func()
 }
 

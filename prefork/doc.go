@@ -44,6 +44,9 @@
 // master binds each address once without it, because SO_REUSEPORT would silently share the
 // port with another server of the same user.
 //
+// Started by systemd socket activation (LISTEN_PID is the master's pid), the master uses the
+// inherited sockets instead of Config.Addrs, in ModeShared.
+//
 // # Signals
 //
 // To the master: SIGTERM and SIGINT stop gracefully (workers get SIGTERM and
@@ -53,16 +56,39 @@
 // Hooks.OnReopenLogs. Workers catch and drop SIGINT and SIGQUIT (a terminal sends them to
 // the whole process group; the master drives the shutdown) and turn SIGTERM into Stop.
 //
+// # Master death
+//
+// Workers must not outlive their master. Each watches its lifeline pipe: at end-of-file
+// (the master is gone, however it died) Stop is closed and MasterGone too, and the worker
+// exits by itself after Config.OrphanTimeout (500ms) if it has not finished draining. The
+// backstop is PR_SET_PDEATHSIG, set to SIGTERM (so that it drains the same way). A worker
+// that finds at start that its parent is not the master named in its marker exits at once.
+//
 // # Supervision
 //
-// The master reaps every worker (and, when it runs as PID 1, every orphan the kernel hands
-// it). A worker that exits unasked is respawned at once, then with exponential backoff while
+// The master reaps every worker. When it runs as PID 1 (in a container) it also reaps every
+// other child, orphans included, with wait4(-1): an exec.Cmd the application starts in the
+// master process would then lose its exit status, so run such commands in the workers, or
+// put an init (tini, --init) in front. A worker that exits unasked is respawned at once, then with exponential backoff while
 // its slot keeps failing. Unplanned exits count toward a sliding-window limit
 // (Config.CrashLimit per Config.CrashWindow; ErrRestartLimit); planned ones (reload,
 // max-requests, scale-down, shutdown) never do. A worker that exits or hangs before it is
 // ready while the master is starting stops the master with ErrBootFailed, as gunicorn does;
 // during a reload it aborts the reload and the old workers keep serving. A ready worker
 // whose heartbeat stops for Config.Timeout is killed and replaced.
+//
+// Removing a slot (SIGTTOU) in ModeReusePort must not reset the connections queued on its
+// socket: the master relies on net.ipv4.tcp_migrate_req when it is on, and otherwise steers
+// new connections away from the removed slot's socket with a reuseport BPF program and
+// keeps the socket for the next SIGTTIN (see steer.go).
+//
+// # Sizing
+//
+// Each worker gets GOMAXPROCS = the master's GOMAXPROCS / number of workers (at least 1):
+// N single-threaded workers on N cores avoid the context switches of N processes that each
+// size themselves for the whole machine. An explicit Config.GOMAXPROCS, or GOMAXPROCS in the
+// master's environment, wins. GOMEMLIMIT in the master's environment is divided among the
+// workers (during a rolling restart one more worker briefly runs).
 //
 // # Traps
 //
@@ -77,9 +103,12 @@
 //     syscall.ForkExec.
 //   - A process that has exited can linger as a zombie when PID 1 reaps lazily: check
 //     liveness by /proc/PID/stat state, not kill(pid, 0).
-//   - SO_REUSEPORT: closing a slot's socket resets the connections queued on it (unless the
-//     kernel's net.ipv4.tcp_migrate_req is on); the master therefore never closes a slot's
-//     socket while it runs.
+//   - SO_REUSEPORT: closing a slot's socket resets the connections queued on it, unless the
+//     kernel's net.ipv4.tcp_migrate_req is on; hence the steering above. A handshake still in
+//     progress when a slot is removed (the client's final ACK arrives after the removed
+//     worker stopped accepting, that is, more than 250ms later) waits on the parked socket
+//     until the slot comes back or the master stops: turn tcp_migrate_req on, or use
+//     ModeShared, if that matters.
 //   - Every worker re-runs every init function of the binary: keep them free of side effects.
 //     And `go run` re-executes a temporary binary that is deleted on exit: fine, but a
 //     reload cannot pick up a rebuilt binary that way.

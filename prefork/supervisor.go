@@ -688,6 +688,9 @@ func (s *supervisor) failed(sl *slot, now time.Time, reason ExitReason, err erro
 		s.fatal(fmt.Errorf("%w: %d worker failures within %v, last: %w", ErrRestartLimit, len(s.failures), s.cfg.CrashWindow, err))
 		return
 	}
+	if sl.index >= s.n {
+		return // a removed slot: nothing to respawn
+	}
 	sl.crashes++
 	d := time.Duration(0)
 	if sl.crashes > 1 {

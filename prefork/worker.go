@@ -201,6 +201,9 @@ func (w *WorkerProcess) Ready() error {
 
 // SetRequestCounter sets the function the heartbeat calls to report the number of requests
 // served so far (shown by Master.Workers). f must be safe to call from another goroutine.
+// The heartbeat waits for f: if f blocks, no heartbeat is sent, and the master kills the
+// worker after its Timeout, so a counter that takes a lock the application needs doubles
+// as a liveness check.
 func (w *WorkerProcess) SetRequestCounter(f func() uint64) {
 	if f == nil {
 		w.counter.Store(nil)
