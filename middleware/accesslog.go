@@ -67,7 +67,10 @@ func (l *accessLogger) wrap(next http.Handler) http.Handler {
 				panic(p)
 			}
 		}()
-		next.ServeHTTP(rw, r)
+		// writer() has exactly the optional interfaces of w (Flusher,
+		// Hijacker, ReaderFrom, Pusher), so handlers' type assertions
+		// answer as they would without the access log.
+		next.ServeHTTP(rw.writer(), r)
 	})
 }
 

@@ -222,13 +222,24 @@ func TestAccessLogConcurrentLinesStayWhole(t *testing.T) {
 	}
 }
 
-func TestAccessLogKeepsFlusher(t *testing.T) {
+// TestAccessLogKeepsOptionalInterfaces: the wrapped writer offers Flusher
+// (and, through http.ResponseController, flushing) exactly when the
+// original does, and never claims a Hijacker that the original lacks.
+func TestAccessLogKeepsOptionalInterfaces(t *testing.T) {
 	var out bytes.Buffer
 	flushed := false
 	h := middleware.AccessLog(&out)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "part")
+		if _, ok := w.(http.Hijacker); ok {
+			t.Error("the wrapper claims http.Hijacker, which the recorder does not have")
+		}
+		f, ok := w.(http.Flusher)
+		if !ok {
+			t.Fatal("the wrapper hides http.Flusher")
+		}
+		f.Flush()
 		if err := http.NewResponseController(w).Flush(); err != nil {
-			t.Errorf("Flush through the access log: %v", err)
+			t.Errorf("ResponseController.Flush through the access log: %v", err)
 		}
 		flushed = true
 	}))
