@@ -1,22 +1,82 @@
-// Package middleware records HTTP traffic into herd's per-process metric files.
+// Package middleware is herd's net/http and chi middleware: per-route request
+// metrics recorded into the process's metric files (Instrument), and a
+// combined-format access log (AccessLog).
 //
-// Instrument returns a plain func(http.Handler) http.Handler that works with chi
-// (route label from chi's route pattern) and with net/http's ServeMux (Go 1.22+
-// patterns through Request.Pattern). The route label is read after the handler
-// ran, because chi only knows the full pattern of a mounted sub-router once the
-// request has been routed. Requests that match no route share the constant
-// label value UnmatchedRoute, and methods outside the standard set share
-// OtherMethod, so a scanner sending random paths or methods adds no series.
+// # Instrument
 //
-// Metrics written (names can be changed with Opts):
+// Instrument(reg) and InstrumentWithOpts(opts) return a plain
+// func(http.Handler) http.Handler, chi's middleware shape:
+//
+//	r := chi.NewRouter()
+//	r.Use(middleware.Instrument(reg))
+//	r.Get("/users/{id}", user)
+//
+// It records, per request:
 //
 //	http_requests_total{method,route,code}         counter
-//	http_request_duration_seconds{method,route}    histogram
-//	http_requests_in_flight                        gauge (livesum: summed over live workers)
+//	http_request_duration_seconds{method,route}    histogram (Opts.Buckets)
+//	http_requests_in_flight                        gauge, livesum: summed over live workers
+//	http_response_size_bytes{method,route}         histogram, only with Opts.ResponseSize
 //
-// The recording path for a known route does not allocate: handles are cached
-// per (method, route, code) in a copy-on-write map, and the response writer
-// wrapper is pooled.
+// Opts renames them, adds constant labels, and skips routes such as
+// /healthz. Calling Instrument twice on one Registry (two routers) shares the
+// families.
+//
+// # The route label
+//
+// The route is the matched pattern ("/users/{id}"), never the raw path, and
+// it is read after the handler ran: only then does chi know the whole pattern
+// of a request that went through mounted sub-routers ("/api/*" then
+// "/items/{id}" is "/api/items/{id}"). Where it comes from:
+//
+//   - chi: the routing context's patterns. Install the middleware with
+//     r.Use (on the root router or on any sub-router), or wrap the *chi.Mux
+//     itself: Instrument(reg)(r) gives the router its routing context so the
+//     patterns stay readable (at no extra cost: chi would have made it).
+//   - net/http's ServeMux (Go 1.22+): Request.Pattern, without its method and
+//     host ("GET example.com/users/{id}" is "/users/{id}"). Wrap the mux, or
+//     a handler registered in it. A mux behind http.StripPrefix sets the
+//     pattern on a copy of the request: such a request is labelled by the
+//     outer mux.
+//   - anything else (no router, another router): UnmatchedRoute.
+//
+// Requests that matched no route share the constant UnmatchedRoute
+// ("<unmatched>"): chi's and ServeMux's 404 and 405, including a 404 from a
+// mounted chi sub-router that matched nothing below its mount point.
+// Methods outside the nine standard ones share OtherMethod ("OTHER"). So the
+// number of series is bounded by routes x methods x codes, whatever paths and
+// methods clients send: a scanner adds no series.
+//
+// # Codes
+//
+// The code is the first final status the handler sent (1xx informational
+// responses other than 101 do not count), 200 if it wrote nothing, and 101 for
+// a connection it hijacked without writing a status. A handler that panics
+// is counted as 500, and the panic goes on, unchanged and not recovered here,
+// to whatever recovers it (chi's middleware.Recoverer, net/http). With a
+// recoverer inside the instrumentation, the middleware sees what the
+// recoverer wrote instead.
+//
+// # The ResponseWriter
+//
+// The handler gets a wrapper that offers exactly the optional interfaces of
+// the writer it wraps, among http.Flusher, http.Hijacker, io.ReaderFrom and
+// http.Pusher, plus Unwrap for http.ResponseController: streaming,
+// websockets and sendfile work as without the middleware, and a type
+// assertion never claims what the server cannot do (no Hijacker on HTTP/2).
+// Wrappers are pooled: as net/http requires, the handler must not use the
+// ResponseWriter after it returned.
+//
+// # Cost
+//
+// Recording a request whose route, method and code were seen before
+// allocates nothing: the wrapper is pooled, the route is found in
+// copy-on-write maps (for chi keyed by the context's patterns in a reused
+// buffer, so chi's RoutePattern, which allocates after a Mount, is called
+// once per route), and the updates are lock-free atomic additions in the
+// memory-mapped metric files. The first request of a new series takes a
+// lock and creates the series. `go test -bench . ./middleware/` compares the
+// cost with client_golang's promhttp instrumentation on the same chi router.
 //
 // Everything here is safe for concurrent use.
 package middleware

@@ -1,10 +1,10 @@
 package middleware
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,31 +14,70 @@ import (
 	"github.com/herdhttp/herd/metrics"
 )
 
-// UnmatchedRoute is the route label of every request that matched no route.
-const UnmatchedRoute = "<unmatched>"
+// Default metric names.
+const (
+	DefaultRequestsName     = "http_requests_total"
+	DefaultDurationName     = "http_request_duration_seconds"
+	DefaultInFlightName     = "http_requests_in_flight"
+	DefaultResponseSizeName = "http_response_size_bytes"
+)
 
 // Opts configures InstrumentWithOpts. The zero value of every field but
 // Registry is a sensible default.
 type Opts struct {
 	// Registry receives the metrics. Required.
 	Registry *metrics.Registry
-	// RequestsName is the counter's name; default "http_requests_total".
+
+	// RequestsName is the name of the counter of requests, labelled
+	// method, route and code. Zero: DefaultRequestsName.
 	RequestsName string
-	// DurationName is the histogram's name; default "http_request_duration_seconds".
+	// DurationName is the name of the histogram of the time to serve a
+	// request in seconds, labelled method and route. Zero:
+	// DefaultDurationName.
 	DurationName string
-	// InFlightName is the gauge's name; default "http_requests_in_flight".
+	// InFlightName is the name of the gauge of requests being served
+	// (GaugeLiveSum: summed over live worker processes). Zero:
+	// DefaultInFlightName.
 	InFlightName string
-	// Buckets of the duration histogram in seconds; default metrics.DefBuckets().
+	// Buckets of the duration histogram, in seconds. Zero:
+	// metrics.DefBuckets().
 	Buckets []float64
-	// SkipRoutes lists route patterns (such as "/healthz") that are served but
-	// not recorded.
+
+	// ResponseSize adds a histogram of the response body sizes in bytes
+	// (what the handler wrote through the ResponseWriter, before any
+	// compression by the server), labelled method and route.
+	ResponseSize bool
+	// ResponseSizeName is the name of that histogram. Zero:
+	// DefaultResponseSizeName.
+	ResponseSizeName string
+	// ResponseSizeBuckets are its buckets, in bytes. Zero: powers of 4 from
+	// 64 B to 16 MiB.
+	ResponseSizeBuckets []float64
+
+	// SkipRoutes lists route label values (patterns such as "/healthz", or
+	// UnmatchedRoute) whose requests are served but not recorded. They are
+	// still counted in the in-flight gauge while they run: the route is
+	// only known once the handler has returned.
 	SkipRoutes []string
+
+	// ConstLabels are added, with fixed values, to every series of every
+	// metric: a service or listener name, say.
+	ConstLabels map[string]string
 }
 
-// Instrument records every request into reg with the default names and
+// Instrument records every request into reg under the default names and
 // buckets. It panics if the metrics cannot be registered (a programmer
-// mistake at setup time, such as registering them twice); use
-// InstrumentWithOpts to get the error instead.
+// mistake at setup time, such as a conflicting family of the same name);
+// use InstrumentWithOpts to get the error instead.
+//
+// Put it in the router with r.Use (chi), or around a chi router or a
+// net/http ServeMux:
+//
+//	r := chi.NewRouter()
+//	r.Use(middleware.Instrument(reg))
+//
+//	mux := http.NewServeMux()
+//	srv.Handler = middleware.Instrument(reg)(mux)
 func Instrument(reg *metrics.Registry) func(http.Handler) http.Handler {
 	mw, err := InstrumentWithOpts(Opts{Registry: reg})
 	if err != nil {
@@ -47,155 +86,226 @@ func Instrument(reg *metrics.Registry) func(http.Handler) http.Handler {
 	return mw
 }
 
-// InstrumentWithOpts is Instrument with options.
+// InstrumentWithOpts is Instrument with options. Calling it again with the
+// same Registry and options is fine: the second middleware records into the
+// families the first registered.
 func InstrumentWithOpts(o Opts) (func(http.Handler) http.Handler, error) {
 	if o.Registry == nil {
 		return nil, errors.New("middleware: Opts.Registry is nil")
 	}
 	if o.RequestsName == "" {
-		o.RequestsName = "http_requests_total"
+		o.RequestsName = DefaultRequestsName
 	}
 	if o.DurationName == "" {
-		o.DurationName = "http_request_duration_seconds"
+		o.DurationName = DefaultDurationName
 	}
 	if o.InFlightName == "" {
-		o.InFlightName = "http_requests_in_flight"
+		o.InFlightName = DefaultInFlightName
 	}
-	requests, err := o.Registry.NewCounterVec(metrics.CounterOpts{
-		Name: o.RequestsName,
-		Help: "HTTP requests served, by method, route pattern and status code.",
+	if o.ResponseSizeName == "" {
+		o.ResponseSizeName = DefaultResponseSizeName
+	}
+	if o.ResponseSizeBuckets == nil {
+		o.ResponseSizeBuckets = []float64{64, 256, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20}
+	}
+	in := &instrumenter{skip: make(map[string]bool, len(o.SkipRoutes))}
+	var err error
+	in.requests, err = counterVec(o.Registry, metrics.CounterOpts{
+		Name:        o.RequestsName,
+		Help:        "HTTP requests served, by method, route pattern and status code.",
+		ConstLabels: o.ConstLabels,
 	}, "method", "route", "code")
 	if err != nil {
 		return nil, err
 	}
-	duration, err := o.Registry.NewHistogramVec(metrics.HistogramOpts{
-		Name:    o.DurationName,
-		Help:    "Time to serve an HTTP request in seconds, by method and route pattern.",
-		Buckets: o.Buckets,
+	in.duration, err = histogramVec(o.Registry, metrics.HistogramOpts{
+		Name:        o.DurationName,
+		Help:        "Time to serve an HTTP request in seconds, by method and route pattern.",
+		Buckets:     o.Buckets,
+		ConstLabels: o.ConstLabels,
 	}, "method", "route")
 	if err != nil {
 		return nil, err
 	}
-	inFlight, err := o.Registry.NewGauge(metrics.GaugeOpts{
-		Name: o.InFlightName,
-		Help: "HTTP requests being served, summed over live workers.",
-		Mode: metrics.GaugeLiveSum,
+	if o.ResponseSize {
+		in.size, err = histogramVec(o.Registry, metrics.HistogramOpts{
+			Name:        o.ResponseSizeName,
+			Help:        "Size of HTTP response bodies in bytes, by method and route pattern.",
+			Buckets:     o.ResponseSizeBuckets,
+			ConstLabels: o.ConstLabels,
+		}, "method", "route")
+		if err != nil {
+			return nil, err
+		}
+	}
+	in.inFlight, err = gauge(o.Registry, metrics.GaugeOpts{
+		Name:        o.InFlightName,
+		Help:        "HTTP requests being served, summed over live workers.",
+		Mode:        metrics.GaugeLiveSum,
+		ConstLabels: o.ConstLabels,
 	})
 	if err != nil {
 		return nil, err
 	}
-	in := &instrumenter{requests: requests, duration: duration, inFlight: inFlight, skip: map[string]bool{}}
 	for _, r := range o.SkipRoutes {
 		in.skip[r] = true
 	}
-	in.cache.Store(&map[seriesKey]*series{})
-	in.pool.New = func() any { return new(responseWriter) }
+	in.init()
 	return in.wrap, nil
 }
 
-type seriesKey struct {
-	method, route string
-	code          int
+// counterVec registers a counter family, or returns the one already
+// registered with the very same description.
+func counterVec(reg *metrics.Registry, o metrics.CounterOpts, labels ...string) (*metrics.CounterVec, error) {
+	v, err := reg.NewCounterVec(o, labels...)
+	if v, ok := existing[*metrics.CounterVec](err); ok {
+		return v, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("middleware: %w", err)
+	}
+	return v, nil
 }
 
-// series holds the cached handles of one (method, route, code).
-type series struct {
-	requests *metrics.Counter
-	duration *metrics.Histogram
+func histogramVec(reg *metrics.Registry, o metrics.HistogramOpts, labels ...string) (*metrics.HistogramVec, error) {
+	v, err := reg.NewHistogramVec(o, labels...)
+	if v, ok := existing[*metrics.HistogramVec](err); ok {
+		return v, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("middleware: %w", err)
+	}
+	return v, nil
 }
 
+func gauge(reg *metrics.Registry, o metrics.GaugeOpts) (*metrics.Gauge, error) {
+	g, err := reg.NewGauge(o)
+	if v, ok := existing[*metrics.GaugeVec](err); ok {
+		g, err = v.Get()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("middleware: %w", err)
+	}
+	return g, nil
+}
+
+// existing returns the vector of an AlreadyRegisteredError.
+func existing[V any](err error) (V, bool) {
+	var are *metrics.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		v, ok := are.Existing.(V)
+		return v, ok
+	}
+	var zero V
+	return zero, false
+}
+
+// instrumenter is the state of one middleware returned by
+// InstrumentWithOpts.
 type instrumenter struct {
 	requests *metrics.CounterVec
 	duration *metrics.HistogramVec
+	size     *metrics.HistogramVec // nil unless Opts.ResponseSize
 	inFlight *metrics.Gauge
 	skip     map[string]bool // read-only after construction
 
-	// cache is copy-on-write: readers load the map without locking; the
-	// number of keys is bounded by routes x methods x codes.
-	cache atomic.Pointer[map[seriesKey]*series]
-	mu    sync.Mutex // guards writes of cache
-	pool  sync.Pool  // of *responseWriter
+	// Route lookup (route.go): copy-on-write tables, read without a lock.
+	unmatched *route
+	chiTables atomic.Pointer[[]*routeTable] // one per chi root router
+	muxTable  routeTable                    // ServeMux patterns
+
+	mu     sync.Mutex        // guards byName, and the stores to chiTables, the tables and route.methods
+	byName map[string]*route // every route by label value
+
+	writers  sync.Pool // of *responseWriter
+	contexts sync.Pool // of *chi.Context, for a chi router wrapped from the outside
+}
+
+func (in *instrumenter) init() {
+	in.byName = make(map[string]*route)
+	in.unmatched = in.namedLocked(UnmatchedRoute)
+	in.chiTables.Store(&[]*routeTable{})
+	in.muxTable.init(nil)
+	in.writers.New = func() any { return new(responseWriter) }
+	in.contexts.New = func() any { return chi.NewRouteContext() }
 }
 
 func (in *instrumenter) wrap(next http.Handler) http.Handler {
+	if mux, ok := next.(*chi.Mux); ok {
+		// Wrapped around a chi router rather than installed in it with Use:
+		// chi would route on a copy of the request whose route context we
+		// never see, so give it ours.
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			in.serveChi(mux, w, r)
+		})
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		in.inFlight.Inc()
-		rw := in.pool.Get().(*responseWriter)
-		rw.reset(w)
-		defer func() {
-			in.inFlight.Dec()
-			code := rw.code()
-			if p := recover(); p != nil {
-				// The handler panicked: count it as the 500 the client
-				// will see (or the reset it gets) and let the panic go on
-				// to whatever recovers it.
-				code = http.StatusInternalServerError
-				in.record(r, code, start)
-				rw.reset(nil)
-				in.pool.Put(rw)
-				panic(p)
-			}
-			in.record(r, code, start)
-			rw.reset(nil)
-			in.pool.Put(rw)
-		}()
-		next.ServeHTTP(rw, r)
+		in.serve(next, w, r)
 	})
 }
 
-func (in *instrumenter) record(r *http.Request, code int, start time.Time) {
-	route := routeOf(r)
-	if in.skip[route] {
+// serve is the middleware. Recording allocates nothing for a route already
+// seen with that method and code: the writer is pooled, the route and its
+// series are found in copy-on-write maps, and the updates are atomic
+// additions in the metric files.
+func (in *instrumenter) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	in.inFlight.Inc()
+	rw := in.writers.Get().(*responseWriter)
+	rw.reset(w)
+	returned := false
+	defer func() {
+		d := time.Since(start)
+		in.inFlight.Dec()
+		code := rw.code()
+		if !returned {
+			// The handler panicked (or called runtime.Goexit): the client
+			// gets a 500 from a recoverer, or a reset connection. No
+			// recover here: the panic goes on unchanged to whatever
+			// handles it.
+			code = http.StatusInternalServerError
+		}
+		in.record(r, rw, code, d)
+		rw.reset(nil)
+		in.writers.Put(rw)
+	}()
+	next.ServeHTTP(rw.writer(), r)
+	returned = true
+}
+
+// serveChi serves a chi router wrapped from the outside. It gives the router
+// a routing context, as the router would have created itself, so that the
+// route patterns are readable once it has returned: the cost is the same two
+// allocations chi would have made.
+func (in *instrumenter) serveChi(mux *chi.Mux, w http.ResponseWriter, r *http.Request) {
+	if chi.RouteContext(r.Context()) != nil {
+		in.serve(mux, w, r) // already inside a chi router
 		return
 	}
-	s := in.lookup(seriesKey{method: normalizeMethod(r.Method), route: route, code: code})
-	s.requests.Inc()
-	s.duration.Observe(time.Since(start).Seconds())
+	rctx := in.contexts.Get().(*chi.Context)
+	rctx.Reset()
+	rctx.Routes = mux
+	r = r.WithContext(context.WithValue(r.Context(), chi.RouteCtxKey, rctx))
+	in.serve(mux, w, r)
+	// Not reached after a panic: a context a panic went through is not
+	// reused (chi does the same).
+	in.contexts.Put(rctx)
 }
 
-// routeOf returns the matched route pattern: chi's if chi routed the request,
-// else net/http ServeMux's, else UnmatchedRoute.
-func routeOf(r *http.Request) string {
-	if rc := chi.RouteContext(r.Context()); rc != nil {
-		if p := rc.RoutePattern(); p != "" {
-			return p
-		}
-		return UnmatchedRoute
+// record adds one request to the metrics, unless its route is skipped.
+func (in *instrumenter) record(r *http.Request, rw *responseWriter, code int, d time.Duration) {
+	rt := in.route(r, rw, code)
+	if rt.skip {
+		return
 	}
-	if p := r.Pattern; p != "" {
-		// ServeMux patterns may start with a method and a host
-		// ("GET example.com/users/{id}"); the route is the path part.
-		if i := strings.IndexByte(p, ' '); i >= 0 {
-			p = p[i+1:]
-		}
-		if i := strings.IndexByte(p, '/'); i > 0 {
-			p = p[i:]
-		}
-		return p
+	mi, ml := method(r.Method)
+	s, c := rt.series(mi, code)
+	if c == nil {
+		s, c = in.newSeries(rt, mi, ml, code)
 	}
-	return UnmatchedRoute
-}
-
-func (in *instrumenter) lookup(k seriesKey) *series {
-	if s, ok := (*in.cache.Load())[k]; ok {
-		return s
+	c.Inc()
+	s.duration.Observe(d.Seconds())
+	if s.size != nil {
+		s.size.Observe(float64(rw.bytes))
 	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	old := *in.cache.Load()
-	if s, ok := old[k]; ok {
-		return s
-	}
-	s := &series{
-		requests: in.requests.With(k.method, k.route, strconv.Itoa(k.code)),
-		duration: in.duration.With(k.method, k.route),
-	}
-	next := make(map[seriesKey]*series, len(old)+1)
-	for key, v := range old {
-		next[key] = v
-	}
-	next[k] = s
-	in.cache.Store(&next)
-	return s
 }

@@ -7,28 +7,32 @@ import "net/http"
 // cannot create series.
 const OtherMethod = "OTHER"
 
-// normalizeMethod returns the method as a constant string (no allocation) or
-// OtherMethod.
-func normalizeMethod(m string) string {
+// numMethods is the number of method label values: the nine standard
+// methods and OtherMethod.
+const numMethods = 10
+
+// method maps a request method to an index below numMethods and its label
+// value. Methods are case-sensitive (RFC 9110): "get" is OtherMethod.
+func method(m string) (int, string) {
 	switch m {
 	case http.MethodGet:
-		return http.MethodGet
+		return 0, http.MethodGet
 	case http.MethodHead:
-		return http.MethodHead
+		return 1, http.MethodHead
 	case http.MethodPost:
-		return http.MethodPost
+		return 2, http.MethodPost
 	case http.MethodPut:
-		return http.MethodPut
+		return 3, http.MethodPut
 	case http.MethodPatch:
-		return http.MethodPatch
+		return 4, http.MethodPatch
 	case http.MethodDelete:
-		return http.MethodDelete
+		return 5, http.MethodDelete
 	case http.MethodConnect:
-		return http.MethodConnect
+		return 6, http.MethodConnect
 	case http.MethodOptions:
-		return http.MethodOptions
+		return 7, http.MethodOptions
 	case http.MethodTrace:
-		return http.MethodTrace
+		return 8, http.MethodTrace
 	}
-	return OtherMethod
+	return 9, OtherMethod
 }
