@@ -37,10 +37,11 @@ type keyInfo struct {
 	seen      uint64                // generation of the last merge that used it
 
 	// The series slot of this key, cached for the family state it was resolved under.
-	fa   *famAgg
-	kind seriesKind
-	sa   *seriesAgg
-	byID map[string]*seriesAgg // kindPerFile: one slot per file id
+	fa    *famAgg
+	epoch uint64
+	kind  seriesKind
+	sa    *seriesAgg
+	byID  map[string]*seriesAgg // kindPerFile: one slot per file id
 }
 
 type seriesKind uint8
@@ -72,7 +73,7 @@ type famAgg struct {
 	series map[seriesKey]*seriesAgg
 	sorted []*seriesAgg // every series, sorted by labels when !dirty
 	dirty  bool
-	n      int // series touched in this merge
+	epoch  uint64 // bumped when series slots are dropped: keyInfo caches of older epochs are stale
 }
 
 type seriesKey struct {
@@ -138,8 +139,8 @@ func (fa *famAgg) kindFor() seriesKind {
 // slot returns the aggregation slot of sample key ki from the file with id.
 func (fa *famAgg) slot(ki *keyInfo, id string) *seriesAgg {
 	kind := fa.kindFor()
-	if ki.fa != fa || ki.kind != kind {
-		ki.fa, ki.kind, ki.sa, ki.byID = fa, kind, nil, nil
+	if ki.fa != fa || ki.epoch != fa.epoch || ki.kind != kind {
+		ki.fa, ki.epoch, ki.kind, ki.sa, ki.byID = fa, fa.epoch, kind, nil, nil
 	}
 	if kind != kindPerFile && ki.sa != nil {
 		return ki.sa
@@ -202,7 +203,14 @@ func (m *merger) merge(files []mmapstore.FileSamples) []*dto.MetricFamily {
 					m.fams[s.Key.Family] = fa
 				}
 				if fa.gen != m.gen {
-					fa.gen, fa.typ, fa.mode, fa.help, fa.n = m.gen, f.Type, GaugeMode(f.Mode), s.Key.Help, 0
+					if fa.typ != f.Type || fa.mode != GaugeMode(f.Mode) {
+						// New, or its first file now says another type or mode: the
+						// series slots of the old one do not apply.
+						clear(fa.series)
+						fa.sorted = fa.sorted[:0]
+						fa.epoch++
+					}
+					fa.gen, fa.typ, fa.mode, fa.help = m.gen, f.Type, GaugeMode(f.Mode), s.Key.Help
 					touched = append(touched, fa)
 				}
 			}
@@ -274,7 +282,6 @@ func (m *merger) add(fa *famAgg, ki *keyInfo, id string, s *mmapstore.Sample) {
 	sa := fa.slot(ki, id)
 	if sa.gen != m.gen {
 		sa.gen, sa.v, sa.ts, sa.has, sa.sum, sa.buckets = m.gen, 0, 0, false, 0, sa.buckets[:0]
-		fa.n++
 	}
 	v := s.Value
 	switch r {
@@ -343,12 +350,8 @@ func (m *merger) prune() {
 		}
 		if stale {
 			fa.sorted = slices.DeleteFunc(fa.sorted, func(sa *seriesAgg) bool { return m.gen-sa.gen > 64 })
-			// Cached slots may point at deleted series: drop the caches of this family.
-			for _, ki := range m.keys {
-				if ki.fa == fa {
-					ki.fa, ki.sa, ki.byID = nil, nil, nil
-				}
-			}
+			fa.epoch++ // cached slots may point at deleted series
+
 		}
 	}
 }

@@ -1,0 +1,140 @@
+package metrics
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/herdhttp/herd/mmapstore"
+)
+
+func key(family, sample, help string, labels ...string) *mmapstore.Key {
+	k := &mmapstore.Key{Family: family, Sample: sample, Help: help}
+	for i := 0; i < len(labels); i += 2 {
+		k.Labels = append(k.Labels, mmapstore.LabelPair{Name: labels[i], Value: labels[i+1]})
+	}
+	return k
+}
+
+func file(typ, mode, id string, samples ...mmapstore.Sample) mmapstore.FileSamples {
+	name := typ + "_" + id + ".db"
+	if typ == "gauge" {
+		name = typ + "_" + mode + "_" + id + ".db"
+	}
+	return mmapstore.FileSamples{Path: "/d/" + name, Type: typ, Mode: mode, ID: id, Samples: samples}
+}
+
+func text(t *testing.T, m *merger, files ...mmapstore.FileSamples) string {
+	t.Helper()
+	var buf bytes.Buffer
+	for _, mf := range m.merge(files) {
+		if _, err := expfmt.MetricFamilyToText(&buf, mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return buf.String()
+}
+
+func TestMergeEdgeCases(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name  string
+		files []mmapstore.FileSamples
+		want  string
+	}{
+		{"help differs between files: one series, first help",
+			[]mmapstore.FileSamples{
+				file("counter", "", "1", mmapstore.Sample{Key: key("c", "c_total", "first"), Value: 1}),
+				file("counter", "", "2", mmapstore.Sample{Key: key("c", "c_total", "second"), Value: 2}),
+			},
+			"# HELP c_total first\n# TYPE c_total counter\nc_total 3\n"},
+		{"histogram bucket layouts merge into the union, le by value",
+			[]mmapstore.FileSamples{
+				file("histogram", "", "1",
+					mmapstore.Sample{Key: key("h", "h_sum", "x"), Value: 1},
+					mmapstore.Sample{Key: key("h", "h_bucket", "x", "le", "1.0"), Value: 1},
+					mmapstore.Sample{Key: key("h", "h_bucket", "x", "le", "+Inf"), Value: 0}),
+				file("histogram", "", "2",
+					mmapstore.Sample{Key: key("h", "h_sum", "x"), Value: 7},
+					mmapstore.Sample{Key: key("h", "h_bucket", "x", "le", "0.5"), Value: 1},
+					mmapstore.Sample{Key: key("h", "h_bucket", "x", "le", "1"), Value: 1},
+					mmapstore.Sample{Key: key("h", "h_bucket", "x", "le", "+Inf"), Value: 1}),
+			},
+			"# HELP h x\n# TYPE h histogram\nh_bucket{le=\"0.5\"} 1\nh_bucket{le=\"1\"} 3\nh_bucket{le=\"+Inf\"} 4\nh_sum 8\nh_count 4\n"},
+		{"a pid label in a key: replaced in all mode, dropped in sum mode, kept elsewhere",
+			[]mmapstore.FileSamples{
+				file("gauge", "all", "1", mmapstore.Sample{Key: key("a", "a", "x", "pid", "99"), Value: 1}),
+				file("gauge", "sum", "1", mmapstore.Sample{Key: key("s", "s", "x", "pid", "99"), Value: 1}),
+				file("gauge", "sum", "2", mmapstore.Sample{Key: key("s", "s", "x", "pid", "98"), Value: 2}),
+				file("counter", "", "1", mmapstore.Sample{Key: key("c", "c_total", "x", "pid", "99"), Value: 5}),
+			},
+			"# HELP a x\n# TYPE a gauge\na{pid=\"1\"} 1\n# HELP c_total x\n# TYPE c_total counter\nc_total{pid=\"99\"} 5\n# HELP s x\n# TYPE s gauge\ns 3\n"},
+		{"one name as two types: the first file's type wins",
+			[]mmapstore.FileSamples{
+				file("counter", "", "1", mmapstore.Sample{Key: key("x", "x_total", "h"), Value: 1}),
+				file("gauge", "all", "1", mmapstore.Sample{Key: key("x", "x", "h"), Value: 9}),
+			},
+			"# HELP x_total h\n# TYPE x_total counter\nx_total 1\n"},
+		{"samples not named after their family are ignored",
+			[]mmapstore.FileSamples{
+				file("counter", "", "1",
+					mmapstore.Sample{Key: key("c", "c_created", "h"), Value: 1e9},
+					mmapstore.Sample{Key: key("c", "other", "h"), Value: 1},
+					mmapstore.Sample{Key: key("c", "c_total", "h"), Value: 2}),
+			},
+			"# HELP c_total h\n# TYPE c_total counter\nc_total 2\n"},
+		{"mostrecent: a tie keeps the first file's value, never set yields nothing",
+			[]mmapstore.FileSamples{
+				file("gauge", "mostrecent", "1", mmapstore.Sample{Key: key("m", "m", "h"), Value: 1, Timestamp: 5},
+					mmapstore.Sample{Key: key("m", "m", "h", "k", "never"), Value: 3}),
+				file("gauge", "mostrecent", "2", mmapstore.Sample{Key: key("m", "m", "h"), Value: 2, Timestamp: 5}),
+			},
+			"# HELP m h\n# TYPE m gauge\nm 1\n"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := text(t, newMerger(), c.files...); got != c.want {
+				t.Errorf("got\n%s\nwant\n%s", got, c.want)
+			}
+		})
+	}
+}
+
+// State kept between scrapes never leaks into a later one.
+func TestMergeAcrossScrapes(t *testing.T) {
+	t.Parallel()
+	m := newMerger()
+	ka, kb := key("c", "c_total", "h", "k", "a"), key("c", "c_total", "h", "k", "b")
+	f1 := file("counter", "", "1", mmapstore.Sample{Key: ka, Value: 1}, mmapstore.Sample{Key: kb, Value: 2})
+	f2 := file("counter", "", "2", mmapstore.Sample{Key: ka, Value: 10})
+	head := "# HELP c_total h\n# TYPE c_total counter\n"
+	steps := []struct {
+		files []mmapstore.FileSamples
+		want  string
+	}{
+		{[]mmapstore.FileSamples{f1, f2}, head + "c_total{k=\"a\"} 11\nc_total{k=\"b\"} 2\n"},
+		{[]mmapstore.FileSamples{f2}, head + "c_total{k=\"a\"} 10\n"},
+		{nil, ""},
+		{[]mmapstore.FileSamples{f1}, head + "c_total{k=\"a\"} 1\nc_total{k=\"b\"} 2\n"},
+		// The family changes type: its old slots must not be reused.
+		{[]mmapstore.FileSamples{file("gauge", "all", "1", mmapstore.Sample{Key: key("c", "c", "h", "k", "a"), Value: 4})},
+			"# HELP c h\n# TYPE c gauge\nc{k=\"a\",pid=\"1\"} 4\n"},
+		{[]mmapstore.FileSamples{f1, f2}, head + "c_total{k=\"a\"} 11\nc_total{k=\"b\"} 2\n"},
+	}
+	for i, s := range steps {
+		if got := text(t, m, s.files...); got != s.want {
+			t.Fatalf("scrape %d: got\n%s\nwant\n%s", i, got, s.want)
+		}
+	}
+	// Many scrapes later, without kb: pruned, and nothing breaks.
+	for range 200 {
+		text(t, m, f2)
+	}
+	if _, ok := m.keys[kb]; ok {
+		t.Error("key not pruned")
+	}
+	if got := text(t, m, f1, f2); got != head+"c_total{k=\"a\"} 11\nc_total{k=\"b\"} 2\n" {
+		t.Errorf("after pruning: %s", got)
+	}
+}
