@@ -85,7 +85,8 @@ type Config struct {
 	GOMAXPROCS int
 
 	// Path is the executable started as a worker; zero: os.Executable() (resolved in
-	// NewMaster, so a binary replaced on disk is picked up by the next reload).
+	// NewMaster, so a binary replaced on disk is picked up by the next reload). A wrapper
+	// must exec the program, not fork it: a worker checks that its parent is the master.
 	Path string
 	// Args is the worker's argv, Args[0] included; nil: os.Args.
 	Args []string
@@ -260,6 +261,10 @@ func (c Config) validate(e *env) (*settings, error) {
 	s.logger = c.Logger
 	if s.logger == nil {
 		s.logger = slog.Default()
+	}
+	if _, ok := lookupEnv(s.environ, markerEnv); ok {
+		// A worker that did not call Worker would start workers of its own, and so on.
+		return nil, configErr("%s is set: this process was started as a worker; call prefork.Worker before NewMaster", markerEnv)
 	}
 	if err := s.readEnviron(e.getpid()); err != nil {
 		return nil, err

@@ -287,3 +287,11 @@ func TestSdNotify(t *testing.T) {
 	tm.stop()
 	expect("STOPPING=1")
 }
+
+func TestNewMasterRefusesInWorker(t *testing.T) {
+	_, err := prefork.NewMaster(prefork.Config{Workers: 1, Addrs: []string{"127.0.0.1:0"},
+		Environ: []string{"HERD_WORKER={}"}})
+	if err == nil || !strings.Contains(err.Error(), "call prefork.Worker before NewMaster") {
+		t.Errorf("NewMaster with the worker marker set: %v", err)
+	}
+}

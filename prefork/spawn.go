@@ -36,6 +36,15 @@ func (s *supervisor) startProcess(sl *slot, lane byte, now time.Time) (*worker, 
 		OrphanNS:    int64(s.cfg.OrphanTimeout),
 	}
 	files := []uintptr{0, 1, 2, uintptr(status[1]), uintptr(lifeline[0])}
+	for i := range 3 {
+		if _, err := unix.FcntlInt(uintptr(i), unix.F_GETFD, 0); err != nil {
+			// The master runs with a standard descriptor closed: give the worker /dev/null.
+			if null, err := unix.Open(os.DevNull, unix.O_RDWR|unix.O_CLOEXEC, 0); err == nil {
+				defer unix.Close(null)
+				files[i] = uintptr(null)
+			}
+		}
+	}
 	for _, fd := range sl.fds {
 		files = append(files, uintptr(fd))
 	}

@@ -295,3 +295,23 @@ func TestWorkerSizingAndEnvironment(t *testing.T) {
 		})
 	}
 }
+
+func TestStalledMasterKeepsWorkers(t *testing.T) {
+	t.Parallel()
+	sm := startSubMaster(t, masterSpec{Workers: 2, Timeout: 600 * time.Millisecond})
+	before := sm.waitReady(t, 2, 10*time.Second)
+	p := sm.cmd.Process
+	p.Signal(syscall.SIGSTOP)
+	stopped := time.Now()
+	for time.Since(stopped) < 3*time.Second {
+		time.Sleep(50 * time.Millisecond) // the master must stay stopped longer than its stall threshold
+	}
+	p.Signal(syscall.SIGCONT)
+	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); {
+		ws, err := sm.workers()
+		if err == nil && !slices.Equal(pidsOf(ws), pidsOf(before)) {
+			t.Fatalf("workers %v replaced by %v after the master's own stall", pidsOf(before), pidsOf(ws))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -104,6 +104,7 @@ type supervisor struct {
 
 	needReap bool
 	lastReap time.Time
+	lastIter time.Time
 	notify   *notifier
 	nextDog  time.Time
 }
@@ -164,6 +165,7 @@ func (s *supervisor) run(ctx context.Context) error {
 	ctxDone := ctx.Done()
 	for {
 		now := s.env.now()
+		s.forgiveStall(now)
 		if s.needReap || now.Sub(s.lastReap) >= reapPoll {
 			s.reap(now)
 		}
@@ -301,6 +303,28 @@ func (s *supervisor) statusText() string {
 		}
 	}
 	return fmt.Sprintf("%d of %d workers ready", ready, s.n)
+}
+
+// forgiveStall restarts the heartbeat and boot deadlines when the supervisor itself did not
+// run for a while (the master was stopped, its machine paused, a hook blocked): the workers'
+// heartbeats are waiting in the pipes, and killing every worker for the master's own stall
+// would be wrong. The loop normally wakes at least every reapPoll while workers run.
+func (s *supervisor) forgiveStall(now time.Time) {
+	last := s.lastIter
+	s.lastIter = now
+	stall := now.Sub(last)
+	if last.IsZero() || stall < 2*reapPoll+s.cfg.heartbeat || len(s.workers) == 0 {
+		return
+	}
+	s.log.Warn("supervisor was stalled; restarting heartbeat deadlines", "stall", stall.Round(time.Millisecond))
+	for _, w := range s.workers {
+		switch w.state {
+		case StateReady:
+			w.lastBeat = now
+		case StateStarting:
+			w.bootDeadline = w.bootDeadline.Add(stall)
+		}
+	}
 }
 
 // step acts on deadlines and brings the slots to their desired state.
