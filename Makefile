@@ -17,6 +17,8 @@ help:
 
 build:
 	$(GO) build -o $(BIN)/hello ./examples/hello
+	$(GO) build -o $(BIN)/herd-exporter ./cmd/herd-exporter
+	$(GO) build -o $(BIN)/herd-bench ./cmd/herd-bench
 
 run: build
 	@echo "hello: app on http://127.0.0.1:8080/hello, metrics on http://127.0.0.1:9090/metrics"
@@ -32,7 +34,13 @@ fmt-check:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 test: deps build vet fmt-check
-	$(GO) test -race -count=1 -timeout 10m ./...
+	$(GO) test -race -count=1 -timeout 12m ./...
+	$(MAKE) fuzz
+
+# Bounded fuzzing of the parsers that read untrusted bytes (FUZZTIME each).
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzReadFile$$' -fuzztime $(FUZZTIME) ./mmapstore/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeKey$$' -fuzztime $(FUZZTIME) ./mmapstore/
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
