@@ -108,7 +108,7 @@ func InstrumentWithOpts(o Opts) (func(http.Handler) http.Handler, error) {
 	if o.ResponseSizeBuckets == nil {
 		o.ResponseSizeBuckets = []float64{64, 256, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20}
 	}
-	in := &instrumenter{skip: make(map[string]bool, len(o.SkipRoutes))}
+	in := &instrumenter{skip: make(map[string]bool, len(o.SkipRoutes)), epoch: time.Now()}
 	var err error
 	in.requests, err = counterVec(o.Registry, metrics.CounterOpts{
 		Name:        o.RequestsName,
@@ -208,6 +208,7 @@ type instrumenter struct {
 	size     *metrics.HistogramVec // nil unless Opts.ResponseSize
 	inFlight *metrics.Gauge
 	skip     map[string]bool // read-only after construction
+	epoch    time.Time       // durations are measured as time.Since(epoch): monotonic clock reads only
 
 	// Route lookup (route.go): copy-on-write tables, read without a lock.
 	unmatched *route
@@ -249,13 +250,15 @@ func (in *instrumenter) wrap(next http.Handler) http.Handler {
 // series are found in copy-on-write maps, and the updates are atomic
 // additions in the metric files.
 func (in *instrumenter) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
+	// time.Since of a time with a monotonic reading reads only the
+	// monotonic clock; time.Now would read the wall clock too.
+	start := time.Since(in.epoch)
 	in.inFlight.Inc()
 	rw := in.writers.Get().(*responseWriter)
 	rw.reset(w)
 	returned := false
 	defer func() {
-		d := time.Since(start)
+		d := time.Since(in.epoch) - start
 		in.inFlight.Dec()
 		code := rw.code()
 		if !returned {

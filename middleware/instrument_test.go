@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	chimw "github.com/go-chi/chi/v5/middleware"
@@ -557,4 +558,74 @@ func text(t *testing.T, g metrics.Gatherer, names ...string) string {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// TestChiPatternListsNotConcatenations: ["/x", "/*"] (the stub of a mount,
+// then the sub-router's catch-all) and ["/x/*"] (the mount itself, nothing
+// matched below) concatenate alike but are different routes.
+func TestChiPatternListsNotConcatenations(t *testing.T) {
+	t.Parallel()
+	reg, mw := instrumented(t, middleware.Opts{})
+	r := chi.NewRouter()
+	r.Use(mw)
+	r.Route("/x", func(r chi.Router) { r.Get("/*", ok) })
+	if code := do(r, "POST", "/x/foo"); code != 405 {
+		t.Fatalf("POST /x/foo: %d", code)
+	}
+	do(r, "GET", "/x")
+	if got := requests(t, reg, "POST", middleware.UnmatchedRoute, 405); got != 1 {
+		t.Errorf("POST /x/foo: %v, want 1 unmatched", got)
+	}
+	if got := requests(t, reg, "GET", "/x/*", 200); got != 1 {
+		t.Errorf("GET /x: %v, want 1 under /x/*:\n%s", got, text(t, reg, "http_requests_total"))
+	}
+}
+
+// TestChiManyRouters: one middleware in more routers than get a table of
+// their own still labels each request right.
+func TestChiManyRouters(t *testing.T) {
+	t.Parallel()
+	reg, mw := instrumented(t, middleware.Opts{})
+	for i := range 40 {
+		r := chi.NewRouter()
+		r.Use(mw)
+		r.Route(fmt.Sprintf("/r%d", i), func(r chi.Router) { r.Get("/items/{id}", ok) })
+		do(r, "GET", fmt.Sprintf("/r%d/items/1", i))
+		do(r, "GET", fmt.Sprintf("/r%d/items/2", i))
+		do(r, "GET", fmt.Sprintf("/r%d/nope", i))
+	}
+	for i := range 40 {
+		if got := requests(t, reg, "GET", fmt.Sprintf("/r%d/items/{id}", i), 200); got != 2 {
+			t.Errorf("router %d: %v, want 2", i, got)
+		}
+	}
+	if got := requests(t, reg, "GET", middleware.UnmatchedRoute, 404); got != 40 {
+		t.Errorf("unmatched: %v, want 40", got)
+	}
+}
+
+func TestInFlightAndDuration(t *testing.T) {
+	t.Parallel()
+	reg, mw := instrumented(t, middleware.Opts{})
+	r := chi.NewRouter()
+	r.Use(mw)
+	r.Get("/busy", func(w http.ResponseWriter, r *http.Request) {
+		if got := metricstest.Value(t, reg, "http_requests_in_flight"); got != 1 {
+			t.Errorf("in flight %v while serving, want 1", got)
+		}
+		// At least 5 ms, without sleeping.
+		for start := time.Now(); time.Since(start) < 5*time.Millisecond; {
+		}
+	})
+	do(r, "GET", "/busy")
+	if got := metricstest.Value(t, reg, "http_requests_in_flight"); got != 0 {
+		t.Errorf("in flight %v afterwards, want 0", got)
+	}
+	sum := metricstest.Value(t, reg, "http_request_duration_seconds_sum", "method", "GET", "route", "/busy")
+	if sum < 0.005 || sum > 60 {
+		t.Errorf("duration %v s, want at least 0.005", sum)
+	}
+	if got := metricstest.Value(t, reg, "http_request_duration_seconds_bucket", "method", "GET", "route", "/busy", "le", "0.005"); got != 0 {
+		t.Errorf("le=0.005 bucket %v, want 0", got)
+	}
 }

@@ -21,8 +21,9 @@ type route struct {
 }
 
 // routeTable maps the keys that one router produces to routes: for chi the
-// concatenation of the context's RoutePatterns, for ServeMux the
-// Request.Pattern. Keys come from registered patterns only, so the table is
+// context's RoutePatterns joined with NUL bytes (the list, not only its
+// concatenation, decides whether a request ended in a mount), for ServeMux
+// the Request.Pattern. Keys come from registered patterns only, so the table is
 // bounded by the routes of the application, whatever paths clients send.
 type routeTable struct {
 	owner *chi.Mux // the root chi router of these keys; nil for ServeMux (or another chi.Routes)
@@ -71,55 +72,76 @@ func (in *instrumenter) route(r *http.Request, rw *responseWriter, code int) *ro
 
 // chiRoute finds the route of chi's context without building the pattern:
 // chi's RoutePattern joins (and so allocates) once a request has gone
-// through a Mount. The lookup key is the concatenation of RoutePatterns in a
-// reused buffer, and a map index with string(buf) does not allocate.
+// through a Mount. The lookup key is built in a reused buffer, and a map
+// index with string(buf) does not allocate.
 func (in *instrumenter) chiRoute(rctx *chi.Context, rw *responseWriter) *route {
 	pats := rctx.RoutePatterns
 	if len(pats) == 0 {
 		return in.unmatched
 	}
 	owner, _ := rctx.Routes.(*chi.Mux)
-	for _, t := range *in.chiTables.Load() {
-		if t.owner != owner {
-			continue
-		}
+	if t := in.chiTable(owner); t != nil {
 		m := *t.m.Load()
 		if len(pats) == 1 {
 			if rt, ok := m[pats[0]]; ok {
 				return rt
 			}
-			break
+		} else {
+			b := append(rw.scratch[:0], pats[0]...)
+			for _, p := range pats[1:] {
+				b = append(b, 0)
+				b = append(b, p...)
+			}
+			rw.scratch = b
+			if rt, ok := m[string(b)]; ok {
+				return rt
+			}
 		}
-		b := rw.scratch[:0]
-		for _, p := range pats {
-			b = append(b, p...)
-		}
-		rw.scratch = b
-		if rt, ok := m[string(b)]; ok {
-			return rt
-		}
-		break
 	}
 	return in.newChiRoute(rctx, owner)
 }
 
+// chiTable returns the table of the root router owner, nil if it has none
+// yet. Once there are maxChiTables tables (routers made on the fly, say),
+// routers without one share the table of owner nil rather than grow the
+// list without bound; keys of different routers may then get the label
+// the first one gave.
+func (in *instrumenter) chiTable(owner *chi.Mux) *routeTable {
+	tables := *in.chiTables.Load()
+	var shared *routeTable
+	for _, t := range tables {
+		if t.owner == owner {
+			return t
+		}
+		if t.owner == nil {
+			shared = t
+		}
+	}
+	if len(tables) >= maxChiTables {
+		return shared
+	}
+	return nil
+}
+
+// maxChiTables bounds the number of chi root routers with a table of their
+// own.
+const maxChiTables = 16
+
 // newChiRoute is chiRoute's slow path, taken once per key and router.
 func (in *instrumenter) newChiRoute(rctx *chi.Context, owner *chi.Mux) *route {
-	key := strings.Join(rctx.RoutePatterns, "")
+	key := strings.Join(rctx.RoutePatterns, "\x00")
 	name := rctx.RoutePattern()
 	if rctx.Routes != nil && endsInMount(rctx.Routes, rctx.RoutePatterns) {
 		name = UnmatchedRoute
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	var t *routeTable
-	tables := *in.chiTables.Load()
-	for _, x := range tables {
-		if x.owner == owner {
-			t = x
-		}
-	}
+	t := in.chiTable(owner)
 	if t == nil {
+		tables := *in.chiTables.Load()
+		if len(tables) >= maxChiTables {
+			owner = nil // the shared table, created here
+		}
 		t = new(routeTable)
 		t.init(owner)
 		next := append(tables[:len(tables):len(tables)], t)
