@@ -158,8 +158,10 @@ func runTestMaster(spec string) int {
 		Addrs:   []string{"127.0.0.1:0"},
 		Mode:    prefork.ListenerMode(sp.Mode),
 		Timeout: sp.Timeout,
-		Env:     []string{behaviorEnv + "=" + sp.Behavior},
-		Logger:  slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		// Generous: the race-instrumented test binary can take long to start under load.
+		BootTimeout: 20 * time.Second,
+		Env:         []string{behaviorEnv + "=" + sp.Behavior},
+		Logger:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

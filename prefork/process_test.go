@@ -102,15 +102,16 @@ func TestKilledWorkerIsRespawned(t *testing.T) {
 func TestBootFailureStopsMaster(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		behavior string
-		how      string
+		behavior    string
+		bootTimeout time.Duration
+		how         string
 	}{
-		{"exit-before-ready", "exited with status 1"},
-		{"hang-before-ready", "boot timeout"},
+		{"exit-before-ready", 20 * time.Second, "exited with status 1"},
+		{"hang-before-ready", 500 * time.Millisecond, "boot timeout"},
 	} {
 		t.Run(tc.behavior, func(t *testing.T) {
 			t.Parallel()
-			tm := startMaster(t, prefork.Config{Workers: 2, BootTimeout: 500 * time.Millisecond}, tc.behavior)
+			tm := startMaster(t, prefork.Config{Workers: 2, BootTimeout: tc.bootTimeout}, tc.behavior)
 			err := tm.wait(t, 10*time.Second)
 			if !errors.Is(err, prefork.ErrBootFailed) {
 				t.Fatalf("Run = %v, want ErrBootFailed", err)

@@ -56,15 +56,15 @@ func TestReloadReplacesEveryWorker(t *testing.T) {
 		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
 			var reloads atomic.Int32
-			tm := startMaster(t, prefork.Config{Workers: 3, Mode: mode,
+			tm := startMaster(t, prefork.Config{Workers: 2, Mode: mode,
 				Hooks: prefork.Hooks{OnReload: func() { reloads.Add(1) }}}, "")
-			before := tm.waitReady(t, 3, 10*time.Second)
-			ld := startLoad(tm.Addrs()[0].String(), 4)
+			before := tm.waitReady(t, 2, 10*time.Second)
+			ld := startLoad(tm.Addrs()[0].String(), 2)
 			for round, lane := range []string{"b", "a"} {
 				tm.sig.Send(syscall.SIGHUP)
 				var after []prefork.WorkerInfo
 				waitFor(t, 15*time.Second, "every worker replaced", func() bool {
-					after = tm.readyWorkers(3)
+					after = tm.readyWorkers(2)
 					if after == nil {
 						return false
 					}
@@ -133,7 +133,7 @@ func TestScaleUpAndDown(t *testing.T) {
 			t.Parallel()
 			tm := startMaster(t, prefork.Config{Workers: 2, Mode: mode}, "")
 			tm.waitReady(t, 2, 10*time.Second)
-			ld := startLoad(tm.Addrs()[0].String(), 4)
+			ld := startLoad(tm.Addrs()[0].String(), 2)
 			tm.sig.Send(syscall.SIGTTIN)
 			ws := tm.waitReady(t, 3, 10*time.Second)
 			if ws[2].Slot != 2 || ws[2].ID != "2a" {
@@ -173,14 +173,14 @@ func TestMaxRequestsRetiresWorker(t *testing.T) {
 			tm := startMaster(t, prefork.Config{Workers: 1, Mode: mode, MaxRequests: 20, MaxRequestsJitter: 5}, "")
 			first := tm.waitReady(t, 1, 10*time.Second)[0]
 			ld := startLoad(tm.Addrs()[0].String(), 2)
-			waitFor(t, 20*time.Second, "three retirements", func() bool {
+			waitFor(t, 20*time.Second, "two retirements", func() bool {
 				n := 0
 				for _, e := range tm.exitsSnapshot() {
 					if e.Reason == prefork.ExitRetired {
 						n++
 					}
 				}
-				return n >= 3
+				return n >= 2
 			})
 			ld.finish(t)
 			for _, e := range tm.exitsSnapshot() {
@@ -189,8 +189,8 @@ func TestMaxRequestsRetiresWorker(t *testing.T) {
 				}
 			}
 			ws := tm.waitReady(t, 1, 10*time.Second)
-			if ws[0].Restarts < 3 || ws[0].PID == first.PID {
-				t.Errorf("worker after retirements %+v, want >= 3 restarts", ws[0])
+			if ws[0].Restarts < 2 || ws[0].PID == first.PID {
+				t.Errorf("worker after retirements %+v, want >= 2 restarts", ws[0])
 			}
 			wi, err := getInfo(tm.Addrs()[0].String())
 			if err != nil {
