@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -65,8 +67,9 @@ func (s *status) healthy() bool {
 	return false
 }
 
-// listenAdmin opens the admin listener, or returns nil when it is "off".
-func listenAdmin(cfg Config) (net.Listener, error) {
+// listenAdmin opens the admin listener (with TLS when sec says so), or
+// returns nil when it is "off".
+func listenAdmin(cfg Config, sec *adminSecurity) (net.Listener, error) {
 	if cfg.MetricsBind == "off" {
 		return nil, nil
 	}
@@ -74,7 +77,28 @@ func listenAdmin(cfg Config) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("-metrics-bind: %w", err)
 	}
+	if sec != nil && sec.tls != nil {
+		ln = tls.NewListener(ln, sec.tls)
+	}
 	return ln, nil
+}
+
+// warnExposedAdmin logs when the admin listener is reachable from other
+// hosts without the protection that makes that safe.
+func warnExposedAdmin(ln net.Listener, sec *adminSecurity, log *slog.Logger) {
+	if ln == nil {
+		return
+	}
+	ta, ok := ln.Addr().(*net.TCPAddr)
+	if !ok || ta.IP.IsLoopback() {
+		return
+	}
+	switch {
+	case sec.auth != nil && sec.tls == nil:
+		log.Warn("admin listener: basic auth without TLS sends passwords in clear text over the network", "admin", ta.String())
+	case sec.auth == nil && sec.tls == nil:
+		log.Warn("admin listener is not on loopback and has no authentication: /metrics and /workers are open to the network", "admin", ta.String())
+	}
 }
 
 func closeAdmin(ln net.Listener) {
@@ -90,9 +114,16 @@ func adminAddr(ln net.Listener) string {
 	return ln.Addr().String()
 }
 
-func adminMux(g metrics.Gatherer, st *status) *http.ServeMux {
+// adminMux routes the admin endpoints. With basic auth, /metrics and
+// /workers need credentials; /healthz stays open for load balancers and
+// probes (it tells nothing but "ok").
+func adminMux(g metrics.Gatherer, st *status, sec *adminSecurity) *http.ServeMux {
+	protect := func(h http.Handler) http.Handler { return h }
+	if sec != nil && sec.auth != nil {
+		protect = sec.auth.wrap
+	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", metrics.Handler(g, metrics.HandlerOpts{}))
+	mux.Handle("GET /metrics", protect(metrics.Handler(g, metrics.HandlerOpts{})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if !st.healthy() {
@@ -102,25 +133,38 @@ func adminMux(g metrics.Gatherer, st *status) *http.ServeMux {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("GET /workers", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /workers", protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		enc.Encode(st.workers())
-	})
+	})))
 	return mux
 }
 
 // startAdmin serves the admin endpoints on ln (if not nil) and returns the
 // server to stop later.
-func startAdmin(ln net.Listener, g metrics.Gatherer, st *status) *http.Server {
+//
+// Its timeouts are fixed: scrapers and probes send small requests and read
+// promptly, and a slow client must not hold the master's resources.
+func startAdmin(ln net.Listener, g metrics.Gatherer, st *status, sec *adminSecurity, log *slog.Logger) *http.Server {
 	if ln == nil {
 		return nil
 	}
 	if st.started.IsZero() {
 		st.started = time.Now()
 	}
-	srv := &http.Server{Handler: adminMux(g, st), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{
+		Handler:           adminMux(g, st, sec),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		// TLS handshake failures (scanners, wrong CA) are the client's
+		// problem; keep them out of the master's log.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
 	go srv.Serve(ln)
 	return srv
 }

@@ -5,9 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -43,6 +43,51 @@ type Config struct {
 	MaxRequestsJitter int
 	// LogFormat is "text" (default) or "json".
 	LogFormat string
+
+	// ReadHeaderTimeout bounds how long a worker waits for a request's
+	// headers, from the moment the connection is ready to read one: the
+	// defence against slow-header (slowloris) clients. Default 10s;
+	// negative: none.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, headers and body. Default
+	// 60s; negative: none (a handler reading the body of a client that
+	// sends one byte a minute then waits forever).
+	ReadTimeout time.Duration
+	// WriteTimeout bounds the time from the end of the request headers to
+	// the end of the response. Default: none (zero or negative), because it
+	// also cuts off slow handlers and streamed responses without telling
+	// them; set it, or a per-request deadline with http.ResponseController,
+	// when responses are large and clients untrusted.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection that has been idle this
+	// long. Default 120s; negative: none.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds the size of a request's headers (request line
+	// included); larger requests get 431 Request Header Fields Too Large.
+	// Default 64 KiB (net/http adds 4 KiB of slack).
+	MaxHeaderBytes int
+
+	// AdminTLSCert and AdminTLSKey, both set, serve the admin listener
+	// over TLS (1.2 or later) with this PEM certificate chain and key. The
+	// files are read again when they change (certificate rotation needs no
+	// restart). Default: plain HTTP.
+	AdminTLSCert, AdminTLSKey string
+	// AdminTLSClientCA, with TLS, requires every admin client to present a
+	// certificate signed by one of these PEM CAs (mutual TLS).
+	AdminTLSClientCA string
+	// AdminBasicAuthFile requires HTTP basic authentication on /metrics and
+	// /workers (not /healthz): one "user:hash" line per user, hashes in
+	// passlib's "$pbkdf2-sha256$rounds$salt$checksum" form (see
+	// docs/reliability.md). The file is read again when it changes.
+	AdminBasicAuthFile string
+
+	// PIDFile, when set, is written with the master's pid (atomically) and
+	// removed at exit; start-up fails if it names a live process.
+	PIDFile string
+	// AccessLog, when set, writes one line per request in Apache's combined
+	// format to this file ("-": standard output), appended by every worker.
+	// SIGUSR1 to the master reopens it in every worker (log rotation).
+	AccessLog string
 }
 
 // DefaultConfig returns the defaults of the command-line flags: one worker
@@ -52,10 +97,14 @@ func DefaultConfig() Config {
 }
 
 const (
-	defaultBind            = "127.0.0.1:8080"
-	defaultMetricsBind     = "127.0.0.1:9090"
-	defaultGracefulTimeout = 30 * time.Second
-	defaultTimeout         = 30 * time.Second
+	defaultBind              = "127.0.0.1:8080"
+	defaultMetricsBind       = "127.0.0.1:9090"
+	defaultGracefulTimeout   = 30 * time.Second
+	defaultTimeout           = 30 * time.Second
+	defaultReadHeaderTimeout = 10 * time.Second
+	defaultReadTimeout       = 60 * time.Second
+	defaultIdleTimeout       = 120 * time.Second
+	defaultMaxHeaderBytes    = 64 << 10
 )
 
 // withDefaults fills in the documented defaults of zero fields.
@@ -78,7 +127,35 @@ func (c Config) withDefaults() Config {
 	if c.LogFormat == "" {
 		c.LogFormat = "text"
 	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = defaultReadHeaderTimeout
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = defaultReadTimeout
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = off
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = defaultIdleTimeout
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = defaultMaxHeaderBytes
+	}
 	return c
+}
+
+// off is how withDefaults stores a timeout that is disabled: zero means
+// "the default" in Config, so "none" is negative.
+const off time.Duration = -1
+
+// httpTimeout converts a Config timeout to net/http's convention (zero:
+// none).
+func httpTimeout(d time.Duration) time.Duration {
+	if d < 0 {
+		return 0
+	}
+	return d
 }
 
 // RegisterFlags registers the configuration's flags on fs, with c's current
@@ -96,6 +173,66 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(nonNegativeFlag{&c.MaxRequests}, "max-requests", "recycle a worker after this many requests (0: never)")
 	fs.Var(nonNegativeFlag{&c.MaxRequestsJitter}, "max-requests-jitter", "random extra requests added to -max-requests per worker")
 	fs.StringVar(&c.LogFormat, "log-format", d.LogFormat, "\"text\" or \"json\"")
+	fs.Var(timeoutFlag{&c.ReadHeaderTimeout}, "read-header-timeout", "how long a worker waits for a request's headers (\"off\": no limit)")
+	fs.Var(timeoutFlag{&c.ReadTimeout}, "read-timeout", "how long a worker waits for a whole request, body included (\"off\": no limit)")
+	fs.Var(timeoutFlag{&c.WriteTimeout}, "write-timeout", "limit from the end of the request headers to the end of the response (\"off\": no limit)")
+	fs.Var(timeoutFlag{&c.IdleTimeout}, "idle-timeout", "close keep-alive connections idle this long (\"off\": never)")
+	fs.Var(positiveFlag{&c.MaxHeaderBytes}, "max-header-bytes", "largest request header accepted, in bytes (larger: 431)")
+	fs.StringVar(&c.AdminTLSCert, "admin-tls-cert", d.AdminTLSCert, "PEM certificate `file` for the admin listener (with -admin-tls-key: HTTPS)")
+	fs.StringVar(&c.AdminTLSKey, "admin-tls-key", d.AdminTLSKey, "PEM private key `file` for the admin listener")
+	fs.StringVar(&c.AdminTLSClientCA, "admin-tls-client-ca", d.AdminTLSClientCA, "PEM CA `file`: admin clients must present a certificate it signed")
+	fs.StringVar(&c.AdminBasicAuthFile, "admin-basic-auth-file", d.AdminBasicAuthFile, "`file` of user:pbkdf2-hash lines: basic auth on /metrics and /workers")
+	fs.StringVar(&c.PIDFile, "pidfile", d.PIDFile, "write the master's pid to this `file`")
+	fs.StringVar(&c.AccessLog, "access-log", d.AccessLog, "append an access log (combined format) to this `file` (\"-\": stdout); SIGUSR1 reopens it")
+}
+
+// timeoutFlag parses a duration where "0" and "off" mean no limit (stored
+// as off, since zero means the default in Config).
+type timeoutFlag struct{ p *time.Duration }
+
+func (f timeoutFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	if *f.p < 0 {
+		return "off"
+	}
+	return f.p.String()
+}
+
+func (f timeoutFlag) Set(s string) error {
+	if s == "off" {
+		*f.p = off
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("not a duration (like 10s) or \"off\": %q", s)
+	}
+	if d < 0 {
+		return fmt.Errorf("must not be negative, got %s (0 or \"off\": no limit)", s)
+	}
+	if d == 0 {
+		d = off
+	}
+	*f.p = d
+	return nil
+}
+
+// positiveFlag parses an int of at least 1.
+type positiveFlag struct{ p *int }
+
+func (f positiveFlag) String() string { return workersFlag(f).String() }
+func (f positiveFlag) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return fmt.Errorf("not a number: %q", s)
+	}
+	if n < 1 {
+		return fmt.Errorf("must be 1 or more, got %d", n)
+	}
+	*f.p = n
+	return nil
 }
 
 // workersFlag parses a non-negative worker count.
@@ -127,11 +264,39 @@ func (f nonNegativeFlag) Set(s string) error {
 	return workersFlag(f).Set(s)
 }
 
-// Validate checks the configuration without side effects other than
-// inspecting the metrics directory. Each error is one line naming the
-// problem.
+// Validate checks the configuration without side effects: the values
+// first, then what they name on this machine (the metrics directory and its
+// permissions, the admin TLS and basic-auth files; host names other than
+// IP addresses are resolved). Each error is one line naming the problem.
 func (c Config) Validate() error {
 	c = c.withDefaults()
+	if err := c.checkValues(); err != nil {
+		return err
+	}
+	for _, a := range []struct{ flag, addr string }{{"-bind", c.Bind}, {"-metrics-bind", c.MetricsBind}} {
+		if a.addr == "off" {
+			continue
+		}
+		if err := lookupAddr(a.flag, a.addr); err != nil {
+			return err
+		}
+	}
+	parent := c.MetricsDir
+	if parent == "" {
+		parent = defaultMetricsParent()
+	}
+	if err := checkMetricsParent(parent); err != nil {
+		return err
+	}
+	if _, err := newAdminSecurity(c); err != nil {
+		return err
+	}
+	return nil
+}
+
+// checkValues is the part of Validate that looks at nothing but c (c has
+// its defaults applied).
+func (c Config) checkValues() error {
 	if c.Workers < 0 {
 		return fmt.Errorf("-workers: must be 0 or more, got %d", c.Workers)
 	}
@@ -155,36 +320,58 @@ func (c Config) Validate() error {
 	if c.MaxRequests < 0 || c.MaxRequestsJitter < 0 {
 		return errors.New("-max-requests and -max-requests-jitter must not be negative")
 	}
+	if c.MaxRequestsJitter > 0 && c.MaxRequests == 0 {
+		return errors.New("-max-requests-jitter needs -max-requests")
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("-log-format: must be \"text\" or \"json\", got %q", c.LogFormat)
 	}
-	if c.MetricsDir != "" {
-		fi, err := os.Stat(c.MetricsDir)
-		if err != nil {
-			return fmt.Errorf("-metrics-dir: %w", err)
-		}
-		if !fi.IsDir() {
-			return fmt.Errorf("-metrics-dir: %s is not a directory", c.MetricsDir)
+	if c.MaxHeaderBytes < 0 {
+		return fmt.Errorf("-max-header-bytes: must be 1 or more, got %d", c.MaxHeaderBytes)
+	}
+	if (c.AdminTLSCert == "") != (c.AdminTLSKey == "") {
+		return errors.New("-admin-tls-cert and -admin-tls-key go together")
+	}
+	if c.AdminTLSClientCA != "" && c.AdminTLSCert == "" {
+		return errors.New("-admin-tls-client-ca needs -admin-tls-cert and -admin-tls-key")
+	}
+	if c.MetricsBind == "off" && (c.AdminTLSCert != "" || c.AdminBasicAuthFile != "") {
+		return errors.New("-admin-tls-* and -admin-basic-auth-file need an admin listener (-metrics-bind is off)")
+	}
+	for _, f := range []struct{ flag, v string }{
+		{"-metrics-dir", c.MetricsDir}, {"-pidfile", c.PIDFile}, {"-access-log", c.AccessLog},
+		{"-admin-tls-cert", c.AdminTLSCert}, {"-admin-tls-key", c.AdminTLSKey},
+		{"-admin-tls-client-ca", c.AdminTLSClientCA}, {"-admin-basic-auth-file", c.AdminBasicAuthFile},
+	} {
+		if strings.ContainsRune(f.v, 0) {
+			return fmt.Errorf("%s: path contains a NUL byte", f.flag)
 		}
 	}
 	return nil
 }
 
+// checkAddr checks the syntax of a listen address.
 func checkAddr(flagName, addr string) error {
-	host, port, err := net.SplitHostPort(addr)
+	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("%s: %w", flagName, err)
-	}
-	if host != "" && net.ParseIP(host) == nil && host != "localhost" {
-		// Names other than localhost would need a resolver at start-up;
-		// listen addresses are IPs in practice.
-		if _, err := net.LookupHost(host); err != nil {
-			return fmt.Errorf("%s: unknown host %q", flagName, host)
-		}
 	}
 	n, err := strconv.Atoi(port)
 	if err != nil || n < 0 || n > 65535 {
 		return fmt.Errorf("%s: bad port %q", flagName, port)
+	}
+	return nil
+}
+
+// lookupAddr resolves the host of a listen address that is a name.
+func lookupAddr(flagName, addr string) error {
+	host, _, _ := net.SplitHostPort(addr)
+	if host != "" && net.ParseIP(host) == nil && host != "localhost" {
+		// Names other than localhost need a resolver at start-up;
+		// listen addresses are IPs in practice.
+		if _, err := net.LookupHost(host); err != nil {
+			return fmt.Errorf("%s: unknown host %q", flagName, host)
+		}
 	}
 	return nil
 }

@@ -31,6 +31,28 @@
 // With Workers == 0 nothing is forked: the same handler and the same admin
 // endpoints run in one process, for development and tests.
 //
+// The metrics directory. -metrics-dir (default /dev/shm, else $TMPDIR) only
+// ever receives one private run directory per run (mode 0700; files 0600),
+// removed when the master exits. The directory itself must not be a
+// symbolic link, must belong to the master's user or root, and must not be
+// writable by anyone else unless it has the sticky bit (as /tmp and /dev/shm
+// do): otherwise it is refused with exit status 2 before anything starts.
+//
+// Slow and hostile clients. Workers serve with ReadHeaderTimeout (10s),
+// ReadTimeout (60s), IdleTimeout (120s) and MaxHeaderBytes (64 KiB: larger
+// headers get 431) by default, all settable by flags; WriteTimeout is off by
+// default because it would cut off slow handlers and streams silently.
+//
+// The admin listener binds to loopback by default. -admin-tls-cert and
+// -admin-tls-key serve it over TLS (-admin-tls-client-ca: mutual TLS), and
+// -admin-basic-auth-file requires basic authentication on /metrics and
+// /workers; the files are read again when they change. The password hashes
+// are PBKDF2-SHA256 in passlib's format (HashPassword makes one).
+//
+// Logs. -access-log FILE (or "-") writes an access log in the combined
+// format from every worker; SIGUSR1 to the master reopens it in every worker
+// (the master forwards the signal). -pidfile writes the master's pid.
+//
 // Draining. A worker told to stop closes its listeners (in reuseport mode the
 // master keeps its own copy of the socket, so queued connections wait for the
 // successor), answers the next request on each open connection with

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"log"
 	"net"
 	"net/http"
 	"sync"
@@ -41,13 +42,25 @@ type connInfo struct {
 	since time.Time
 }
 
-func newDrainer(h http.Handler, limit uint64, retire func()) *drainer {
+// newDrainer serves h with cfg's timeouts and header limit (cfg has its
+// defaults applied). errLog receives net/http's own errors (a handler's
+// panic, accept errors).
+func newDrainer(h http.Handler, cfg Config, limit uint64, retire func(), errLog *log.Logger) *drainer {
 	d := &drainer{limit: limit, retire: retire, conns: map[net.Conn]connInfo{}}
 	d.srv = &http.Server{
 		Handler:           d.wrap(h),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: httpTimeout(cfg.ReadHeaderTimeout),
+		ReadTimeout:       httpTimeout(cfg.ReadTimeout),
+		WriteTimeout:      httpTimeout(cfg.WriteTimeout),
+		IdleTimeout:       httpTimeout(cfg.IdleTimeout),
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ConnState:         d.track,
+		ErrorLog:          errLog,
+	}
+	if cfg.IdleTimeout < 0 && cfg.ReadTimeout > 0 {
+		// net/http uses ReadTimeout as the idle timeout when
+		// IdleTimeout is zero; "off" must mean off.
+		d.srv.IdleTimeout = 1<<63 - 1
 	}
 	return d
 }

@@ -6,12 +6,22 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/herdhttp/herd/metrics"
 )
 
 // runSingle serves app and the admin endpoints in this process (Workers == 0).
 func runSingle(ctx context.Context, cfg Config, app App, log *slog.Logger) error {
+	sec, err := newAdminSecurity(cfg)
+	if err != nil {
+		return configError{err}
+	}
+	sec.setLogger(log)
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
 	dir, err := makeRunDir(cfg.MetricsDir)
 	if err != nil {
 		return configError{err}
@@ -21,30 +31,54 @@ func runSingle(ctx context.Context, cfg Config, app App, log *slog.Logger) error
 	if err != nil {
 		return configError{fmt.Errorf("-bind: %w", err)}
 	}
-	admin, err := listenAdmin(cfg)
+	defer ln.Close()
+	admin, err := listenAdmin(cfg, sec)
 	if err != nil {
-		ln.Close()
 		return configError{err}
+	}
+	defer closeAdmin(admin)
+	if cfg.PIDFile != "" {
+		if err := writePIDFile(cfg.PIDFile); err != nil {
+			return configError{err}
+		}
+		defer removePIDFile(cfg.PIDFile)
 	}
 	reg, err := metrics.NewRegistry(metrics.Options{Dir: dir, ID: "0a", Logger: log})
 	if err != nil {
-		ln.Close()
-		closeAdmin(admin)
 		return err
 	}
 	defer reg.Close()
+	stopStats, err := sampleProcStats(reg)
+	if err != nil {
+		return err
+	}
+	defer stopStats() // before reg.Close
 	h, err := app(reg)
 	if err != nil {
-		ln.Close()
-		closeAdmin(admin)
 		return fmt.Errorf("server: building the app: %w", err)
 	}
-	d := newDrainer(h, 0, nil)
+	h, alog, err := withAccessLog(h, cfg.AccessLog)
+	if err != nil {
+		return configError{err}
+	}
+	if alog != nil {
+		defer alog.Close()
+	}
+	d := newDrainer(h, cfg, 0, nil, slog.NewLogLogger(log.Handler(), slog.LevelError))
 	st := &status{single: true, pid: os.Getpid(), requests: d.requests.Load}
-	adminSrv := startAdmin(admin, metrics.NewDirGatherer(dir, metrics.GathererOpts{}), st)
+	adminSrv := startAdmin(admin, metrics.NewDirGatherer(dir, metrics.GathererOpts{Logger: log}), st, sec, log)
+	warnExposedAdmin(admin, sec, log)
 	d.serve([]net.Listener{ln})
-	log.Info("serving in one process", "bind", ln.Addr().String(), "admin", adminAddr(admin), "pid", os.Getpid())
-	<-ctx.Done()
+	log.Info("serving in one process", "bind", ln.Addr().String(), "admin", adminAddr(admin), "pid", os.Getpid(), "metrics_dir", dir)
+wait:
+	for {
+		select {
+		case <-usr1:
+			reopenAccessLog(alog, log)
+		case <-ctx.Done():
+			break wait
+		}
+	}
 	log.Info("stopping")
 	d.drain(cfg.GracefulTimeout)
 	stopAdmin(adminSrv)

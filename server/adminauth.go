@@ -1,0 +1,224 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// basicAuth checks HTTP basic credentials against a file of
+//
+//	# comment
+//	user:$pbkdf2-sha256$rounds$salt$checksum
+//
+// lines: passlib's pbkdf2_sha256 format (salt and checksum in passlib's
+// base64 variant: '.' for '+', no padding), which Python's standard library
+// can produce (docs/reliability.md has the one-liner) and HashPassword
+// produces. The file is read again when it changes; a file that no longer
+// parses keeps the previous users and is logged.
+//
+// PBKDF2 is slow on purpose, so each verification is expensive: successful
+// credentials are remembered (a scraper pays once, not every scrape), and
+// verifications run one at a time, so a client guessing passwords costs the
+// master at most one CPU.
+type basicAuth struct {
+	path string
+	log  *slog.Logger // nil: reload failures are not logged
+
+	mu      sync.Mutex // guards the fields below
+	users   map[string]pbkdf2Hash
+	dummy   pbkdf2Hash // verified for unknown users: a wrong name costs what a wrong password does
+	stamp   fileStamp
+	checked time.Time
+	good    map[[32]byte]bool // digests of credentials that verified
+
+	verify sync.Mutex // one PBKDF2 computation at a time
+}
+
+// pbkdf2Hash is one parsed "$pbkdf2-sha256$..." hash.
+type pbkdf2Hash struct {
+	rounds   int
+	salt     []byte
+	checksum []byte
+	text     string
+}
+
+// Bounds on the rounds a hash may ask for: below, the hash is too weak to
+// be worth having; above, one verification would take minutes.
+const (
+	minRounds = 1000
+	maxRounds = 10_000_000
+	// DefaultPasswordRounds is what HashPassword uses: OWASP's 2023
+	// recommendation for PBKDF2-HMAC-SHA256.
+	DefaultPasswordRounds = 600_000
+)
+
+// passlib's base64: the standard alphabet with '.' for '+', unpadded.
+var ab64 = base64.NewEncoding("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789./").WithPadding(base64.NoPadding)
+
+func parsePBKDF2(s string) (pbkdf2Hash, error) {
+	parts := strings.Split(s, "$")
+	if len(parts) != 5 || parts[0] != "" || parts[1] != "pbkdf2-sha256" {
+		return pbkdf2Hash{}, fmt.Errorf("not a $pbkdf2-sha256$rounds$salt$checksum hash")
+	}
+	rounds, err := strconv.Atoi(parts[2])
+	if err != nil || rounds < minRounds || rounds > maxRounds {
+		return pbkdf2Hash{}, fmt.Errorf("rounds must be %d..%d, got %q", minRounds, maxRounds, parts[2])
+	}
+	salt, err := ab64.DecodeString(parts[3])
+	if err != nil || len(salt) < 8 {
+		return pbkdf2Hash{}, fmt.Errorf("bad salt (want at least 8 bytes in passlib base64)")
+	}
+	sum, err := ab64.DecodeString(parts[4])
+	if err != nil || len(sum) != sha256.Size {
+		return pbkdf2Hash{}, fmt.Errorf("bad checksum (want %d bytes in passlib base64)", sha256.Size)
+	}
+	return pbkdf2Hash{rounds: rounds, salt: salt, checksum: sum, text: s}, nil
+}
+
+func (h pbkdf2Hash) matches(password string) bool {
+	got, err := pbkdf2.Key(sha256.New, password, h.salt, h.rounds, sha256.Size)
+	return err == nil && subtle.ConstantTimeCompare(got, h.checksum) == 1
+}
+
+// HashPassword returns password's hash for an -admin-basic-auth-file line,
+// with DefaultPasswordRounds rounds and a random 16-byte salt.
+func HashPassword(password string) (string, error) {
+	return hashPassword(password, DefaultPasswordRounds)
+}
+
+func hashPassword(password string, rounds int) (string, error) {
+	salt := make([]byte, 16)
+	rand.Read(salt)
+	sum, err := pbkdf2.Key(sha256.New, password, salt, rounds, sha256.Size)
+	if err != nil {
+		return "", err
+	}
+	return "$pbkdf2-sha256$" + strconv.Itoa(rounds) + "$" + ab64.EncodeToString(salt) + "$" + ab64.EncodeToString(sum), nil
+}
+
+// parseUsers parses the file's content; errors name the line.
+func parseUsers(b []byte) (map[string]pbkdf2Hash, error) {
+	users := map[string]pbkdf2Hash{}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		user, hash, ok := strings.Cut(line, ":")
+		if !ok || user == "" {
+			return nil, fmt.Errorf("line %d: want user:hash", n)
+		}
+		if _, dup := users[user]; dup {
+			return nil, fmt.Errorf("line %d: user %q appears twice", n, user)
+		}
+		h, err := parsePBKDF2(hash)
+		if err != nil {
+			return nil, fmt.Errorf("line %d (user %q): %v", n, user, err)
+		}
+		users[user] = h
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(users) == 0 {
+		return nil, fmt.Errorf("no user")
+	}
+	return users, nil
+}
+
+func newBasicAuth(path string) (*basicAuth, error) {
+	a := &basicAuth{path: path, good: map[[32]byte]bool{}}
+	if err := a.loadLocked(); err != nil {
+		return nil, fmt.Errorf("-admin-basic-auth-file: %s: %w", path, err)
+	}
+	a.checked = time.Now()
+	return a, nil
+}
+
+func (a *basicAuth) loadLocked() error {
+	st, err := stampOf(a.path)
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(a.path)
+	if err != nil {
+		return err
+	}
+	users, err := parseUsers(b)
+	if err != nil {
+		return err
+	}
+	a.users, a.stamp = users, st
+	a.dummy = pbkdf2Hash{rounds: minRounds, salt: make([]byte, 16), checksum: make([]byte, sha256.Size)}
+	for _, h := range users {
+		a.dummy.rounds = max(a.dummy.rounds, h.rounds)
+	}
+	clear(a.good)
+	return nil
+}
+
+// check reports whether user and password are valid.
+func (a *basicAuth) check(user, password string) bool {
+	a.mu.Lock()
+	if now := time.Now(); now.Sub(a.checked) >= reloadCheck {
+		a.checked = now
+		if st, err := stampOf(a.path); err == nil && st != a.stamp {
+			if err := a.loadLocked(); err != nil && a.log != nil {
+				a.log.Error("admin basic auth: keeping the previous users", "file", a.path, "err", err)
+			}
+		}
+	}
+	h, known := a.users[user]
+	dummy := a.dummy
+	d := sha256.Sum256([]byte(user + "\x00" + password + "\x00" + h.text))
+	if known && a.good[d] {
+		a.mu.Unlock()
+		return true
+	}
+	a.mu.Unlock()
+
+	a.verify.Lock()
+	ok := false
+	if known {
+		ok = h.matches(password)
+	} else {
+		dummy.matches(password)
+	}
+	a.verify.Unlock()
+	if ok {
+		a.mu.Lock()
+		if len(a.good) >= 64 {
+			clear(a.good)
+		}
+		a.good[d] = true
+		a.mu.Unlock()
+	}
+	return ok
+}
+
+// wrap requires valid credentials for h.
+func (a *basicAuth) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, pass, ok := r.BasicAuth()
+		if !ok || !a.check(user, pass) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="herd", charset="UTF-8"`)
+			http.Error(w, "401 unauthorized", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
