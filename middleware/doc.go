@@ -64,6 +64,10 @@
 // http.Pusher, plus Unwrap for http.ResponseController: streaming,
 // websockets and sendfile work as without the middleware, and a type
 // assertion never claims what the server cannot do (no Hijacker on HTTP/2).
+// The deprecated http.CloseNotifier is not offered (use the request's
+// context). A handler that reaches a Hijacker the wrapped writer does not
+// offer itself (through http.ResponseController and a chain of Unwrap) is
+// not seen hijacking: that request counts as a 200.
 // Wrappers are pooled: as net/http requires, the handler must not use the
 // ResponseWriter after it returned.
 //
