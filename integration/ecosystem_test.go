@@ -1179,3 +1179,109 @@ func TestMigrationGuideFlagsExist(t *testing.T) {
 		t.Errorf("the guide mentions only %d flags", n)
 	}
 }
+
+// ---- access log ----
+
+// combinedLineRE is Apache's combined format as log collectors split it.
+var combinedLineRE = regexp.MustCompile(`^(\S+) - (\S+) \[([^\]]+)\] "((?:[^"\\]|\\.)*)" (\d{3}) (\d+|-) "((?:[^"\\]|\\.)*)" "((?:[^"\\]|\\.)*)"$`)
+
+// accessLines reads an access log file, failing on any line that is not in
+// the combined format; a missing file has no lines.
+func accessLines(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		if l == "" {
+			continue
+		}
+		if !combinedLineRE.MatchString(l) {
+			t.Errorf("%s: not a combined-format line: %q", filepath.Base(path), l)
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// TestAccessLogFileAndRotation runs two workers writing one -access-log
+// file: one whole combined-format line per request, none lost or torn.
+// Then it rotates the file as logrotate does (rename, SIGUSR1 to the
+// master) and checks that the workers move to the new file and that every
+// request is still logged exactly once across the two files.
+func TestAccessLogFileAndRotation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "access.log")
+	p := startHello(t, "-workers", "2", "-access-log", path)
+	p.waitReady(2)
+	client := keepAliveClient()
+	sent := 0
+	send := func(n int) {
+		sendN(t, client, p.app, n, 4, func(i int) string { return fmt.Sprintf("/users/%d", i) })
+		sent += n
+	}
+	waitLines := func(paths []string, want int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			n := 0
+			for _, p := range paths {
+				n += len(accessLines(t, p))
+			}
+			if n == want {
+				return
+			}
+			if n > want || time.Now().After(deadline) {
+				t.Fatalf("%d access log lines, want %d", n, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	send(200)
+	waitLines([]string{path}, 200)
+	seen := map[string]bool{}
+	for _, l := range accessLines(t, path) {
+		m := combinedLineRE.FindStringSubmatch(l)
+		if m[1] != "127.0.0.1" || m[5] != "200" || m[8] != "Go-http-client/1.1" {
+			t.Errorf("unexpected fields in %q", l)
+		}
+		seen[m[4]] = true
+	}
+	if len(seen) != 200 {
+		t.Errorf("%d distinct request lines, want 200 (raw paths /users/0../users/199)", len(seen))
+	}
+
+	// Rotate: rename, then SIGUSR1 to the master, which forwards it.
+	rotated := path + ".1"
+	if err := os.Rename(path, rotated); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGUSR1)
+	// The workers reopen asynchronously: send small batches until one
+	// batch lands entirely in the new file (both workers moved).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		before := len(accessLines(t, rotated))
+		send(20)
+		waitLines([]string{path, rotated}, sent)
+		if len(accessLines(t, rotated)) == before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the workers still write to the rotated file 10 s after SIGUSR1")
+		}
+	}
+	send(100)
+	waitLines([]string{path, rotated}, sent)
+	if n := len(accessLines(t, path)); n < 120 {
+		t.Errorf("the new file has %d lines, want at least 120", n)
+	}
+	if code := p.stop(syscall.SIGTERM, 30*time.Second); code != 0 {
+		t.Errorf("exit status %d after SIGTERM", code)
+	}
+}
