@@ -42,8 +42,13 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReadFile$$' -fuzztime $(FUZZTIME) ./mmapstore/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeKey$$' -fuzztime $(FUZZTIME) ./mmapstore/
 
+# Micro-benchmarks of every package (store, scrape, middleware), then the
+# end-to-end throughput comparison of bench/bench.mk.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(MAKE) bench-e2e
+
+include bench/bench.mk
 
 clean:
 	rm -rf $(BIN)
