@@ -77,10 +77,11 @@
 // during a reload it aborts the reload and the old workers keep serving. A ready worker
 // whose heartbeat stops for Config.Timeout is killed and replaced.
 //
-// Removing a slot (SIGTTOU) in ModeReusePort must not reset the connections queued on its
-// socket: the master relies on net.ipv4.tcp_migrate_req when it is on, and otherwise steers
-// new connections away from the removed slot's socket with a reuseport BPF program and
-// keeps the socket for the next SIGTTIN (see steer.go).
+// In ModeReusePort the kernel would keep sending a slot's share of new connections to its
+// socket while the slot has no worker (crashed, booting, in backoff, removed by SIGTTOU).
+// The master steers new connections to the sockets of the slots with a ready worker with a
+// reuseport BPF program, and never closes a removed slot's socket (that would reset the
+// connections queued on it); see steer.go.
 //
 // # Sizing
 //
@@ -107,8 +108,7 @@
 //     kernel's net.ipv4.tcp_migrate_req is on; hence the steering above. A handshake still in
 //     progress when a slot is removed (the client's final ACK arrives after the removed
 //     worker stopped accepting, that is, more than 250ms later) waits on the parked socket
-//     until the slot comes back or the master stops: turn tcp_migrate_req on, or use
-//     ModeShared, if that matters.
+//     until the slot comes back or the master stops; use ModeShared if that matters.
 //   - Every worker re-runs every init function of the binary: keep them free of side effects.
 //     And `go run` re-executes a temporary binary that is deleted on exit: fine, but a
 //     reload cannot pick up a rebuilt binary that way.

@@ -315,3 +315,46 @@ func TestStalledMasterKeepsWorkers(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// In reuseport mode a slot without a worker must not hold its share of new connections.
+func TestDeadSlotGetsNoConnections(t *testing.T) {
+	t.Parallel()
+	fail := filepath.Join(t.TempDir(), "fail")
+	tm := startMaster(t, prefork.Config{Workers: 3, CrashLimit: -1,
+		Env: []string{"PREFORK_TEST_FAILFILE=" + fail}}, "")
+	ws := tm.waitReady(t, 3, 10*time.Second)
+	os.WriteFile(fail, nil, 0o600) // from now on, new workers fail to boot
+	syscall.Kill(ws[1].PID, syscall.SIGKILL)
+	waitFor(t, 5*time.Second, "slot 1 failing", func() bool {
+		n := 0
+		for _, e := range tm.exitsSnapshot() {
+			if e.Reason == prefork.ExitBootFailed {
+				n++
+			}
+		}
+		return n >= 2
+	})
+	addr := tm.Addrs()[0].String()
+	seen := map[int]int{}
+	for i := range 60 {
+		wi, err := getInfo(addr)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		seen[wi.Slot]++
+	}
+	if seen[1] != 0 || seen[0] == 0 || seen[2] == 0 {
+		t.Errorf("requests per slot %v, want slots 0 and 2 only", seen)
+	}
+	os.Remove(fail)
+	tm.waitReady(t, 3, 15*time.Second)
+	clear(seen)
+	waitFor(t, 10*time.Second, "every slot serving again", func() bool {
+		wi, err := getInfo(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[wi.Slot]++
+		return len(seen) == 3
+	})
+}

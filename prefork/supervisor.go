@@ -99,8 +99,10 @@ type supervisor struct {
 	reloading bool
 	reloadCur int // slot being replaced, or -1
 
-	steered bool // a steering program is attached (see steer)
-	noSteer bool // a slot socket was closed: the group's order is lost, never steer
+	steered    bool  // a steering program is attached (see steer.go)
+	steeredTo  []int // the serving slots it was computed for
+	steerKnown bool  // steeredTo is valid
+	noSteer    bool  // steering failed: never again
 
 	needReap bool
 	lastReap time.Time
@@ -170,6 +172,7 @@ func (s *supervisor) run(ctx context.Context) error {
 			s.reap(now)
 		}
 		s.step(now)
+		s.steer()
 		s.publish()
 		if s.stopping && len(s.workers) == 0 {
 			break
@@ -480,7 +483,7 @@ func (s *supervisor) setWorkers(n int) {
 	for _, sl := range s.slots[min(n, old):old] {
 		delay := time.Duration(0)
 		if s.m.shared == nil {
-			if s.steered {
+			if !s.noSteer {
 				// Let the worker accept what was queued before the steering changed.
 				delay = steerGrace
 			} else {
