@@ -629,3 +629,50 @@ func TestInFlightAndDuration(t *testing.T) {
 		t.Errorf("le=0.005 bucket %v, want 0", got)
 	}
 }
+
+// TestConcurrentRecording creates series from many goroutines at once (run
+// it with -race): every request is counted exactly once.
+func TestConcurrentRecording(t *testing.T) {
+	t.Parallel()
+	reg, mw := instrumented(t, middleware.Opts{ResponseSize: true})
+	r := chi.NewRouter()
+	r.Use(mw)
+	status := func(w http.ResponseWriter, r *http.Request) {
+		var code int
+		fmt.Sscan(chi.URLParam(r, "code"), &code)
+		w.WriteHeader(code)
+	}
+	r.Get("/a/{code}", status)
+	r.Route("/b", func(r chi.Router) { r.Post("/{code}", status) })
+	const goroutines, each = 8, 500
+	codes := []int{200, 201, 204, 400, 404, 500, 503}
+	done := make(chan struct{})
+	for g := range goroutines {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range each {
+				code := codes[(g+i)%len(codes)]
+				if i%2 == 0 {
+					do(r, "GET", fmt.Sprintf("/a/%d", code))
+				} else {
+					do(r, "POST", fmt.Sprintf("/b/%d", code))
+				}
+			}
+		}()
+	}
+	for range goroutines {
+		<-done
+	}
+	var total float64
+	for _, code := range codes {
+		total += requests(t, reg, "GET", "/a/{code}", code) + requests(t, reg, "POST", "/b/{code}", code)
+	}
+	if total != goroutines*each {
+		t.Errorf("%v requests counted, want %d", total, goroutines*each)
+	}
+	n := metricstest.Value(t, reg, "http_request_duration_seconds_count", "method", "GET", "route", "/a/{code}") +
+		metricstest.Value(t, reg, "http_response_size_bytes_count", "method", "POST", "route", "/b/{code}")
+	if n != goroutines*each {
+		t.Errorf("%v observations, want %d", n, goroutines*each)
+	}
+}
