@@ -23,8 +23,8 @@ type route struct {
 // routeTable maps the keys that one router produces to routes: for chi the
 // context's RoutePatterns joined with NUL bytes (the list, not only its
 // concatenation, decides whether a request ended in a mount), for ServeMux
-// the Request.Pattern. Keys come from registered patterns only, so the table is
-// bounded by the routes of the application, whatever paths clients send.
+// the Request.Pattern. Keys come from registered patterns only, so a table
+// is bounded by the routes of the application, whatever paths clients send.
 type routeTable struct {
 	owner *chi.Mux // the root chi router of these keys; nil for ServeMux (or another chi.Routes)
 	m     atomic.Pointer[map[string]*route]
@@ -182,12 +182,13 @@ func endsInMount(root chi.Routes, pats []string) bool {
 // there (nil for an endpoint). Mount("/api", sub) registers "/api/*" and two
 // hidden stubs, "/api" and "/api/", that lead to the same sub-router.
 func mountedAt(rs chi.Routes, p string) (sub chi.Routes, found bool) {
-	for _, rt := range rs.Routes() {
+	routes := rs.Routes()
+	for _, rt := range routes {
 		if rt.Pattern == p {
 			return rt.SubRoutes, true
 		}
 	}
-	for _, rt := range rs.Routes() {
+	for _, rt := range routes {
 		if rt.SubRoutes != nil && (rt.Pattern == p+"*" || rt.Pattern == p+"/*") {
 			return rt.SubRoutes, true
 		}
