@@ -21,8 +21,9 @@ import (
 //
 // A scrape must cost little however many workers there are, so the merger keeps its work
 // between scrapes: what it derives from a key (the reader interns keys, so a *Key pointer
-// identifies one) and the aggregation slot of every series are kept, and a steady-state
-// scrape does one pointer-keyed map lookup and a few additions per sample, then builds the
+// identifies one), the aggregation slot of every series, and for every file, by entry
+// position, the key, role and slot resolved there. A steady-state scrape compares one
+// pointer and does an addition per sample (no map lookup, no label string), then builds the
 // output in one batch per family, in an order sorted only when series were added.
 
 // keyInfo is what the merge derives from one key.
@@ -55,13 +56,38 @@ const (
 
 // merger merges scanned files into metric families. Not safe for concurrent use.
 type merger struct {
-	keys map[*mmapstore.Key]*keyInfo
-	fams map[string]*famAgg
-	gen  uint64
+	keys  map[*mmapstore.Key]*keyInfo
+	fams  map[string]*famAgg
+	files map[string]*fileCache // by path
+	gen   uint64
+	// stamp changes whenever a cached series slot may have become invalid (a family changed
+	// type or mode, or pruning dropped something); fileEnts of another stamp are resolved
+	// again.
+	stamp   uint64
+	touched []*famAgg // reused by merge
+}
+
+// fileCache is what the merger resolved for each entry of one file, by position: the
+// reader keeps a file's entries in order and only appends, so in the steady state the key
+// at a position is the one resolved last time, and a sample costs a pointer comparison and
+// an addition into its series, with no map lookup.
+type fileCache struct {
+	gen  uint64 // the merge that last saw the file
+	ents []fileEnt
+}
+
+type fileEnt struct {
+	key   *mmapstore.Key // the key resolved; a different one at this position: resolve again
+	stamp uint64         // the merger's stamp when resolved
+	ki    *keyInfo
+	fa    *famAgg
+	sa    *seriesAgg // nil when role is roleNone
+	role  int
 }
 
 func newMerger() *merger {
-	return &merger{keys: make(map[*mmapstore.Key]*keyInfo), fams: make(map[string]*famAgg)}
+	return &merger{keys: make(map[*mmapstore.Key]*keyInfo), fams: make(map[string]*famAgg),
+		files: make(map[string]*fileCache), stamp: 1}
 }
 
 type famAgg struct {
@@ -186,44 +212,40 @@ func (fa *famAgg) slot(ki *keyInfo, id string) *seriesAgg {
 // merge merges files (which it sorts by path) into sorted families.
 func (m *merger) merge(files []mmapstore.FileSamples) []*dto.MetricFamily {
 	m.gen++
-	slices.SortFunc(files, func(a, b mmapstore.FileSamples) int { return cmp.Compare(a.Path, b.Path) })
-	var touched []*famAgg
+	byPath := func(a, b mmapstore.FileSamples) int { return cmp.Compare(a.Path, b.Path) }
+	if !slices.IsSortedFunc(files, byPath) {
+		slices.SortFunc(files, byPath)
+	}
+	touched := m.touched[:0]
 	for fi := range files {
 		f := &files[fi]
-		var fa *famAgg // the family of the previous sample: files hold families in runs
+		fc := m.files[f.Path]
+		if fc == nil {
+			fc = &fileCache{}
+			m.files[f.Path] = fc
+		}
+		fc.gen = m.gen
+		if len(fc.ents) < len(f.Samples) {
+			fc.ents = slices.Grow(fc.ents, len(f.Samples)-len(fc.ents))[:len(f.Samples)]
+		}
+		var cur *famAgg // the family of the previous sample: files hold families in runs
 		for si := range f.Samples {
 			s := &f.Samples[si]
 			if s.Key == nil {
 				continue
 			}
-			if fa == nil || fa.family != s.Key.Family {
-				fa = m.fams[s.Key.Family]
-				if fa == nil {
-					fa = &famAgg{family: s.Key.Family, series: make(map[seriesKey]*seriesAgg)}
-					m.fams[s.Key.Family] = fa
-				}
-				if fa.gen != m.gen {
-					if fa.typ != f.Type || fa.mode != GaugeMode(f.Mode) {
-						// New, or its first file now says another type or mode: the
-						// series slots of the old one do not apply.
-						clear(fa.series)
-						fa.sorted = fa.sorted[:0]
-						fa.epoch++
-					}
-					fa.gen, fa.typ, fa.mode, fa.help = m.gen, f.Type, GaugeMode(f.Mode), s.Key.Help
-					touched = append(touched, fa)
-				}
+			e := &fc.ents[si]
+			if e.key == s.Key && e.stamp == m.stamp && e.fa != cur {
+				cur = e.fa
+				touched = m.touch(cur, f, s.Key.Help, touched) // may change the stamp
 			}
-			if f.Type != fa.typ {
-				continue // one name written as two types: the first file's type wins
+			if e.key != s.Key || e.stamp != m.stamp {
+				touched = m.resolve(e, f, s.Key, touched)
+				cur = e.fa
 			}
-			ki := m.keys[s.Key]
-			if ki == nil {
-				ki = deriveKey(s.Key)
-				m.keys[s.Key] = ki
+			if e.role != roleNone {
+				m.add(e, s)
 			}
-			ki.seen = m.gen
-			m.add(fa, ki, f.ID, s)
 		}
 	}
 	out := make([]*dto.MetricFamily, 0, len(touched))
@@ -232,10 +254,60 @@ func (m *merger) merge(files []mmapstore.FileSamples) []*dto.MetricFamily {
 			out = append(out, mf)
 		}
 	}
+	clear(touched)
+	m.touched = touched[:0]
+	for path, fc := range m.files {
+		if fc.gen != m.gen {
+			delete(m.files, path)
+		}
+	}
 	sortFamilies(out)
 	out = dedupeFamilies(out)
 	m.prune()
 	return out
+}
+
+// touch makes this merge's first file holding family fa decide its type, mode and help.
+func (m *merger) touch(fa *famAgg, f *mmapstore.FileSamples, help string, touched []*famAgg) []*famAgg {
+	if fa.gen == m.gen {
+		return touched
+	}
+	if fa.typ != f.Type || fa.mode != GaugeMode(f.Mode) {
+		// New, or its first file now says another type or mode: the series slots of the
+		// old one do not apply.
+		clear(fa.series)
+		fa.sorted = fa.sorted[:0]
+		fa.epoch++
+		m.stamp++
+	}
+	fa.gen, fa.typ, fa.mode, fa.help = m.gen, f.Type, GaugeMode(f.Mode), help
+	return append(touched, fa)
+}
+
+// resolve finds (creating as needed) the family, key information, role and series slot of
+// key k from file f, and caches them in e.
+func (m *merger) resolve(e *fileEnt, f *mmapstore.FileSamples, k *mmapstore.Key, touched []*famAgg) []*famAgg {
+	fa := m.fams[k.Family]
+	if fa == nil {
+		fa = &famAgg{family: k.Family, series: make(map[seriesKey]*seriesAgg)}
+		m.fams[k.Family] = fa
+	}
+	touched = m.touch(fa, f, k.Help, touched)
+	ki := m.keys[k]
+	if ki == nil {
+		ki = deriveKey(k)
+		m.keys[k] = ki
+	}
+	ki.seen = m.gen
+	*e = fileEnt{key: k, stamp: m.stamp, ki: ki, fa: fa}
+	if f.Type != fa.typ {
+		return touched // one name written as two types: the first file's type wins
+	}
+	e.role = role(fa.typ, ki)
+	if e.role != roleNone {
+		e.sa = fa.slot(ki, f.ID)
+	}
+	return touched
 }
 
 // role of a sample within its family's type.
@@ -274,28 +346,26 @@ func role(typ string, ki *keyInfo) int {
 	return roleNone
 }
 
-func (m *merger) add(fa *famAgg, ki *keyInfo, id string, s *mmapstore.Sample) {
-	r := role(fa.typ, ki)
-	if r == roleNone {
-		return
-	}
-	sa := fa.slot(ki, id)
+func (m *merger) add(e *fileEnt, s *mmapstore.Sample) {
+	sa := e.sa
 	if sa.gen != m.gen {
 		sa.gen, sa.v, sa.ts, sa.has, sa.sum, sa.buckets = m.gen, 0, 0, false, 0, sa.buckets[:0]
 	}
 	v := s.Value
-	switch r {
+	switch e.role {
 	case roleSum:
 		sa.sum += v
 	case roleBucket:
+		le := e.ki.le
 		for i := range sa.buckets {
-			if sa.buckets[i].le == ki.le {
+			if sa.buckets[i].le == le {
 				sa.buckets[i].n += v
 				return
 			}
 		}
-		sa.buckets = append(sa.buckets, bucket{ki.le, v})
+		sa.buckets = append(sa.buckets, bucket{le, v})
 	case roleValue:
+		fa := e.fa
 		if fa.typ != typeGauge {
 			sa.v += v
 			sa.has = true
@@ -331,6 +401,14 @@ func (m *merger) prune() {
 	if m.gen%64 != 0 {
 		return
 	}
+	// Keys still cached for a file are in use even if no entry was resolved lately.
+	for _, fc := range m.files {
+		for _, e := range fc.ents {
+			if e.ki != nil {
+				e.ki.seen = m.gen
+			}
+		}
+	}
 	for k, ki := range m.keys {
 		if m.gen-ki.seen > 64 {
 			delete(m.keys, k)
@@ -339,6 +417,7 @@ func (m *merger) prune() {
 	for name, fa := range m.fams {
 		if m.gen-fa.gen > 64 {
 			delete(m.fams, name)
+			m.stamp++
 			continue
 		}
 		stale := false
@@ -351,7 +430,7 @@ func (m *merger) prune() {
 		if stale {
 			fa.sorted = slices.DeleteFunc(fa.sorted, func(sa *seriesAgg) bool { return m.gen-sa.gen > 64 })
 			fa.epoch++ // cached slots may point at deleted series
-
+			m.stamp++
 		}
 	}
 }

@@ -138,3 +138,40 @@ func TestMergeAcrossScrapes(t *testing.T) {
 		t.Errorf("after pruning: %s", got)
 	}
 }
+
+// The merger caches what it resolved for each entry by file and position; a file whose
+// entries change under one path (replaced, rewritten, appended to) must still merge right.
+func TestMergeFileCacheFollowsChanges(t *testing.T) {
+	t.Parallel()
+	m := newMerger()
+	ka, kb, kc := key("c", "c_total", "h", "k", "a"), key("c", "c_total", "h", "k", "b"), key("c", "c_total", "h", "k", "c")
+	ga, gb := key("g", "g", "h", "k", "a"), key("g", "g", "h", "k", "b")
+	c := func(id string, ss ...mmapstore.Sample) mmapstore.FileSamples { return file("counter", "", id, ss...) }
+	s := func(k *mmapstore.Key, v float64) mmapstore.Sample { return mmapstore.Sample{Key: k, Value: v} }
+	head := "# HELP c_total h\n# TYPE c_total counter\n"
+	ghead := "# HELP g h\n# TYPE g gauge\n"
+	steps := []struct {
+		files []mmapstore.FileSamples
+		want  string
+	}{
+		{[]mmapstore.FileSamples{c("1", s(ka, 1), s(kb, 2)), c("2", s(ka, 10))},
+			head + "c_total{k=\"a\"} 11\nc_total{k=\"b\"} 2\n"},
+		{[]mmapstore.FileSamples{c("1", s(kb, 3), s(ka, 4)), c("2", s(ka, 10))}, // replaced: keys swapped
+			head + "c_total{k=\"a\"} 14\nc_total{k=\"b\"} 3\n"},
+		{[]mmapstore.FileSamples{c("1", s(kb, 3)), c("2", s(ka, 10), s(kc, 5))}, // shrunk, appended
+			head + "c_total{k=\"a\"} 10\nc_total{k=\"b\"} 3\nc_total{k=\"c\"} 5\n"},
+		{[]mmapstore.FileSamples{c("1", s(kb, 3), mmapstore.Sample{}), c("2", s(ka, 10), s(kc, 6))}, // a nil key
+			head + "c_total{k=\"a\"} 10\nc_total{k=\"b\"} 3\nc_total{k=\"c\"} 6\n"},
+		{[]mmapstore.FileSamples{file("gauge", "all", "1", s(ga, 1), s(gb, 2)), file("gauge", "all", "2", s(ga, 3))},
+			ghead + "g{k=\"a\",pid=\"1\"} 1\ng{k=\"a\",pid=\"2\"} 3\ng{k=\"b\",pid=\"1\"} 2\n"},
+		{[]mmapstore.FileSamples{file("gauge", "all", "1", s(gb, 7), s(ga, 8)), file("gauge", "all", "2", s(ga, 3))},
+			ghead + "g{k=\"a\",pid=\"1\"} 8\ng{k=\"a\",pid=\"2\"} 3\ng{k=\"b\",pid=\"1\"} 7\n"},
+	}
+	for i, st := range steps {
+		for range 2 { // the second merge of the same input runs on the cache
+			if got := text(t, m, st.files...); got != st.want {
+				t.Fatalf("scrape %d: got\n%s\nwant\n%s", i, got, st.want)
+			}
+		}
+	}
+}

@@ -79,7 +79,9 @@
 // read-only, remembers how far it parsed it and the keys it found, and on
 // later scans parses only entries appended since; identical key bytes in many
 // files (every worker has the same series) are decoded once and shared. A
-// steady-state scan is a stat per file and an atomic load per value. Files
+// steady-state scan is a stat per file and an atomic load per value, written
+// into Samples slices that the Reader reuses from scan to scan (they are valid
+// until the next ScanDir), so it allocates nothing per entry. Files
 // that are zero-length, truncated, corrupt, foreign or oddly named are
 // skipped and reported, never an error (one such file fails the whole scrape
 // in client_python). A file replaced under the same name (new inode) is

@@ -23,6 +23,10 @@ type Sample struct {
 }
 
 // FileSamples is what one file held at scan time, in file order.
+//
+// The Samples of a FileSamples returned by Reader.ScanDir belong to the Reader: they are
+// valid until its next ScanDir or Close, which refills them in place (a scrape allocates
+// nothing for them). Do not modify them; copy what must outlive the next scan.
 type FileSamples struct {
 	Path    string
 	Type    string // "counter", "gauge", "histogram" or "summary", from the file name
@@ -60,6 +64,8 @@ type Reader struct {
 	files map[string]*readerFile
 	keys  map[string]*internedKey
 	stats ReaderStats
+	gen   uint64        // scans so far; a file seen in scan gen has seen == gen
+	out   []FileSamples // ScanDir's result, reused
 }
 
 type internedKey struct {
@@ -76,11 +82,14 @@ type readerFile struct {
 	layoutKnown bool
 	parsed      int // offset up to which entries are parsed
 	entries     []readerEntry
+	samples     []Sample // entries' samples, refilled in place by every scan
+	seen        uint64   // the Reader's gen of the last scan that listed the file
 }
 
 type readerEntry struct {
 	key *internedKey
-	off int // value offset
+	k   *Key // key.key, here to spare a scan the indirection
+	off int  // value offset
 }
 
 // NewReader returns an empty Reader.
@@ -93,6 +102,10 @@ func NewReader() *Reader {
 // prefix) are skipped and listed in skipped, never an error: one bad file must
 // not blank the whole scrape, as it does in client_python. Files that
 // disappeared are forgotten. err is only for an unreadable dir.
+//
+// files and every Samples slice in it are the Reader's and are reused: they
+// are valid until the next ScanDir or Close. A steady-state scan (no new
+// entries) allocates only for the directory listing.
 func (r *Reader) ScanDir(dir string) (files []FileSamples, skipped []SkippedFile, err error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -108,14 +121,15 @@ func (r *Reader) ScanDir(dir string) (files []FileSamples, skipped []SkippedFile
 	// into a recoverable panic (see scanFile) instead of killing the master.
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 
-	seen := make(map[string]bool, len(ents))
+	r.gen++
+	files = r.out[:0]
+	clean := filepath.Clean(dir)
 	for _, e := range ents {
 		name := e.Name()
 		if !strings.HasSuffix(name, ".db") {
 			continue
 		}
-		path := filepath.Join(dir, name)
-		seen[path] = true
+		path := filepath.Join(clean, name)
 		typ, mode, id, ok := ParseFileName(name)
 		if !ok {
 			r.forgetLocked(path)
@@ -134,11 +148,13 @@ func (r *Reader) ScanDir(dir string) (files []FileSamples, skipped []SkippedFile
 			files = append(files, fs)
 		}
 	}
-	for path := range r.files {
-		if !seen[path] && filepath.Dir(path) == filepath.Clean(dir) {
+	for path, rf := range r.files {
+		if rf.seen != r.gen && filepath.Dir(path) == clean {
 			r.forgetLocked(path)
 		}
 	}
+	clear(files[len(files):cap(files)]) // drop references to forgotten files' samples
+	r.out = files
 	return files, skipped, nil
 }
 
@@ -170,6 +186,7 @@ func (r *Reader) scanFileLocked(path string, fs *FileSamples) (gone bool, err er
 		rf = &readerFile{dev: uint64(st.Dev), ino: uint64(st.Ino), parsed: headerSize}
 		r.files[path] = rf
 	}
+	rf.seen = r.gen
 	if int(st.Size) != len(rf.data) {
 		if err := rf.remap(path); err != nil {
 			return errors.Is(err, unix.ENOENT), err
@@ -200,14 +217,30 @@ func (r *Reader) readLocked(path string, rf *readerFile, fs *FileSamples) error 
 		}
 	}
 	fs.Layout = rf.layout
-	fs.Samples = make([]Sample, len(rf.entries))
-	ts := rf.layout == Current
-	for i, e := range rf.entries {
-		s := Sample{Key: e.key.key, Value: math.Float64frombits(atomic.LoadUint64(word(rf.data, e.off)))}
-		if ts {
-			s.Timestamp = math.Float64frombits(atomic.LoadUint64(word(rf.data, e.off+8)))
+	fs.Samples = rf.samples
+	// Only values change between scans: the keys were stored when the entries
+	// were parsed (rewritten only if a caller changed them), so a steady scan
+	// writes no pointers.
+	ss := rf.samples[:len(rf.entries)]
+	if rf.layout == Current {
+		for i, e := range rf.entries {
+			s := &ss[i]
+			if s.Key != e.k {
+				s.Key = e.k
+			}
+			p := word(rf.data, e.off)
+			s.Value = math.Float64frombits(atomic.LoadUint64(p))
+			s.Timestamp = math.Float64frombits(atomic.LoadUint64(tsWord(p)))
 		}
-		fs.Samples[i] = s
+		return nil
+	}
+	for i, e := range rf.entries {
+		s := &ss[i]
+		if s.Key != e.k {
+			s.Key = e.k
+		}
+		s.Value = math.Float64frombits(atomic.LoadUint64(word(rf.data, e.off)))
+		s.Timestamp = 0
 	}
 	return nil
 }
@@ -285,7 +318,8 @@ func (r *Reader) parseLocked(rf *readerFile, used int) error {
 			r.keys[ik.raw] = ik
 		}
 		ik.refs++
-		rf.entries = append(rf.entries, readerEntry{ik, e.valueOff})
+		rf.entries = append(rf.entries, readerEntry{ik, ik.key, e.valueOff})
+		rf.samples = append(rf.samples, Sample{Key: ik.key})
 		return nil
 	})
 	r.stats.ParsedEntries += uint64(len(rf.entries) - n)
@@ -303,7 +337,7 @@ func (r *Reader) releaseEntriesLocked(rf *readerFile) {
 			delete(r.keys, e.key.raw)
 		}
 	}
-	rf.entries = nil
+	rf.entries, rf.samples = nil, nil
 	rf.parsed = headerSize
 	rf.layoutKnown = false
 }
@@ -337,6 +371,8 @@ func (r *Reader) Close() error {
 	for path := range r.files {
 		r.forgetLocked(path)
 	}
+	clear(r.out[:cap(r.out)])
+	r.out = nil
 	return nil
 }
 

@@ -364,3 +364,29 @@ func TestReaderGrowthAfterStat(t *testing.T) {
 		t.Fatalf("mapping %d -> %d bytes, %d samples", small, len(rf.data), len(fs.Samples))
 	}
 }
+
+// A steady-state scan reuses the Samples of the previous one: its allocations do not grow
+// with the number of entries (only the directory listing allocates).
+func TestReaderSteadyScanReusesSamples(t *testing.T) {
+	allocs := func(series int) float64 {
+		dir := t.TempDir()
+		for w := range 3 {
+			f := writeSeries(t, filepath.Join(dir, fmt.Sprintf("counter_%da.db", w)), Current, 0, series)
+			defer f.Close()
+		}
+		r := NewReader()
+		defer r.Close()
+		first, _, _ := r.ScanDir(dir)
+		before := &first[0].Samples[0]
+		n := testing.AllocsPerRun(20, func() { r.ScanDir(dir) })
+		again, _, _ := r.ScanDir(dir)
+		if &again[0].Samples[0] != before {
+			t.Errorf("%d series: Samples not reused", series)
+		}
+		return n
+	}
+	small, large := allocs(10), allocs(2000)
+	if large > small {
+		t.Errorf("steady scan allocations grow with entries: %v for 10 series, %v for 2000", small, large)
+	}
+}
