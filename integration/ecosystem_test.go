@@ -979,7 +979,7 @@ func TestDeployGrafanaDashboard(t *testing.T) {
 		{"p99 latency", "s", []string{"histogram_quantile(0.99,", "http_request_duration_seconds_bucket", "by (le)"}},
 		{"workers alive", "", []string{"herd_workers"}},
 		{"restarts", "", []string{"herd_worker_restarts_total"}},
-		{"each worker's share", "percentunit", []string{"by (instance, slot)", "group_left"}},
+		{"each worker's share", "percentunit", []string{"by (instance, worker)", "group_left"}},
 	}
 	for _, w := range want {
 		found := false
