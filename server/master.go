@@ -61,7 +61,7 @@ func runMaster(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return configError{err}
 	}
 	st := &status{master: m}
-	g := metrics.Gatherers{metrics.NewDirGatherer(dir, metrics.GathererOpts{Logger: log}), masterProcStats()}
+	g := metrics.Gatherers{metrics.NewDirGatherer(dir, metrics.GathererOpts{Logger: log}), masterProcStats(dir)}
 	adminSrv := startAdmin(admin, g, st, sec, log)
 	defer stopAdmin(adminSrv)
 	warnExposedAdmin(admin, sec, log)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"syscall"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -24,6 +25,8 @@ const (
 	openFDsHelp    = "Open file descriptors of this herd process."
 	rssName        = "herd_process_resident_memory_bytes"
 	rssHelp        = "Resident memory of this herd process, in bytes."
+	freeName       = "herd_metrics_dir_free_bytes"
+	freeHelp       = "Space left on the filesystem of the metrics run directory, in bytes. At zero, new metric series are dropped (herd_metrics_write_errors_total) and workers of new slots cannot start."
 )
 
 // procSampleEvery is how often a worker updates its resource gauges.
@@ -60,11 +63,14 @@ func sampleProcStats(reg *metrics.Registry) (stop func(), err error) {
 		{Name: openFDsName, Help: openFDsHelp, Mode: metrics.GaugeLiveAll},
 		{Name: rssName, Help: rssHelp, Mode: metrics.GaugeLiveAll},
 	} {
-		g, err := reg.NewGauge(o)
+		v, err := reg.NewGaugeVec(o)
 		if err != nil {
 			return nil, err
 		}
-		gs[i] = g
+		// With, not Get: on a full filesystem the series is dropped and
+		// counted (herd_metrics_write_errors_total), the worker still
+		// boots.
+		gs[i] = v.With()
 	}
 	set := func() {
 		s := readProcStats()
@@ -90,16 +96,25 @@ func sampleProcStats(reg *metrics.Registry) (stop func(), err error) {
 	return func() { close(quit); <-done }, nil
 }
 
-// masterProcStats is a Gatherer of the master's own resource gauges, read
-// at each scrape.
-func masterProcStats() metrics.Gatherer {
+// masterProcStats is a Gatherer of the master's own resource gauges and of
+// the free space left for the run directory dir, read at each scrape. The
+// free space is the master's to report: when it is zero, workers may not be
+// able to create the files they would report errors in.
+func masterProcStats(dir string) metrics.Gatherer {
 	return metrics.GathererFunc(func() ([]*dto.MetricFamily, error) {
 		s := readProcStats()
-		return []*dto.MetricFamily{
+		fams := []*dto.MetricFamily{
 			masterGauge(goroutinesName, goroutinesHelp, s.goroutines),
 			masterGauge(openFDsName, openFDsHelp, s.openFDs),
 			masterGauge(rssName, rssHelp, s.rss),
-		}, nil
+		}
+		var fs syscall.Statfs_t
+		if syscall.Statfs(dir, &fs) == nil {
+			f := masterGauge(freeName, freeHelp, float64(fs.Bavail)*float64(fs.Bsize))
+			f.Metric[0].Label = nil
+			fams = append(fams, f)
+		}
+		return fams, nil
 	})
 }
 

@@ -48,11 +48,11 @@ func runSingle(ctx context.Context, cfg Config, app App, log *slog.Logger) error
 		return err
 	}
 	defer reg.Close()
-	stopStats, err := sampleProcStats(reg)
-	if err != nil {
-		return err
+	if stopStats, err := sampleProcStats(reg); err != nil {
+		log.Error("no resource gauges", "err", err)
+	} else {
+		defer stopStats() // before reg.Close
 	}
-	defer stopStats() // before reg.Close
 	h, err := app(reg)
 	if err != nil {
 		return fmt.Errorf("server: building the app: %w", err)

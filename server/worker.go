@@ -31,11 +31,13 @@ func runWorker(ctx context.Context, cfg Config, w *prefork.WorkerProcess, dir st
 		return fmt.Errorf("server: worker %d: %w", w.Slot, err)
 	}
 	defer reg.Close()
-	stopStats, err := sampleProcStats(reg)
-	if err != nil {
-		return fmt.Errorf("server: worker %d: %w", w.Slot, err)
+	// The resource gauges are a convenience: a worker whose metrics
+	// filesystem is full serves without them.
+	if stopStats, err := sampleProcStats(reg); err != nil {
+		log.Error("no resource gauges", "err", err)
+	} else {
+		defer stopStats() // before reg.Close
 	}
-	defer stopStats() // before reg.Close
 	h, err := app(reg)
 	if err != nil {
 		return fmt.Errorf("server: worker %d: building the app: %w", w.Slot, err)

@@ -1,0 +1,599 @@
+package integration
+
+// The fault suite (issue 10): each test injects one fault into a running
+// bin/hello on loopback and checks that the service stays up and that
+// nothing is lost or miscounted. docs/reliability.md lists what each test
+// proves and the figures it last measured (the t.Logf lines).
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+var runDirRE = regexp.MustCompile(`metrics_dir=("(?:[^"\\]|\\.)*"|\S+)`)
+
+// runDir returns the run directory the master logged (slog quotes it when
+// it holds spaces, quotes or '=').
+func (p *proc) runDir() string {
+	p.t.Helper()
+	m := runDirRE.FindStringSubmatch(p.log.String())
+	if m == nil {
+		p.t.Fatalf("no metrics_dir in the log:\n%s", p.log.String())
+	}
+	if dir, err := strconv.Unquote(m[1]); err == nil {
+		return dir
+	}
+	return m[1]
+}
+
+// scrapeErr is scrape for goroutines (which must not call t.Fatal).
+func scrapeErr(admin string) (map[string]*dto.MetricFamily, error) {
+	resp, err := http.Get(admin + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("/metrics: %s", resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	return parser.TextToMetricFamilies(resp.Body)
+}
+
+var helloLabels = map[string]string{"method": "GET", "route": "/hello", "code": "200"}
+
+// watchCounter scrapes every 20 ms until stop() and records whether the
+// /hello counter ever went down or a scrape failed.
+type counterWatch struct {
+	stopc    chan struct{}
+	done     chan struct{}
+	scrapes  atomic.Int64
+	problems []string // guarded by done: read after stop
+}
+
+func watchCounter(admin string) *counterWatch {
+	w := &counterWatch{stopc: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		last := 0.0
+		for {
+			select {
+			case <-w.stopc:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			mfs, err := scrapeErr(admin)
+			if err != nil {
+				if len(w.problems) < 10 {
+					w.problems = append(w.problems, "scrape: "+err.Error())
+				}
+				continue
+			}
+			w.scrapes.Add(1)
+			v, _ := value(mfs, "http_requests_total", helloLabels)
+			if v < last && len(w.problems) < 10 {
+				w.problems = append(w.problems, fmt.Sprintf("http_requests_total went down from %v to %v", last, v))
+			}
+			last = max(last, v)
+		}
+	}()
+	return w
+}
+
+// stop ends the watch and fails t with what it saw.
+func (w *counterWatch) stop(t *testing.T) {
+	t.Helper()
+	close(w.stopc)
+	<-w.done
+	for _, p := range w.problems {
+		t.Error(p)
+	}
+	if w.scrapes.Load() == 0 {
+		t.Error("no scrape succeeded")
+	}
+}
+
+// checkNothingLost checks the invariant of a test in which requests may
+// fail (their worker died): every request a client saw succeed is counted,
+// and nothing is counted that was not at least attempted.
+func (p *proc) checkNothingLost(t *testing.T, l *load) {
+	t.Helper()
+	ok, failed := l.ok.Load(), l.failed.Load()
+	got := p.helloCount()
+	if got < float64(ok) {
+		t.Errorf("lost requests: http_requests_total = %v, clients saw %d succeed", got, ok)
+	}
+	if got > float64(ok+failed) {
+		t.Errorf("http_requests_total = %v, more than the %d requests sent (%d ok, %d failed)", got, ok+failed, ok, failed)
+	}
+}
+
+func TestRepeatedKill9OfRandomWorkersUnderLoad(t *testing.T) {
+	const workers, clients, kills = 3, 8, 8 // 8 unplanned exits: under the master's crash limit (10 a minute)
+	p := startHello(t, "-workers", fmt.Sprint(workers))
+	p.waitReady(workers)
+	l := startLoad(t, p.app, "/hello", clients, time.Minute)
+	l.waitFor(t, 300)
+	watch := watchCounter(p.admin)
+	var worst time.Duration
+	for i := range kills {
+		ws := p.waitReady(workers)
+		victim := ws[rand.IntN(len(ws))]
+		killed := time.Now()
+		syscall.Kill(victim.PID, syscall.SIGKILL)
+		p.waitWorkers(10*time.Second, fmt.Sprintf("kill %d: worker %d replaced", i+1, victim.Slot), func(ws []workerInfo) bool {
+			now := readyPIDs(ws)
+			return len(now) == workers && !now[victim.PID]
+		})
+		worst = max(worst, time.Since(killed))
+		l.waitFor(t, 200) // the service is up: requests keep succeeding
+		time.Sleep(time.Duration(rand.IntN(200)) * time.Millisecond)
+	}
+	l.stop()
+	watch.stop(t)
+	p.checkNothingLost(t, l)
+	if f := l.failed.Load(); f > kills*clients {
+		t.Errorf("%d requests failed over %d kills; at most the %d in flight per kill may", f, kills, clients)
+	}
+	restarts := 0
+	for _, w := range p.waitReady(workers) {
+		restarts += w.Restarts
+	}
+	if restarts != kills {
+		t.Errorf("/workers shows %d restarts, want %d", restarts, kills)
+	}
+	t.Logf("%d kill -9 under load: %d requests ok, %d failed (in flight on a killed worker), slowest replacement %s, %d scrapes never saw the counter go down",
+		kills, l.ok.Load(), l.failed.Load(), worst.Round(time.Millisecond), watch.scrapes.Load())
+}
+
+func TestStoppedWorkerUnderLoad(t *testing.T) {
+	const clients = 8
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			p := startHello(t, "-workers", "2", "-timeout", "2s", "-listener-mode", mode)
+			ws := p.waitReady(2)
+			l := startLoad(t, p.app, "/hello", clients, time.Minute)
+			l.waitFor(t, 300)
+			watch := watchCounter(p.admin)
+			victim := ws[rand.IntN(2)].PID
+			stopped := time.Now()
+			syscall.Kill(victim, syscall.SIGSTOP)
+			t.Cleanup(func() { syscall.Kill(victim, syscall.SIGKILL) })
+			// The other worker keeps serving while this one is frozen.
+			l.waitFor(t, 300)
+			servedWhileStopped := time.Since(stopped)
+			p.waitWorkers(15*time.Second, "the stopped worker is replaced", func(ws []workerInfo) bool {
+				now := readyPIDs(ws)
+				return len(now) == 2 && !now[victim]
+			})
+			replaced := time.Since(stopped)
+			l.waitFor(t, 300)
+			l.stop()
+			watch.stop(t)
+			p.checkNothingLost(t, l)
+			// Only requests on the frozen worker's open connections may
+			// fail (reset when it is killed): at most one per client.
+			if f := l.failed.Load(); f > clients {
+				t.Errorf("%d requests failed; at most %d (one per client) may: %v", f, clients, l.errs)
+			}
+			t.Logf("SIGSTOP (%s): 300 more requests served %s after the stop; replaced after %s (-timeout 2s); %d ok, %d failed",
+				mode, servedWhileStopped.Round(time.Millisecond), replaced.Round(time.Millisecond), l.ok.Load(), l.failed.Load())
+		})
+	}
+}
+
+// writeMetricFileCopy copies a live worker's counter file to path, with
+// mangle applied to the bytes.
+func copyWithMangle(t *testing.T, from, to string, mangle func([]byte) []byte) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, mangle(b), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBadFilesInTheRunDirectoryAreSkipped(t *testing.T) {
+	p := startHello(t, "-workers", "2")
+	p.waitReady(2)
+	dir := p.runDir()
+	l := startLoad(t, p.app, "/hello", 4, time.Minute)
+	l.waitFor(t, 300)
+	good := filepath.Join(dir, "counter_0a.db")
+	bad := map[string]func(path string){
+		"counter_9z.db": func(path string) { os.WriteFile(path, nil, 0o600) }, // zero length
+		"counter_8z.db": func(path string) { // truncated inside the header
+			copyWithMangle(t, good, path, func(b []byte) []byte { return b[:5] })
+		},
+		"counter_7z.db": func(path string) { // corrupt: the first entry's length is garbage
+			copyWithMangle(t, good, path, func(b []byte) []byte {
+				copy(b[8:12], []byte{0xff, 0xff, 0xff, 0x7f})
+				return b
+			})
+		},
+		"histogram_6z.db": func(path string) { // corrupt: the first key is not JSON
+			copyWithMangle(t, good, path, func(b []byte) []byte {
+				for i := 12; i < 40; i++ {
+					b[i] = '{'
+				}
+				return b
+			})
+		},
+		"gauge_all_5z.db": func(path string) { // foreign: a PNG
+			os.WriteFile(path, append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 4096)...), 0o600)
+		},
+		"summary_4z.db": func(path string) { // foreign: random bytes
+			b := make([]byte, 8192)
+			for i := range b {
+				b[i] = byte(rand.IntN(256))
+			}
+			os.WriteFile(path, b, 0o600)
+		},
+		"unknownkind_3z.db": func(path string) { copyWithMangle(t, good, path, func(b []byte) []byte { return b }) },
+		"counter_2z.db":     func(path string) { os.Mkdir(path, 0o700) },         // a directory
+		"counter_1z.db":     func(path string) { syscall.Mkfifo(path, 0o600) },   // a FIFO: must not block a scrape
+		"counter_0z.db":     func(path string) { os.Symlink("/dev/zero", path) }, // a symlink to a device
+	}
+	for name, plant := range bad {
+		plant(filepath.Join(dir, name))
+	}
+	os.WriteFile(filepath.Join(dir, "README"), []byte("not a .db file: ignored, not counted\n"), 0o600)
+	// A corrupt file at the name of a worker not started yet (slot 0's
+	// other lane, used by the next rolling restart).
+	copyWithMangle(t, good, filepath.Join(dir, "counter_0b.db"), func(b []byte) []byte {
+		copy(b[8:12], []byte{0xff, 0xff, 0xff, 0x7f})
+		return b
+	})
+	wantSkipped := float64(len(bad) + 1)
+
+	l.waitFor(t, 300)
+	start := time.Now()
+	mfs := p.scrape()
+	took := time.Since(start)
+	if v, _ := value(mfs, "herd_metrics_files_skipped", nil); v != wantSkipped {
+		t.Errorf("herd_metrics_files_skipped = %v, want %v", v, wantSkipped)
+	}
+	// The rolling restart starts lane b: its worker must move the corrupt
+	// file aside and count from zero, not fail or adopt it.
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.waitWorkers(20*time.Second, "HUP replaces both workers", func(ws []workerInfo) bool {
+		ids := map[string]bool{}
+		for _, w := range ws {
+			if w.State == "ready" {
+				ids[w.ID] = true
+			}
+		}
+		return len(ws) == 2 && ids["0b"] && ids["1b"]
+	})
+	l.waitFor(t, 300)
+	ok := l.check(t)
+	p.checkCountEquals(t, ok)
+	mfs = p.scrape()
+	if v, _ := value(mfs, "herd_metrics_files_skipped", nil); v != wantSkipped-1 {
+		t.Errorf("after the restart herd_metrics_files_skipped = %v, want %v (the corrupt counter_0b.db moved aside)", v, wantSkipped-1)
+	}
+	if !strings.Contains(p.log.String(), "skipped a metric file") {
+		t.Error("the master did not log the skipped files")
+	}
+	t.Logf("%d bad files planted while serving: scrape took %s, %d requests all counted exactly", len(bad)+1, took.Round(time.Microsecond), ok)
+}
+
+// A symbolic link in the run directory is never followed, by the master
+// reading the files or by a worker writing its own: whoever planted it
+// (only root or the run's own user can write there) must not be able to
+// make herd count another file, or write into one.
+func TestSymlinksInTheRunDirectoryAreNotFollowed(t *testing.T) {
+	p := startHello(t, "-workers", "1")
+	p.waitReady(1)
+	dir := p.runDir()
+	sendN(t, keepAliveClient(), p.app, 100, 4, func(int) string { return "/hello" })
+	outside := t.TempDir()
+	// A valid metric file outside, with this run's counts: merging it
+	// would double them.
+	copyWithMangle(t, filepath.Join(dir, "counter_0a.db"), filepath.Join(outside, "counter_0a.db"), func(b []byte) []byte { return b })
+	os.Symlink(filepath.Join(outside, "counter_0a.db"), filepath.Join(dir, "counter_9y.db"))
+	// The file the next worker of slot 0 (lane b, after HUP) will open.
+	copyWithMangle(t, filepath.Join(dir, "counter_0a.db"), filepath.Join(outside, "target.db"), func(b []byte) []byte { return b })
+	os.Symlink(filepath.Join(outside, "target.db"), filepath.Join(dir, "counter_0b.db"))
+	before, _ := os.ReadFile(filepath.Join(outside, "target.db"))
+
+	mfs := p.scrape()
+	if v, _ := value(mfs, "http_requests_total", helloLabels); v != 100 {
+		t.Errorf("http_requests_total = %v, want 100: a symlinked file was merged", v)
+	}
+	if v, _ := value(mfs, "herd_metrics_files_skipped", nil); v != 2 {
+		t.Errorf("herd_metrics_files_skipped = %v, want 2 (the two symlinks)", v)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.waitWorkers(20*time.Second, "HUP starts worker 0b", func(ws []workerInfo) bool {
+		return len(ws) == 1 && ws[0].ID == "0b" && ws[0].State == "ready"
+	})
+	sendN(t, keepAliveClient(), p.app, 100, 4, func(int) string { return "/hello" })
+	if after, _ := os.ReadFile(filepath.Join(outside, "target.db")); !bytes.Equal(before, after) {
+		t.Error("the worker wrote through a symlink into a file outside the run directory")
+	}
+	if v := p.helloCount(); v != 200 {
+		t.Errorf("http_requests_total = %v after the restart, want 200", v)
+	}
+}
+
+// seriesCount counts the series of every family except the self-metrics
+// whose label sets depend on the process table.
+func seriesCount(mfs map[string]*dto.MetricFamily) int {
+	n := 0
+	for name, mf := range mfs {
+		if strings.HasPrefix(name, "herd_process_") {
+			continue
+		}
+		n += len(mf.GetMetric())
+	}
+	return n
+}
+
+// dirSizes returns the size of every file of dir.
+func dirSizes(t *testing.T, dir string) map[string]int64 {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]int64{}
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil {
+			m[e.Name()] = fi.Size()
+		}
+	}
+	return m
+}
+
+// pipelined sends the requests paths (GET, HTTP/1.1) over conns keep-alive
+// connections, pipelining up to depth requests on each, and returns the
+// number of responses per status code.
+func pipelined(t *testing.T, addr string, conns, depth int, paths []string) map[int]int {
+	t.Helper()
+	var (
+		mu    sync.Mutex
+		codes = map[int]int{}
+		errs  []error
+		wg    sync.WaitGroup
+	)
+	per := (len(paths) + conns - 1) / conns
+	for c := range conns {
+		lo, hi := c*per, min((c+1)*per, len(paths))
+		if lo >= hi {
+			break
+		}
+		wg.Add(1)
+		go func(mine []string) {
+			defer wg.Done()
+			local := map[int]int{}
+			err := func() error {
+				nc, err := net.Dial("tcp", addr)
+				if err != nil {
+					return err
+				}
+				defer nc.Close()
+				nc.SetDeadline(time.Now().Add(2 * time.Minute))
+				sent := make(chan error, 1)
+				window := make(chan struct{}, depth)
+				go func() {
+					w := bufio.NewWriter(nc)
+					for _, path := range mine {
+						window <- struct{}{}
+						fmt.Fprintf(w, "GET %s HTTP/1.1\r\nHost: herd\r\n\r\n", path)
+						if len(window) == depth || path == mine[len(mine)-1] {
+							if err := w.Flush(); err != nil {
+								sent <- err
+								return
+							}
+						}
+					}
+					sent <- w.Flush()
+				}()
+				r := bufio.NewReader(nc)
+				for range mine {
+					resp, err := http.ReadResponse(r, nil)
+					if err != nil {
+						return err
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					local[resp.StatusCode]++
+					<-window
+				}
+				return <-sent
+			}()
+			mu.Lock()
+			defer mu.Unlock()
+			for k, v := range local {
+				codes[k] += v
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}(paths[lo:hi])
+	}
+	wg.Wait()
+	for _, err := range errs {
+		t.Error(err)
+	}
+	return codes
+}
+
+func TestHundredThousandRandomPathsAddNoSeries(t *testing.T) {
+	const n = 100_000
+	p := startHello(t, "-workers", "2")
+	p.waitReady(2)
+	addr := strings.TrimPrefix(p.app, "http://")
+	// Warm up: create, in every worker, the series random paths will land
+	// in (connections are spread over the workers by the kernel).
+	var warm []string
+	for range 16 {
+		warm = append(warm, "/warm-up", "/users/warm-up", "/hello")
+	}
+	pipelined(t, addr, 16, 1, warm)
+	before := p.scrape()
+	sizes := dirSizes(t, p.runDir())
+	paths := make([]string, n)
+	for i := range paths {
+		switch i % 4 {
+		case 0:
+			paths[i] = fmt.Sprintf("/%x", rand.Uint64())
+		case 1:
+			paths[i] = fmt.Sprintf("/%x/%x?q=%x", rand.Uint64(), rand.Uint32(), rand.Uint32())
+		case 2:
+			paths[i] = fmt.Sprintf("/users/%x", rand.Uint64()) // a route with a parameter
+		default:
+			paths[i] = fmt.Sprintf("/hello/%x", rand.Uint32()) // near miss of a route
+		}
+	}
+	start := time.Now()
+	codes := pipelined(t, addr, 16, 32, paths)
+	took := time.Since(start)
+	if got := codes[200] + codes[404]; got != n {
+		t.Fatalf("responses by status %v, want %d in all (200 and 404)", codes, n)
+	}
+	after := p.scrape()
+	if b, a := seriesCount(before), seriesCount(after); a != b {
+		var names []string
+		for name, mf := range after {
+			if len(mf.GetMetric()) != len(before[name].GetMetric()) {
+				names = append(names, name)
+			}
+		}
+		sort.Strings(names)
+		t.Errorf("series: %d before, %d after %d random paths (families that changed: %v)", b, a, n, names)
+	}
+	unmatched, _ := value(after, "http_requests_total", map[string]string{"method": "GET", "code": "404"})
+	users, _ := value(after, "http_requests_total", map[string]string{"method": "GET", "route": "/users/{id}", "code": "200"})
+	if int(unmatched) != codes[404]+16 || int(users) != codes[200]+16 {
+		t.Errorf("counted %v 404s and %v /users/{id}, clients got %d and %d (+16 warm-up each)", unmatched, users, codes[404], codes[200])
+	}
+	now := dirSizes(t, p.runDir())
+	for name, size := range now {
+		if size != sizes[name] {
+			t.Errorf("%s: %d bytes, was %d", name, size, sizes[name])
+		}
+	}
+	if len(now) != len(sizes) {
+		t.Errorf("run directory had %d files, now %d", len(sizes), len(now))
+	}
+	t.Logf("%d random paths in %s (%.0f req/s, 16 pipelined connections): series %d before and after, metric files unchanged",
+		n, took.Round(time.Millisecond), float64(n)/took.Seconds(), seriesCount(after))
+}
+
+// startOnFullFilesystem starts hello with 2 workers whose -metrics-dir is a
+// 1 MiB tmpfs, and fills that filesystem to the last block before the
+// first request: the workers have their counter files, not yet their
+// histogram files. It returns the filler file.
+func startOnFullFilesystem(t *testing.T) (*proc, []workerInfo, string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a tmpfs")
+	}
+	mnt := t.TempDir()
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m,mode=0700"); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) }) // after hello has stopped (cleanups run last-in first-out)
+	p := startHello(t, "-workers", "2", "-metrics-dir", mnt)
+	ws := p.waitReady(2)
+	filler := filepath.Join(mnt, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 4096)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			break
+		}
+	}
+	f.Close()
+	return p, ws, filler
+}
+
+func TestFullFilesystem(t *testing.T) {
+	p, ws, filler := startOnFullFilesystem(t)
+	l := startLoad(t, p.app, "/hello", 4, time.Minute)
+	l.waitFor(t, 300)
+	mfs := p.scrape()
+	writeErrors, _ := value(mfs, "herd_metrics_write_errors_total", nil)
+	if writeErrors == 0 {
+		t.Error("herd_metrics_write_errors_total is 0: the histogram files could not be created, and that must show")
+	}
+	if free, ok := value(mfs, "herd_metrics_dir_free_bytes", nil); !ok || free > 4096 {
+		t.Errorf("herd_metrics_dir_free_bytes = %v (present %v), want about 0", free, ok)
+	}
+	if !strings.Contains(p.log.String(), "series dropped") {
+		t.Error("no \"series dropped\" error in the log")
+	}
+	// A rolling restart needs new files: it is aborted, and the old
+	// workers keep serving.
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.log.String(), "reload aborted") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(p.log.String(), "reload aborted") {
+		t.Error("no \"reload aborted\" in the log after HUP on a full filesystem")
+	}
+	l.waitFor(t, 300)
+	for _, w := range p.waitReady(2) {
+		if w.PID != ws[0].PID && w.PID != ws[1].PID {
+			t.Errorf("worker %d was replaced (pid %d) although its successor could not create its files", w.Slot, w.PID)
+		}
+	}
+	ok := l.check(t)
+	// The counter files existed before the filesystem filled up: every
+	// request is counted exactly, only the new histogram series are lost.
+	p.checkCountEquals(t, ok)
+
+	// Space again: new series work again.
+	os.Remove(filler)
+	sendN(t, keepAliveClient(), p.app, 50, 2, func(int) string { return "/users/1" })
+	recovered, _ := value(p.scrape(), "http_requests_total", map[string]string{"method": "GET", "route": "/users/{id}", "code": "200"})
+	if recovered != 50 {
+		t.Errorf("after space was freed, a new series counted %v, want 50", recovered)
+	}
+	t.Logf("full filesystem: %d requests served and counted exactly, herd_metrics_write_errors_total = %v, HUP aborted with the old workers serving; after freeing space a new series counted %v of 50",
+		ok, writeErrors, recovered)
+}
+
+// The master removes a dead worker's live* gauge files; its replacement
+// must boot without them on a full filesystem.
+func TestFullFilesystemCrashedWorkerIsReplaced(t *testing.T) {
+	p, ws, _ := startOnFullFilesystem(t)
+	l := startLoad(t, p.app, "/hello", 4, time.Minute)
+	l.waitFor(t, 100)
+	syscall.Kill(ws[0].PID, syscall.SIGKILL)
+	p.waitWorkers(10*time.Second, "the killed worker is replaced on a full filesystem", func(now []workerInfo) bool {
+		r := readyPIDs(now)
+		return len(r) == 2 && !r[ws[0].PID]
+	})
+	l.waitFor(t, 300)
+	l.stop()
+	p.checkNothingLost(t, l)
+}
