@@ -4,7 +4,7 @@
 //
 //	herd-bench -app bin/hello [-layouts single,reuseport,shared] \
 //	    [-peer 'net/http=bin/bench-nethttp -bind {addr}'] [-baseline net/http] \
-//	    [-rounds 5 -duration 3s -warmup 1s -connections 64] [-pin both] [-out bench-results]
+//	    [-rounds 5 -duration 2s -warmup 1s -connections 64] [-pin both] [-out bench-results]
 //
 // Each round runs every scenario and every layout once, in a fixed order
 // (A B C A B C ...), so slow drifts of a noisy machine spread over all

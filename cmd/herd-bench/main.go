@@ -70,7 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Var(&peers, "peer", "a peer server `NAME=COMMAND ARGS` ({addr}, {port}, {workers} replaced; must answer GET /healthz); repeatable")
 	fs.StringVar(&cfg.baseline, "baseline", "", "a layout or peer name: adds a column of req/s relative to it")
 	fs.StringVar(&cfg.path, "path", "/hello", "the path requested")
-	fs.DurationVar(&cfg.duration, "duration", 3*time.Second, "measured wrk run per layout and round (whole seconds)")
+	fs.DurationVar(&cfg.duration, "duration", 2*time.Second, "measured wrk run per layout and round (whole seconds)")
 	fs.DurationVar(&cfg.warmup, "warmup", time.Second, "discarded wrk run before each measured one (whole seconds, 0 for none)")
 	fs.IntVar(&cfg.rounds, "rounds", 5, "rounds; each runs every layout once")
 	fs.IntVar(&cfg.connections, "connections", 64, "wrk connections")

@@ -19,7 +19,7 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(cfg.layouts) != 2 || cfg.layouts[0].Name != "herd reuseport" || cfg.layouts[1].Name != "net/http" || cfg.rounds != 2 ||
-		cfg.duration != 3*time.Second || cfg.warmup != time.Second || cfg.connections != 64 {
+		cfg.duration != 2*time.Second || cfg.warmup != time.Second || cfg.connections != 64 {
 		t.Errorf("config %+v", cfg)
 	}
 	bad := [][]string{
