@@ -44,6 +44,8 @@ type config struct {
 	readyTimeout time.Duration
 	verbose      bool
 	from         string // re-render this results.json instead of running
+	retries      int
+	quietWait    time.Duration
 }
 
 type peerFlags []layout
@@ -82,6 +84,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.wrk, "wrk", "wrk", "the wrk binary")
 	fs.DurationVar(&cfg.readyTimeout, "ready-timeout", 30*time.Second, "how long a server may take to be ready")
 	fs.BoolVar(&cfg.verbose, "v", false, "print every run's result")
+	fs.IntVar(&cfg.retries, "retries", 0, "repeat a run up to this many times while other processes keep the machine busy (keeps the quietest)")
+	fs.DurationVar(&cfg.quietWait, "quiet-wait", 0, "before each run, wait up to this long for the machine to be quiet")
 	fs.StringVar(&cfg.from, "from", "", "re-render the table, Markdown and SVG of an earlier results.json into -out, without running")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -118,6 +122,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, fmt.Errorf("-threads %d: 0 or more", cfg.threads)
 	case !strings.HasPrefix(cfg.path, "/"):
 		return cfg, fmt.Errorf("-path %q: must start with /", cfg.path)
+	case cfg.retries < 0:
+		return cfg, fmt.Errorf("-retries %d: 0 or more", cfg.retries)
+	case cfg.quietWait < 0:
+		return cfg, fmt.Errorf("-quiet-wait %s: 0 or more", cfg.quietWait)
 	case cfg.readyTimeout <= 0:
 		return cfg, fmt.Errorf("-ready-timeout %s: must be positive", cfg.readyTimeout)
 	}

@@ -31,6 +31,8 @@ func TestParseFlags(t *testing.T) {
 		{"-rounds", "0"},
 		{"-connections", "0"},
 		{"-threads", "-1"},
+		{"-retries", "-1"},
+		{"-quiet-wait", "-1s"},
 		{"-path", "hello"},
 		{"-pin", "sometimes"},
 		{"-peer", "x=y"},

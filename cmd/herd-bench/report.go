@@ -260,10 +260,14 @@ func (rep report) writeRoundsMarkdown(b *strings.Builder) {
 				add([]string{r.Scenario, fmt.Sprint(r.Round), r.Layout, "", "", "", "", "", "", "", "", "", "", "", "failed: " + firstLine(r.Err)})
 				continue
 			}
-			note := ""
+			var notes []string
 			if r.Wrk.errors() > 0 {
-				note = "⚠ errors"
+				notes = append(notes, "⚠ errors")
 			}
+			if r.Attempts > 1 {
+				notes = append(notes, fmt.Sprintf("quietest of %d attempts", r.Attempts))
+			}
+			note := strings.Join(notes, ", ")
 			var workers []string
 			for _, n := range r.Workers {
 				workers = append(workers, formatCount(float64(n)))

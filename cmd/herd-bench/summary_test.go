@@ -56,3 +56,16 @@ func TestSummarizeRounds(t *testing.T) {
 		t.Errorf("failed summary %+v", f)
 	}
 }
+
+func TestQuieter(t *testing.T) {
+	calm := round("s", "l", 1, 1000, time.Millisecond)
+	noisy := calm
+	noisy.OtherCPU = 800 * time.Millisecond
+	failed := roundResult{Err: "x"}
+	if !quieter(calm, noisy) || quieter(noisy, calm) {
+		t.Error("the attempt with less other CPU must win")
+	}
+	if !quieter(noisy, failed) || quieter(failed, calm) {
+		t.Error("an attempt with figures must beat a failed one")
+	}
+}
