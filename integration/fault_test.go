@@ -589,7 +589,7 @@ func TestFullFilesystemCrashedWorkerIsReplaced(t *testing.T) {
 	l := startLoad(t, p.app, "/hello", 4, time.Minute)
 	l.waitFor(t, 100)
 	syscall.Kill(ws[0].PID, syscall.SIGKILL)
-	p.waitWorkers(10*time.Second, "the killed worker is replaced on a full filesystem", func(now []workerInfo) bool {
+	p.waitWorkers(5*time.Second, "the killed worker is replaced on a full filesystem", func(now []workerInfo) bool {
 		r := readyPIDs(now)
 		return len(r) == 2 && !r[ws[0].PID]
 	})
