@@ -265,15 +265,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "\nwrote %s, %s, %s\n", filepath.Join(cfg.out, "results.md"),
 		filepath.Join(cfg.out, "results.svg"), filepath.Join(cfg.out, "results.json"))
+	if ctx.Err() != nil {
+		return 1
+	}
 	code := 0
 	for _, s := range rep.Summaries {
 		if !s.ok() {
 			fmt.Fprintf(stderr, "herd-bench: %s, %s: no clean round\n", s.Scenario, s.Layout)
 			code = 1
 		}
-	}
-	if ctx.Err() != nil {
-		code = 1
 	}
 	return code
 }
