@@ -178,15 +178,19 @@ func histogramVec(reg *metrics.Registry, o metrics.HistogramOpts, labels ...stri
 	return v, nil
 }
 
+// gauge registers a label-less gauge and takes its series with With: a
+// series that cannot be created (a full filesystem) is a no-op handle,
+// logged and counted by the registry, never an error that would stop a
+// worker from booting.
 func gauge(reg *metrics.Registry, o metrics.GaugeOpts) (*metrics.Gauge, error) {
-	g, err := reg.NewGauge(o)
-	if v, ok := existing[*metrics.GaugeVec](err); ok {
-		g, err = v.Get()
+	v, err := reg.NewGaugeVec(o)
+	if ev, ok := existing[*metrics.GaugeVec](err); ok {
+		v, err = ev, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("middleware: %w", err)
 	}
-	return g, nil
+	return v.With(), nil
 }
 
 // existing returns the vector of an AlreadyRegisteredError.

@@ -89,7 +89,12 @@ func Open(path string, opts Options) (*File, error) {
 	}
 	f.mapLen = mapLen(opts.MaxSize)
 	for range 3 { // a concurrent creator can win the rename race; then adopt its file
-		fd, err := os.OpenFile(path, os.O_RDWR, 0)
+		// O_NOFOLLOW: a symbolic link planted at a worker's file name must
+		// not make it write its counts into a file outside the directory.
+		fd, err := os.OpenFile(path, os.O_RDWR|unix.O_NOFOLLOW, 0)
+		if errors.Is(err, unix.ELOOP) {
+			err = &badFileError{fmt.Errorf("%w: a symbolic link", ErrCorrupt)}
+		}
 		switch {
 		case err == nil:
 			err = f.adopt(fd)
@@ -97,6 +102,8 @@ func Open(path string, opts Options) (*File, error) {
 				return f, nil
 			}
 			fd.Close()
+			fallthrough
+		case isBadFile(err):
 			var bad *badFileError
 			if !errors.As(err, &bad) {
 				return nil, fmt.Errorf("mmapstore: open %s: %w", path, err)
@@ -126,6 +133,11 @@ func Open(path string, opts Options) (*File, error) {
 		}
 	}
 	return nil, fmt.Errorf("mmapstore: open %s: file keeps being replaced", path)
+}
+
+func isBadFile(err error) bool {
+	var bad *badFileError
+	return errors.As(err, &bad)
 }
 
 func mapLen(maxSize int64) int {
@@ -442,7 +454,7 @@ func (f *File) Check() (recreated bool, err error) {
 	}
 	gone := st.Nlink == 0
 	if !gone {
-		err := unix.Stat(f.path, &st)
+		err := unix.Lstat(f.path, &st)
 		switch {
 		case errors.Is(err, unix.ENOENT):
 			gone = true
