@@ -358,3 +358,43 @@ func TestDeadSlotGetsNoConnections(t *testing.T) {
 		return len(seen) == 3
 	})
 }
+
+func TestScaleUpAbortedWhenNewWorkerFails(t *testing.T) {
+	t.Parallel()
+	fail := filepath.Join(t.TempDir(), "fail")
+	tm := startMaster(t, prefork.Config{Workers: 2, Env: []string{"PREFORK_TEST_FAILFILE=" + fail}}, "")
+	before := tm.waitReady(t, 2, 10*time.Second)
+	os.WriteFile(fail, nil, 0o600)
+	tm.sig.Send(syscall.SIGTTIN)
+	waitFor(t, 10*time.Second, "a failed boot", func() bool {
+		for _, e := range tm.exitsSnapshot() {
+			if e.Reason == prefork.ExitBootFailed {
+				return true
+			}
+		}
+		return false
+	})
+	// The new slot is given up, not respawned until the restart limit stops
+	// the master: the two old workers keep serving.
+	waitFor(t, 10*time.Second, "the scale-up undone", func() bool {
+		ws := tm.Workers()
+		return len(ws) == 2 && slices.Equal(pidsOf(ws), pidsOf(before))
+	})
+	select {
+	case err := <-tm.errc:
+		t.Fatalf("master stopped: %v", err)
+	default:
+	}
+	failures := 0
+	for _, e := range tm.exitsSnapshot() {
+		if e.Reason == prefork.ExitBootFailed {
+			failures++
+		}
+	}
+	if failures != 1 {
+		t.Errorf("%d boot failures, want 1 (no respawn of the abandoned slot)", failures)
+	}
+	os.Remove(fail)
+	tm.sig.Send(syscall.SIGTTIN)
+	tm.waitReady(t, 3, 10*time.Second)
+}

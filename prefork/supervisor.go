@@ -41,6 +41,7 @@ type slot struct {
 	respawnAt time.Time
 	starts    int
 	lastLane  byte
+	served    bool // a worker of this slot has been ready at least once
 }
 
 // worker is one worker process.
@@ -259,6 +260,7 @@ func (s *supervisor) onEvent(ev event) {
 		}
 		now := s.env.now()
 		w.state, w.readyAt, w.lastBeat = StateReady, now, now
+		w.slot.served = true
 		s.log.Info("worker ready", append(w.attrs(), "boot", now.Sub(w.started).Round(time.Millisecond))...)
 		if h := s.cfg.Hooks.OnWorkerReady; h != nil {
 			h(WorkerEvent{Slot: w.slot.index, ID: w.id, PID: w.pid})
@@ -704,6 +706,15 @@ func (s *supervisor) failed(sl *slot, now time.Time, reason ExitReason, err erro
 	if reason == ExitBootFailed {
 		if !s.booted {
 			s.fatal(fmt.Errorf("%w: %w", ErrBootFailed, err))
+			return
+		}
+		if !s.reloading && !sl.served && sl.index < s.n && sl.index > 0 {
+			// A slot added by TTIN or SetWorkers whose first worker cannot
+			// boot (a full metrics filesystem, say): undo the scale-up
+			// instead of crash-looping until the restart limit stops the
+			// whole service.
+			s.log.Error("scale-up aborted: a new worker failed to boot; the other workers keep serving", "worker", sl.index, "err", err)
+			s.setWorkers(sl.index)
 			return
 		}
 		s.abortReload(err)
