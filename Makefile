@@ -5,7 +5,7 @@ BIN     := bin
 DEBS    := python3-prometheus-client python3-yaml prometheus wrk systemd
 FUZZTIME ?= 15s
 
-.PHONY: all build run test test-short deps vet fmt-check fuzz bench help clean
+.PHONY: all build run test deps vet fmt-check fuzz bench help clean
 
 all: build
 
@@ -14,6 +14,7 @@ help:
 	@echo "make run     run examples/hello on 127.0.0.1:8080 (admin on 127.0.0.1:9090)"
 	@echo "make test    install test dependencies, vet, gofmt check, all tests with -race, bounded fuzzing"
 	@echo "make bench   benchmarks (see README)"
+	@echo "make soak    10 minutes of steady load, checking that resources stay flat (SOAK=60s for less)"
 
 build:
 	$(GO) build -o $(BIN)/hello ./examples/hello
@@ -41,6 +42,7 @@ test: deps build vet fmt-check
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReadFile$$' -fuzztime $(FUZZTIME) ./mmapstore/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeKey$$' -fuzztime $(FUZZTIME) ./mmapstore/
+	$(MAKE) fuzz-flags
 
 # Micro-benchmarks of every package (store, scrape, middleware), then the
 # end-to-end throughput comparison of bench/bench.mk.
@@ -49,6 +51,7 @@ bench: build
 	$(MAKE) bench-e2e
 
 include bench/bench.mk
+include integration/soak.mk
 
 clean:
 	rm -rf $(BIN)
