@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -193,30 +192,6 @@ func (s *promServer) waitValue(t *testing.T, expr string, want float64, within t
 	t.Fatalf("%s = %s after %s, want %v", expr, last, within, want)
 }
 
-// masterMetricsToCome are the master's worker metrics that the dashboard
-// uses and that the master does not export yet (issue 9: the lead wires them
-// into the admin /metrics, computed from Master.Workers at scrape time):
-//
-//	herd_workers{state}                    gauge: workers per state (starting, ready, stopping, killed)
-//	herd_worker_restarts_total{worker}     counter: workers a slot started before its current one
-//	herd_worker_requests_total{worker}     counter: requests of the slot's current worker (heartbeat)
-//
-// A panel over one of them may have no data while it is listed here, and
-// the test fails as soon as one is exported, so that the list only shrinks.
-// Every other panel must have data.
-var masterMetricsToCome = []string{"herd_workers", "herd_worker_restarts_total", "herd_worker_requests_total"}
-
-// masterMetricNotYetExported returns the metric of masterMetricsToCome
-// that expr uses, or "".
-func masterMetricNotYetExported(expr string) string {
-	for _, m := range masterMetricsToCome {
-		if regexp.MustCompile(`\b` + m + `\b`).MatchString(expr) {
-			return m
-		}
-	}
-	return ""
-}
-
 // hostPort strips the scheme of a proc's URL.
 func hostPort(u string) string { return strings.TrimPrefix(u, "http://") }
 
@@ -304,17 +279,7 @@ func TestPrometheusScrapesTwoMasters(t *testing.T) {
 			}
 		}
 		for _, name := range pending {
-			if m := masterMetricNotYetExported(exprs[name]); m != "" {
-				t.Logf("panel %s: no data: the master does not export %s yet (masterMetricsToCome)", name, m)
-				continue
-			}
 			t.Errorf("panel %s: no data in 10 s (a metric name that herd does not export?)\n%s", name, exprs[name])
-		}
-		// The list of metrics to come must shrink as they arrive.
-		for _, m := range masterMetricsToCome {
-			if res, err := prom.query(t, "count("+m+")"); err == nil && len(res) > 0 {
-				t.Errorf("%s is exported now: remove it from masterMetricsToCome", m)
-			}
 		}
 	})
 

@@ -165,6 +165,18 @@ func TestKilledWorkerIsReplacedAndCountersNeverDecrease(t *testing.T) {
 		last = c
 		time.Sleep(20 * time.Millisecond)
 	}
+	// The master's supervision metrics record the crash.
+	mfs := p.scrape()
+	if v, _ := value(mfs, "herd_worker_exits_total", map[string]string{"reason": "crashed"}); v != 1 {
+		t.Errorf(`herd_worker_exits_total{reason="crashed"} = %v, want 1`, v)
+	}
+	slot := fmt.Sprint(ws[0].Slot)
+	if v, _ := value(mfs, "herd_worker_restarts_total", map[string]string{"worker": slot}); v != 1 {
+		t.Errorf(`herd_worker_restarts_total{worker=%q} = %v, want 1`, slot, v)
+	}
+	if v, _ := value(mfs, "herd_workers", map[string]string{"state": "ready"}); v != 2 {
+		t.Errorf(`herd_workers{state="ready"} = %v, want 2`, v)
+	}
 	// Requests in flight on the killed worker's connections may fail: the
 	// process died. What must hold is that the counter keeps everything
 	// that was counted.

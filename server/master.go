@@ -33,6 +33,7 @@ func runMaster(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer closeAdmin(admin)
 	var m *prefork.Master
+	exits := &exitCounts{}
 	m, err = prefork.NewMaster(prefork.Config{
 		Workers:           cfg.Workers,
 		Addrs:             []string{cfg.Bind},
@@ -48,6 +49,7 @@ func runMaster(ctx context.Context, cfg Config, log *slog.Logger) error {
 			// A dead worker's live* gauges go with it, as Python's
 			// mark_process_dead does; its counters stay.
 			OnWorkerExit: func(e prefork.WorkerExit) {
+				exits.add(e.Reason)
 				if err := metrics.RemoveLiveFiles(dir, e.ID); err != nil {
 					log.Warn("removing live gauge files", "worker", e.Slot, "id", e.ID, "err", err)
 				}
@@ -61,7 +63,11 @@ func runMaster(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return configError{err}
 	}
 	st := &status{master: m}
-	g := metrics.Gatherers{metrics.NewDirGatherer(dir, metrics.GathererOpts{Logger: log}), masterProcStats(dir)}
+	g := metrics.Gatherers{
+		metrics.NewDirGatherer(dir, metrics.GathererOpts{Logger: log}),
+		masterProcStats(dir),
+		supervisionMetrics(m.Workers, exits),
+	}
 	adminSrv := startAdmin(admin, g, st, sec, log)
 	defer stopAdmin(adminSrv)
 	warnExposedAdmin(admin, sec, log)
