@@ -51,6 +51,7 @@ type proc struct {
 	cmd   *exec.Cmd
 	app   string // http://host:port of the application
 	admin string // http://host:port of the admin listener
+	dir   string // the run directory of the metric files
 	log   *syncBuffer
 	done  chan struct{}
 	err   error // from Wait, valid after done is closed
@@ -76,6 +77,7 @@ func (s *syncBuffer) String() string {
 var (
 	bindRE  = regexp.MustCompile(`bind=(\S+)`)
 	adminRE = regexp.MustCompile(`admin=(\S+)`)
+	dirRE   = regexp.MustCompile(`metrics_dir=("(?:[^"\\]|\\.)*"|\S+)`)
 )
 
 // startHello starts bin/hello with args plus loopback ports chosen by the
@@ -130,6 +132,10 @@ func startHello(t *testing.T, args ...string) *proc {
 	case line := <-started:
 		p.app = "http://" + bindRE.FindStringSubmatch(line)[1]
 		p.admin = "http://" + adminRE.FindStringSubmatch(line)[1]
+		p.dir = dirRE.FindStringSubmatch(line)[1]
+		if d, err := strconv.Unquote(p.dir); err == nil {
+			p.dir = d // slog quotes values with spaces or '='
+		}
 	case <-p.done:
 		t.Fatalf("hello exited before serving: %v\n%s", p.err, p.log.String())
 	case <-time.After(20 * time.Second):

@@ -53,6 +53,7 @@ func runSingle(ctx context.Context, cfg Config, app App, log *slog.Logger) error
 	} else {
 		defer stopStats() // before reg.Close
 	}
+	defer checkFiles(reg, log)()
 	h, err := app(reg)
 	if err != nil {
 		return fmt.Errorf("server: building the app: %w", err)

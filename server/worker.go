@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/herdhttp/herd/metrics"
 	"github.com/herdhttp/herd/middleware"
@@ -38,6 +39,7 @@ func runWorker(ctx context.Context, cfg Config, w *prefork.WorkerProcess, dir st
 	} else {
 		defer stopStats() // before reg.Close
 	}
+	defer checkFiles(reg, log)()
 	h, err := app(reg)
 	if err != nil {
 		return fmt.Errorf("server: worker %d: building the app: %w", w.Slot, err)
@@ -104,5 +106,44 @@ func reopenAccessLog(lf *logFile, log *slog.Logger) {
 		log.Error("reopening the access log; still writing the old file", "err", err)
 	case reopened:
 		log.Info("access log reopened", "path", lf.path)
+	}
+}
+
+// checkInterval is how often a serving process checks that its metric files
+// are still the ones in the directory.
+const checkInterval = time.Second
+
+// checkFiles checks reg's files every checkInterval until the returned stop
+// function is called (before reg.Close): a metric file removed or replaced
+// under a live process (a cleanup script, a test fixture) is recreated with
+// its current values instead of swallowing every later write (the third trap
+// of Python's multiprocess mode).
+func checkFiles(reg *metrics.Registry, log *slog.Logger) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(checkInterval)
+		defer t.Stop()
+		var last string
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			err := reg.Check()
+			if err != nil && err.Error() != last {
+				log.Error("checking metric files", "err", err)
+			}
+			last = ""
+			if err != nil {
+				last = err.Error()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
 	}
 }
