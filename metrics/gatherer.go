@@ -72,21 +72,31 @@ func (g *DirGatherer) Close() error {
 func (g *DirGatherer) Dir() string { return g.dir }
 
 // Gather reads and merges the directory. It fails only if the directory cannot be read.
+// The families are allocated anew by every call and the caller may keep them, but, as in
+// client_golang (whose metrics hand the same label pairs to every Write), each series'
+// label pairs are made once and shared by every Gather: treat them as read-only.
 func (g *DirGatherer) Gather() ([]*dto.MetricFamily, error) {
 	start := time.Now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	files, skipped, err := g.reader.ScanDir(g.dir)
+	// Each file is merged as soon as it is read, while its samples are in the CPU cache;
+	// ScanDirFunc hands files over in name (so path) order, as the merge requires.
+	g.merger.begin()
+	nfiles := 0
+	skipped, err := g.reader.ScanDirFunc(g.dir, func(f *mmapstore.FileSamples) {
+		nfiles++
+		g.merger.addFile(f)
+	})
+	fams := g.merger.finish()
 	if err != nil {
 		return nil, fmt.Errorf("metrics: read %s: %w", g.dir, err)
 	}
-	fams := g.merger.merge(files)
 	g.logSkipped(skipped)
 	if g.opts.OmitSelfMetrics {
 		return fams, nil
 	}
 	fams = append(fams,
-		gaugeFamily("herd_metrics_files", "Metric files merged by the last scrape.", float64(len(files))),
+		gaugeFamily("herd_metrics_files", "Metric files merged by the last scrape.", float64(nfiles)),
 		gaugeFamily("herd_metrics_files_skipped", "Metric files skipped by the last scrape because they were empty, truncated, corrupt or foreign (see the log).", float64(len(skipped))),
 		gaugeFamily("herd_metrics_scrape_duration_seconds", "Time the last scrape took to read and merge the metric files.", time.Since(start).Seconds()),
 	)

@@ -21,7 +21,7 @@ import (
 
 const python = "/usr/bin/python3"
 
-func requirePython(t *testing.T) {
+func requirePython(t testing.TB) {
 	t.Helper()
 	out, err := exec.Command(python, "-c", "import prometheus_client").CombinedOutput()
 	if err != nil {
@@ -31,7 +31,7 @@ func requirePython(t *testing.T) {
 
 // runPython runs a script of testdata/python with PROMETHEUS_MULTIPROC_DIR=dir and a clean
 // environment, and returns its standard output.
-func runPython(t *testing.T, dir, script string, args ...string) string {
+func runPython(t testing.TB, dir, script string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(python, append([]string{filepath.Join("testdata", "python", script)}, args...)...)
 	cmd.Env = []string{"PROMETHEUS_MULTIPROC_DIR=" + dir, "PYTHONIOENCODING=utf-8", "PYTHONDONTWRITEBYTECODE=1"}

@@ -61,29 +61,47 @@ type merger struct {
 	files map[string]*fileCache // by path
 	gen   uint64
 	// stamp changes whenever a cached series slot may have become invalid (a family changed
-	// type or mode, or pruning dropped something); fileEnts of another stamp are resolved
-	// again.
+	// type or mode, or pruning dropped something); file caches of another stamp are
+	// resolved again.
 	stamp   uint64
-	touched []*famAgg // reused by merge
+	touched []*famAgg   // families of the current merge, in order of first appearance
+	slab    []seriesAgg // where new series are allocated
 }
 
-// fileCache is what the merger resolved for each entry of one file, by position: the
-// reader keeps a file's entries in order and only appends, so in the steady state the key
-// at a position is the one resolved last time, and a sample costs a pointer comparison and
-// an addition into its series, with no map lookup.
+// fileCache is what the merger resolved for each entry of one file, by position. The
+// reader only ever appends to a file's entries and says so with FileSamples.Seq, so in the
+// steady state a sample costs an operation code and an addition into its series: no key
+// comparison, no map lookup. The per-entry arrays are parallel, and only ops and sas are
+// read for every sample (9 bytes an entry), to keep a scrape's memory traffic small.
 type fileCache struct {
-	gen  uint64 // the merge that last saw the file
-	ents []fileEnt
+	gen   uint64 // the merge that last saw the file
+	seq   uint64 // the FileSamples.Seq the entries were resolved for; 0: resolve every time
+	stamp uint64 // the merger's stamp when they were resolved
+	fams  []famRun
+	ops   []op
+	sas   []*seriesAgg // nil where ops is opNone
+	kis   []*keyInfo   // for bucket bounds and for pruning
 }
 
-type fileEnt struct {
-	key   *mmapstore.Key // the key resolved; a different one at this position: resolve again
-	stamp uint64         // the merger's stamp when resolved
-	ki    *keyInfo
-	fa    *famAgg
-	sa    *seriesAgg // nil when role is roleNone
-	role  int
+// famRun is a family the file holds, with the help text of its first entry there.
+type famRun struct {
+	fa   *famAgg
+	help string
 }
+
+// op is what a sample does to its series.
+type op uint8
+
+const (
+	opNone       op = iota
+	opAdd           // v += value (counters, summary counts, sum gauges)
+	opSum           // sum += value (histogram and summary sums)
+	opBucket        // the bucket of the key's le += value
+	opMin           // v = min(v, value)
+	opMax           // v = max(v, value)
+	opLast          // v = value (the all gauge modes: one series per file)
+	opMostRecent    // v = value with the greatest timestamp
+)
 
 func newMerger() *merger {
 	return &merger{keys: make(map[*mmapstore.Key]*keyInfo), fams: make(map[string]*famAgg),
@@ -110,14 +128,29 @@ type seriesKey struct {
 type bucket struct{ le, n float64 }
 
 type seriesAgg struct {
+	// Hot: touched for every sample, and by build. First, so that they share one cache
+	// line (series are allocated in slabs, in the order their keys first appear in a file,
+	// so a steady merge walks them almost sequentially).
+	gen    uint64 // the merge that last touched it; older values are stale
+	v      float64
+	ts     float64
+	sum    float64
+	has    bool
+	labels []*dto.LabelPair // out as exposed, shared by every scrape (len == cap); see relayout
+
+	buckets []bucket
 	out     []mmapstore.LabelPair // output labels, sorted (with pid in the all modes)
 	sortKey string
-	gen     uint64 // the merge that last touched it; older values are stale
-	v       float64
-	ts      float64
-	has     bool
-	sum     float64
-	buckets []bucket
+}
+
+// newSeries returns a zero seriesAgg from the merger's current slab.
+func (m *merger) newSeries() *seriesAgg {
+	if len(m.slab) == 0 {
+		m.slab = make([]seriesAgg, 256)
+	}
+	sa := &m.slab[0]
+	m.slab = m.slab[1:]
+	return sa
 }
 
 func deriveKey(k *mmapstore.Key) *keyInfo {
@@ -163,7 +196,7 @@ func (fa *famAgg) kindFor() seriesKind {
 }
 
 // slot returns the aggregation slot of sample key ki from the file with id.
-func (fa *famAgg) slot(ki *keyInfo, id string) *seriesAgg {
+func (fa *famAgg) slot(m *merger, ki *keyInfo, id string) *seriesAgg {
 	kind := fa.kindFor()
 	if ki.fa != fa || ki.epoch != fa.epoch || ki.kind != kind {
 		ki.fa, ki.epoch, ki.kind, ki.sa, ki.byID = fa, fa.epoch, kind, nil, nil
@@ -188,12 +221,13 @@ func (fa *famAgg) slot(ki *keyInfo, id string) *seriesAgg {
 	}
 	sa := fa.series[sk]
 	if sa == nil {
-		sa = &seriesAgg{out: out}
+		sa = m.newSeries()
+		sa.out = out
 		var b strings.Builder
 		for _, lp := range out {
 			writeLabel(&b, lp)
 		}
-		sa.sortKey = b.String()
+		sa.sortKey = b.String() // sa.labels are made by relayout, as the family is now dirty
 		fa.series[sk] = sa
 		fa.sorted = append(fa.sorted, sa)
 		fa.dirty = true
@@ -211,51 +245,106 @@ func (fa *famAgg) slot(ki *keyInfo, id string) *seriesAgg {
 
 // merge merges files (which it sorts by path) into sorted families.
 func (m *merger) merge(files []mmapstore.FileSamples) []*dto.MetricFamily {
-	m.gen++
 	byPath := func(a, b mmapstore.FileSamples) int { return cmp.Compare(a.Path, b.Path) }
 	if !slices.IsSortedFunc(files, byPath) {
 		slices.SortFunc(files, byPath)
 	}
-	touched := m.touched[:0]
-	for fi := range files {
-		f := &files[fi]
-		fc := m.files[f.Path]
-		if fc == nil {
-			fc = &fileCache{}
-			m.files[f.Path] = fc
+	m.begin()
+	for i := range files {
+		m.addFile(&files[i])
+	}
+	return m.finish()
+}
+
+// begin starts a merge; addFile is then called for every file in path order, and finish
+// returns the result.
+func (m *merger) begin() {
+	m.gen++
+	m.touched = m.touched[:0]
+}
+
+// addFile merges one file's samples. f is not kept.
+func (m *merger) addFile(f *mmapstore.FileSamples) {
+	fc := m.files[f.Path]
+	if fc == nil {
+		fc = &fileCache{}
+		m.files[f.Path] = fc
+	}
+	fc.gen = m.gen
+	valid := f.Seq != 0 && fc.seq == f.Seq && fc.stamp == m.stamp
+	if valid {
+		for _, r := range fc.fams {
+			m.touch(r.fa, f, r.help) // may change the stamp
 		}
-		fc.gen = m.gen
-		if len(fc.ents) < len(f.Samples) {
-			fc.ents = slices.Grow(fc.ents, len(f.Samples)-len(fc.ents))[:len(f.Samples)]
+		valid = fc.stamp == m.stamp
+	}
+	if !valid {
+		fc.seq, fc.fams = f.Seq, fc.fams[:0]
+		fc.ops, fc.sas, fc.kis = fc.ops[:0], fc.sas[:0], fc.kis[:0]
+	}
+	if len(fc.ops) < len(f.Samples) {
+		m.resolve(fc, f)
+	}
+	n := len(f.Samples)
+	ops, sas, kis, samples := fc.ops[:n], fc.sas[:n], fc.kis[:n], f.Samples[:n]
+	gen := m.gen
+	for i, o := range ops {
+		if o == opNone {
+			continue
 		}
-		var cur *famAgg // the family of the previous sample: files hold families in runs
-		for si := range f.Samples {
-			s := &f.Samples[si]
-			if s.Key == nil {
-				continue
+		sa, s := sas[i], &samples[i]
+		if sa.gen != gen {
+			sa.gen, sa.v, sa.ts, sa.has, sa.sum, sa.buckets = gen, 0, 0, false, 0, sa.buckets[:0]
+		}
+		v := s.Value
+		switch o {
+		case opAdd:
+			sa.v += v
+			sa.has = true
+		case opSum:
+			sa.sum += v
+		case opBucket:
+			sa.addBucket(kis[i].le, v)
+		case opMin:
+			if !sa.has || v < sa.v {
+				sa.v = v
 			}
-			e := &fc.ents[si]
-			if e.key == s.Key && e.stamp == m.stamp && e.fa != cur {
-				cur = e.fa
-				touched = m.touch(cur, f, s.Key.Help, touched) // may change the stamp
+			sa.has = true
+		case opMax:
+			if !sa.has || v > sa.v {
+				sa.v = v
 			}
-			if e.key != s.Key || e.stamp != m.stamp {
-				touched = m.resolve(e, f, s.Key, touched)
-				cur = e.fa
-			}
-			if e.role != roleNone {
-				m.add(e, s)
+			sa.has = true
+		case opLast:
+			sa.v, sa.has = v, true
+		case opMostRecent:
+			if s.Timestamp > sa.ts { // a gauge never set (timestamp 0) yields nothing
+				sa.v, sa.ts, sa.has = v, s.Timestamp, true
 			}
 		}
 	}
-	out := make([]*dto.MetricFamily, 0, len(touched))
-	for _, fa := range touched {
+}
+
+func (sa *seriesAgg) addBucket(le, v float64) {
+	for i := range sa.buckets {
+		if sa.buckets[i].le == le {
+			sa.buckets[i].n += v
+			return
+		}
+	}
+	sa.buckets = append(sa.buckets, bucket{le, v})
+}
+
+// finish builds the families of the merge and forgets what was not seen lately.
+func (m *merger) finish() []*dto.MetricFamily {
+	out := make([]*dto.MetricFamily, 0, len(m.touched))
+	for _, fa := range m.touched {
 		if mf := fa.build(m.gen); mf != nil {
 			out = append(out, mf)
 		}
 	}
-	clear(touched)
-	m.touched = touched[:0]
+	clear(m.touched)
+	m.touched = m.touched[:0]
 	for path, fc := range m.files {
 		if fc.gen != m.gen {
 			delete(m.files, path)
@@ -268,9 +357,9 @@ func (m *merger) merge(files []mmapstore.FileSamples) []*dto.MetricFamily {
 }
 
 // touch makes this merge's first file holding family fa decide its type, mode and help.
-func (m *merger) touch(fa *famAgg, f *mmapstore.FileSamples, help string, touched []*famAgg) []*famAgg {
+func (m *merger) touch(fa *famAgg, f *mmapstore.FileSamples, help string) {
 	if fa.gen == m.gen {
-		return touched
+		return
 	}
 	if fa.typ != f.Type || fa.mode != GaugeMode(f.Mode) {
 		// New, or its first file now says another type or mode: the series slots of the
@@ -281,33 +370,71 @@ func (m *merger) touch(fa *famAgg, f *mmapstore.FileSamples, help string, touche
 		m.stamp++
 	}
 	fa.gen, fa.typ, fa.mode, fa.help = m.gen, f.Type, GaugeMode(f.Mode), help
-	return append(touched, fa)
+	m.touched = append(m.touched, fa)
 }
 
-// resolve finds (creating as needed) the family, key information, role and series slot of
-// key k from file f, and caches them in e.
-func (m *merger) resolve(e *fileEnt, f *mmapstore.FileSamples, k *mmapstore.Key, touched []*famAgg) []*famAgg {
-	fa := m.fams[k.Family]
-	if fa == nil {
-		fa = &famAgg{family: k.Family, series: make(map[seriesKey]*seriesAgg)}
-		m.fams[k.Family] = fa
+// resolve finds (creating as needed) the family, key information, operation and series
+// slot of the entries of f that fc has not resolved yet, and appends them to fc.
+func (m *merger) resolve(fc *fileCache, f *mmapstore.FileSamples) {
+	var cur *famAgg // the family of the previous entry: files hold families in runs
+	for _, s := range f.Samples[len(fc.ops):] {
+		k := s.Key
+		if k == nil {
+			fc.ops, fc.sas, fc.kis = append(fc.ops, opNone), append(fc.sas, nil), append(fc.kis, nil)
+			continue
+		}
+		if cur == nil || cur.family != k.Family {
+			cur = m.fams[k.Family]
+			if cur == nil {
+				cur = &famAgg{family: k.Family, series: make(map[seriesKey]*seriesAgg)}
+				m.fams[k.Family] = cur
+			}
+			m.touch(cur, f, k.Help)
+			if !slices.ContainsFunc(fc.fams, func(r famRun) bool { return r.fa == cur }) {
+				fc.fams = append(fc.fams, famRun{cur, k.Help})
+			}
+		}
+		ki := m.keys[k]
+		if ki == nil {
+			ki = deriveKey(k)
+			m.keys[k] = ki
+		}
+		ki.seen = m.gen
+		o, sa := opNone, (*seriesAgg)(nil)
+		if f.Type == cur.typ { // else one name written as two types: the first file's type wins
+			if o = opFor(cur, role(cur.typ, ki)); o != opNone {
+				sa = cur.slot(m, ki, f.ID)
+			}
+		}
+		fc.ops, fc.sas, fc.kis = append(fc.ops, o), append(fc.sas, sa), append(fc.kis, ki)
 	}
-	touched = m.touch(fa, f, k.Help, touched)
-	ki := m.keys[k]
-	if ki == nil {
-		ki = deriveKey(k)
-		m.keys[k] = ki
+	fc.stamp = m.stamp
+}
+
+// opFor returns the operation of a sample of the given role in family fa.
+func opFor(fa *famAgg, r int) op {
+	switch r {
+	case roleSum:
+		return opSum
+	case roleBucket:
+		return opBucket
+	case roleValue:
+		if fa.typ != typeGauge {
+			return opAdd
+		}
+		switch fa.mode {
+		case GaugeMin, GaugeLiveMin:
+			return opMin
+		case GaugeMax, GaugeLiveMax:
+			return opMax
+		case GaugeSum, GaugeLiveSum:
+			return opAdd
+		case GaugeMostRecent, GaugeLiveMostRecent:
+			return opMostRecent
+		}
+		return opLast
 	}
-	ki.seen = m.gen
-	*e = fileEnt{key: k, stamp: m.stamp, ki: ki, fa: fa}
-	if f.Type != fa.typ {
-		return touched // one name written as two types: the first file's type wins
-	}
-	e.role = role(fa.typ, ki)
-	if e.role != roleNone {
-		e.sa = fa.slot(ki, f.ID)
-	}
-	return touched
+	return opNone
 }
 
 // role of a sample within its family's type.
@@ -346,55 +473,6 @@ func role(typ string, ki *keyInfo) int {
 	return roleNone
 }
 
-func (m *merger) add(e *fileEnt, s *mmapstore.Sample) {
-	sa := e.sa
-	if sa.gen != m.gen {
-		sa.gen, sa.v, sa.ts, sa.has, sa.sum, sa.buckets = m.gen, 0, 0, false, 0, sa.buckets[:0]
-	}
-	v := s.Value
-	switch e.role {
-	case roleSum:
-		sa.sum += v
-	case roleBucket:
-		le := e.ki.le
-		for i := range sa.buckets {
-			if sa.buckets[i].le == le {
-				sa.buckets[i].n += v
-				return
-			}
-		}
-		sa.buckets = append(sa.buckets, bucket{le, v})
-	case roleValue:
-		fa := e.fa
-		if fa.typ != typeGauge {
-			sa.v += v
-			sa.has = true
-			return
-		}
-		switch fa.mode {
-		case GaugeMin, GaugeLiveMin:
-			if !sa.has || v < sa.v {
-				sa.v = v
-			}
-			sa.has = true
-		case GaugeMax, GaugeLiveMax:
-			if !sa.has || v > sa.v {
-				sa.v = v
-			}
-			sa.has = true
-		case GaugeSum, GaugeLiveSum:
-			sa.v += v
-			sa.has = true
-		case GaugeMostRecent, GaugeLiveMostRecent:
-			if s.Timestamp > sa.ts { // a gauge never set (timestamp 0) yields nothing
-				sa.v, sa.ts, sa.has = v, s.Timestamp, true
-			}
-		default:
-			sa.v, sa.has = v, true
-		}
-	}
-}
-
 // prune forgets keys, series and families not seen lately, so that memory stays bounded
 // when series or files come and go.
 func (m *merger) prune() {
@@ -403,9 +481,9 @@ func (m *merger) prune() {
 	}
 	// Keys still cached for a file are in use even if no entry was resolved lately.
 	for _, fc := range m.files {
-		for _, e := range fc.ents {
-			if e.ki != nil {
-				e.ki.seen = m.gen
+		for _, ki := range fc.kis {
+			if ki != nil {
+				ki.seen = m.gen
 			}
 		}
 	}
@@ -435,8 +513,12 @@ func (m *merger) prune() {
 	}
 }
 
-// build returns the family as merged in merge gen, or nil if it has no series. Everything
-// it returns is freshly allocated (in a few batches): callers may keep or modify it.
+// build returns the family as merged in merge gen, or nil if it has no series. What it
+// returns is freshly allocated (in a few batches), callers may keep or modify it, except the
+// label pairs: as in client_golang, where a child's label pairs are made once and handed to
+// every Write, each series' []*dto.LabelPair is made once and shared by every scrape, so
+// callers must treat label pairs as read-only (nothing herd or client_golang does with
+// gathered families writes to them).
 func (fa *famAgg) build(gen uint64) *dto.MetricFamily {
 	var typ dto.MetricType
 	name := fa.family
@@ -454,111 +536,200 @@ func (fa *famAgg) build(gen uint64) *dto.MetricFamily {
 	}
 	if fa.dirty {
 		slices.SortFunc(fa.sorted, func(a, b *seriesAgg) int { return strings.Compare(a.sortKey, b.sortKey) })
+		fa.relayout()
 		fa.dirty = false
 	}
-	n, nl := 0, 0
-	for _, sa := range fa.sorted {
-		if sa.gen == gen && (fa.typ != typeGauge || sa.has) {
-			n++
-			nl += len(sa.out)
+	// Room for every series: all are usually current, and one pass over them is cheaper
+	// than two (a scrape runs with the caches cold).
+	n := len(fa.sorted)
+	nb := 0 // histogram buckets
+	if fa.typ == typeHistogram {
+		for _, sa := range fa.sorted {
+			if sa.gen == gen {
+				nb += len(sa.buckets)
+			}
 		}
 	}
-	if n == 0 {
-		return nil
-	}
 	help := fa.help
-	mf := &dto.MetricFamily{Name: &name, Help: &help, Type: typ.Enum(), Metric: make([]*dto.Metric, 0, n)}
-	metrics := make([]dto.Metric, n)
-	values := make([]float64, 0, n)
-	strs := make([]string, 0, 2*nl)
-	lps := make([]dto.LabelPair, 0, nl)
-	lpps := make([]*dto.LabelPair, 0, nl)
-	var counters []dto.Counter
-	var gauges []dto.Gauge
-	switch fa.typ {
-	case typeCounter:
-		counters = make([]dto.Counter, n)
-	case typeGauge:
-		gauges = make([]dto.Gauge, n)
-	}
+	mf := &dto.MetricFamily{Name: &name, Help: &help, Type: typ.Enum(), Metric: make([]*dto.Metric, n)}
+	b := newBatch(fa.typ, n, nb)
+	i := 0
 	for _, sa := range fa.sorted {
 		if sa.gen != gen || (fa.typ == typeGauge && !sa.has) {
 			continue
 		}
-		i := len(mf.Metric)
-		m := &metrics[i]
-		start := len(lpps)
-		for _, lp := range sa.out {
-			strs = append(strs, lp.Name, lp.Value)
-			lps = append(lps, dto.LabelPair{Name: &strs[len(strs)-2], Value: &strs[len(strs)-1]})
-			lpps = append(lpps, &lps[len(lps)-1])
-		}
-		if len(sa.out) > 0 {
-			m.Label = lpps[start:len(lpps):len(lpps)]
-		}
+		m := &b.metrics[i]
+		m.Label = sa.labels
 		switch fa.typ {
 		case typeCounter:
-			values = append(values, sa.v)
-			counters[i].Value = &values[len(values)-1]
-			m.Counter = &counters[i]
+			b.floats = append(b.floats, sa.v)
+			b.counters[i].Value = &b.floats[len(b.floats)-1]
+			m.Counter = &b.counters[i]
 		case typeGauge:
-			values = append(values, sa.v)
-			gauges[i].Value = &values[len(values)-1]
-			m.Gauge = &gauges[i]
+			b.floats = append(b.floats, sa.v)
+			b.gauges[i].Value = &b.floats[len(b.floats)-1]
+			m.Gauge = &b.gauges[i]
 		case typeSummary:
-			m.Summary = &dto.Summary{SampleSum: proto(sa.sum)}
-			setCount(sa.v, &m.Summary.SampleCount, nil)
+			sm := &b.summaries[i]
+			b.floats = append(b.floats, sa.sum)
+			sm.SampleSum = &b.floats[len(b.floats)-1]
+			sm.SampleCount, _ = b.count(sa.v, false)
+			m.Summary = sm
 		case typeHistogram:
-			m.Histogram = histogram(sa)
+			m.Histogram = b.histogram(&b.histograms[i], sa)
 		}
-		mf.Metric = append(mf.Metric, m)
+		mf.Metric[i] = m
+		i++
 	}
+	if i == 0 {
+		return nil
+	}
+	mf.Metric = mf.Metric[:i:i]
 	return mf
 }
 
-func histogram(sa *seriesAgg) *dto.Histogram {
-	h := &dto.Histogram{SampleSum: proto(sa.sum)}
-	if !slices.IsSortedFunc(sa.buckets, cmpBucket) {
-		slices.SortFunc(sa.buckets, cmpBucket)
-	}
-	acc := 0.0
-	h.Bucket = make([]*dto.Bucket, 0, len(sa.buckets))
-	bs := make([]dto.Bucket, len(sa.buckets))
-	for i, b := range sa.buckets {
-		acc += b.n
-		if math.IsInf(b.le, 1) {
-			continue // implied by the count
-		}
-		bs[i].UpperBound = proto(b.le)
-		setCount(acc, &bs[i].CumulativeCount, &bs[i].CumulativeCountFloat)
-		h.Bucket = append(h.Bucket, &bs[i])
-	}
-	setCount(acc, &h.SampleCount, &h.SampleCountFloat)
-	return h
+// batch holds the memory of one family's output, allocated in a few arrays rather than a few
+// objects per series.
+type batch struct {
+	metrics    []dto.Metric
+	counters   []dto.Counter
+	gauges     []dto.Gauge
+	summaries  []dto.Summary
+	histograms []dto.Histogram
+	floats     []float64 // values, sums, bucket bounds, float counts (cap never exceeded)
+	uints      []uint64  // integer counts
+	buckets    []dto.Bucket
+	bucketPtrs []*dto.Bucket
 }
 
-func cmpBucket(a, b bucket) int { return cmp.Compare(a.le, b.le) }
-
-// setCount stores a merged count: as an integer when it is one (always, for what herd and
-// Python write), else in the float field when there is one.
-func setCount(v float64, u **uint64, f **float64) {
-	if v >= 0 && v <= 1<<53 && v == math.Trunc(v) {
-		n := uint64(v)
-		*u = &n
-		return
+func newBatch(typ string, n, nb int) *batch {
+	b := &batch{metrics: make([]dto.Metric, n)}
+	switch typ {
+	case typeCounter:
+		b.counters, b.floats = make([]dto.Counter, n), make([]float64, 0, n)
+	case typeGauge:
+		b.gauges, b.floats = make([]dto.Gauge, n), make([]float64, 0, n)
+	case typeSummary:
+		b.summaries, b.floats, b.uints = make([]dto.Summary, n), make([]float64, 0, n), make([]uint64, 0, n)
+	case typeHistogram:
+		b.histograms = make([]dto.Histogram, n)
+		b.buckets, b.bucketPtrs = make([]dto.Bucket, 0, nb), make([]*dto.Bucket, 0, nb)
+		b.floats, b.uints = make([]float64, 0, n+nb), make([]uint64, 0, n+nb)
 	}
-	if f != nil {
-		*f = proto(v)
-		return
+	return b
+}
+
+// count stores a merged count: as an integer when it is one (always, for what herd and Python
+// write), else, when asked for, as a float; a float count without a float field is rounded.
+func (b *batch) count(v float64, float bool) (*uint64, *float64) {
+	if v >= 0 && v <= 1<<53 && v == math.Trunc(v) {
+		return b.uint(uint64(v)), nil
+	}
+	if float {
+		return nil, b.float(v)
 	}
 	n := uint64(0)
 	if v > 0 && !math.IsInf(v, 1) {
 		n = uint64(math.Round(v))
 	}
-	*u = &n
+	return b.uint(n), nil
 }
 
-func proto(v float64) *float64 { return &v }
+// uint and float return a pointer to a new element, from the batch's array while it has
+// room (never reallocating it: earlier pointers stay valid), else from the heap.
+func (b *batch) uint(v uint64) *uint64 {
+	if len(b.uints) == cap(b.uints) {
+		return &v
+	}
+	b.uints = append(b.uints, v)
+	return &b.uints[len(b.uints)-1]
+}
+
+func (b *batch) float(v float64) *float64 {
+	if len(b.floats) == cap(b.floats) {
+		return &v
+	}
+	b.floats = append(b.floats, v)
+	return &b.floats[len(b.floats)-1]
+}
+
+// histogram fills h with the cumulative buckets of sa.
+func (b *batch) histogram(h *dto.Histogram, sa *seriesAgg) *dto.Histogram {
+	if !slices.IsSortedFunc(sa.buckets, cmpBucket) {
+		slices.SortFunc(sa.buckets, cmpBucket)
+	}
+	h.SampleSum = b.float(sa.sum)
+	start := len(b.bucketPtrs)
+	acc := 0.0
+	for _, bk := range sa.buckets {
+		acc += bk.n
+		if math.IsInf(bk.le, 1) {
+			continue // implied by the count
+		}
+		b.buckets = append(b.buckets, dto.Bucket{UpperBound: b.float(bk.le)})
+		db := &b.buckets[len(b.buckets)-1]
+		db.CumulativeCount, db.CumulativeCountFloat = b.count(acc, true)
+		b.bucketPtrs = append(b.bucketPtrs, db)
+	}
+	h.Bucket = b.bucketPtrs[start:len(b.bucketPtrs):len(b.bucketPtrs)]
+	h.SampleCount, h.SampleCountFloat = b.count(acc, true)
+	return h
+}
+
+// relayout makes the exposed label pairs of every series anew, in output order and in a few
+// contiguous arrays (label names shared, values copied into one string), so that building and
+// encoding a scrape read them sequentially instead of chasing pointers all over the heap.
+// Label pairs made earlier stay valid for whoever still holds them: they are never written.
+func (fa *famAgg) relayout() {
+	n, size := 0, 0
+	for _, sa := range fa.sorted {
+		n += len(sa.out)
+		for _, lp := range sa.out {
+			size += len(lp.Value)
+		}
+	}
+	if n == 0 {
+		for _, sa := range fa.sorted {
+			sa.labels = nil
+		}
+		return
+	}
+	var b strings.Builder
+	b.Grow(size)
+	for _, sa := range fa.sorted {
+		for _, lp := range sa.out {
+			b.WriteString(lp.Value)
+		}
+	}
+	all := b.String()
+	names := make(map[string]*string)
+	strs := make([]string, 0, n)
+	lps := make([]dto.LabelPair, n)
+	ptrs := make([]*dto.LabelPair, n)
+	i, off := 0, 0
+	for _, sa := range fa.sorted {
+		start := i
+		for _, lp := range sa.out {
+			name := names[lp.Name]
+			if name == nil {
+				name = new(string)
+				*name = lp.Name
+				names[lp.Name] = name
+			}
+			strs = append(strs, all[off:off+len(lp.Value)])
+			off += len(lp.Value)
+			lps[i] = dto.LabelPair{Name: name, Value: &strs[len(strs)-1]}
+			ptrs[i] = &lps[i]
+			i++
+		}
+		sa.labels = nil
+		if i > start {
+			sa.labels = ptrs[start:i:i]
+		}
+	}
+}
+
+func cmpBucket(a, b bucket) int { return cmp.Compare(a.le, b.le) }
 
 func sortFamilies(fs []*dto.MetricFamily) {
 	slices.SortStableFunc(fs, func(a, b *dto.MetricFamily) int { return cmp.Compare(a.GetName(), b.GetName()) })

@@ -101,13 +101,23 @@ func TestMergeEdgeCases(t *testing.T) {
 	}
 }
 
-// State kept between scrapes never leaks into a later one.
+// State kept between scrapes never leaks into a later one: with files as a Reader gives
+// them (Seq set: the merger trusts its per-position cache) and as tests make them (Seq 0).
 func TestMergeAcrossScrapes(t *testing.T) {
 	t.Parallel()
+	for _, seq := range []bool{false, true} {
+		t.Run(map[bool]string{false: "no Seq", true: "Seq"}[seq], func(t *testing.T) { testMergeAcrossScrapes(t, seq) })
+	}
+}
+
+func testMergeAcrossScrapes(t *testing.T, seq bool) {
 	m := newMerger()
 	ka, kb := key("c", "c_total", "h", "k", "a"), key("c", "c_total", "h", "k", "b")
 	f1 := file("counter", "", "1", mmapstore.Sample{Key: ka, Value: 1}, mmapstore.Sample{Key: kb, Value: 2})
 	f2 := file("counter", "", "2", mmapstore.Sample{Key: ka, Value: 10})
+	if seq {
+		f1.Seq, f2.Seq = 1, 2
+	}
 	head := "# HELP c_total h\n# TYPE c_total counter\n"
 	steps := []struct {
 		files []mmapstore.FileSamples
@@ -118,7 +128,7 @@ func TestMergeAcrossScrapes(t *testing.T) {
 		{nil, ""},
 		{[]mmapstore.FileSamples{f1}, head + "c_total{k=\"a\"} 1\nc_total{k=\"b\"} 2\n"},
 		// The family changes type: its old slots must not be reused.
-		{[]mmapstore.FileSamples{file("gauge", "all", "1", mmapstore.Sample{Key: key("c", "c", "h", "k", "a"), Value: 4})},
+		{[]mmapstore.FileSamples{withSeq(file("gauge", "all", "1", mmapstore.Sample{Key: key("c", "c", "h", "k", "a"), Value: 4}), seq, 3)},
 			"# HELP c h\n# TYPE c gauge\nc{k=\"a\",pid=\"1\"} 4\n"},
 		{[]mmapstore.FileSamples{f1, f2}, head + "c_total{k=\"a\"} 11\nc_total{k=\"b\"} 2\n"},
 	}
@@ -143,6 +153,21 @@ func TestMergeAcrossScrapes(t *testing.T) {
 // entries change under one path (replaced, rewritten, appended to) must still merge right.
 func TestMergeFileCacheFollowsChanges(t *testing.T) {
 	t.Parallel()
+	for _, seq := range []bool{false, true} {
+		t.Run(map[bool]string{false: "no Seq", true: "Seq"}[seq], func(t *testing.T) { testMergeFileCache(t, seq) })
+	}
+}
+
+// withSeq sets f.Seq when seq is true: a Reader's file, whose entries at known positions
+// do not change while its Seq stays.
+func withSeq(f mmapstore.FileSamples, seq bool, n uint64) mmapstore.FileSamples {
+	if seq {
+		f.Seq = n
+	}
+	return f
+}
+
+func testMergeFileCache(t *testing.T, seq bool) {
 	m := newMerger()
 	ka, kb, kc := key("c", "c_total", "h", "k", "a"), key("c", "c_total", "h", "k", "b"), key("c", "c_total", "h", "k", "c")
 	ga, gb := key("g", "g", "h", "k", "a"), key("g", "g", "h", "k", "b")
@@ -150,22 +175,30 @@ func TestMergeFileCacheFollowsChanges(t *testing.T) {
 	s := func(k *mmapstore.Key, v float64) mmapstore.Sample { return mmapstore.Sample{Key: k, Value: v} }
 	head := "# HELP c_total h\n# TYPE c_total counter\n"
 	ghead := "# HELP g h\n# TYPE g gauge\n"
+	q := func(f mmapstore.FileSamples, n uint64) mmapstore.FileSamples { return withSeq(f, seq, n) }
 	steps := []struct {
 		files []mmapstore.FileSamples
 		want  string
 	}{
-		{[]mmapstore.FileSamples{c("1", s(ka, 1), s(kb, 2)), c("2", s(ka, 10))},
+		{[]mmapstore.FileSamples{q(c("1", s(ka, 1), s(kb, 2)), 10), q(c("2", s(ka, 10)), 20)},
 			head + "c_total{k=\"a\"} 11\nc_total{k=\"b\"} 2\n"},
-		{[]mmapstore.FileSamples{c("1", s(kb, 3), s(ka, 4)), c("2", s(ka, 10))}, // replaced: keys swapped
+		{[]mmapstore.FileSamples{q(c("1", s(kb, 3), s(ka, 4)), 11), q(c("2", s(ka, 10)), 20)}, // replaced: keys swapped
 			head + "c_total{k=\"a\"} 14\nc_total{k=\"b\"} 3\n"},
-		{[]mmapstore.FileSamples{c("1", s(kb, 3)), c("2", s(ka, 10), s(kc, 5))}, // shrunk, appended
+		{[]mmapstore.FileSamples{q(c("1", s(kb, 3)), 12), q(c("2", s(ka, 10), s(kc, 5)), 20)}, // shrunk, appended
 			head + "c_total{k=\"a\"} 10\nc_total{k=\"b\"} 3\nc_total{k=\"c\"} 5\n"},
-		{[]mmapstore.FileSamples{c("1", s(kb, 3), mmapstore.Sample{}), c("2", s(ka, 10), s(kc, 6))}, // a nil key
+		{[]mmapstore.FileSamples{q(c("1", s(kb, 3), mmapstore.Sample{}), 12), q(c("2", s(ka, 10), s(kc, 6)), 20)}, // a nil key
 			head + "c_total{k=\"a\"} 10\nc_total{k=\"b\"} 3\nc_total{k=\"c\"} 6\n"},
-		{[]mmapstore.FileSamples{file("gauge", "all", "1", s(ga, 1), s(gb, 2)), file("gauge", "all", "2", s(ga, 3))},
+		{[]mmapstore.FileSamples{q(file("gauge", "all", "1", s(ga, 1), s(gb, 2)), 30), q(file("gauge", "all", "2", s(ga, 3)), 40)},
 			ghead + "g{k=\"a\",pid=\"1\"} 1\ng{k=\"a\",pid=\"2\"} 3\ng{k=\"b\",pid=\"1\"} 2\n"},
-		{[]mmapstore.FileSamples{file("gauge", "all", "1", s(gb, 7), s(ga, 8)), file("gauge", "all", "2", s(ga, 3))},
+		{[]mmapstore.FileSamples{q(file("gauge", "all", "1", s(gb, 7), s(ga, 8)), 31), q(file("gauge", "all", "2", s(ga, 3)), 40)},
 			ghead + "g{k=\"a\",pid=\"1\"} 8\ng{k=\"a\",pid=\"2\"} 3\ng{k=\"b\",pid=\"1\"} 7\n"},
+		// A counter file of the same name now comes first in path order... (type clash):
+		// the family is a gauge only while its first file says so.
+		{[]mmapstore.FileSamples{q(file("counter", "", "0", s(key("g", "g_total", "h", "k", "a"), 5)), 50),
+			q(file("gauge", "all", "1", s(gb, 7), s(ga, 8)), 31)},
+			"# HELP g_total h\n# TYPE g_total counter\ng_total{k=\"a\"} 5\n"},
+		{[]mmapstore.FileSamples{q(file("gauge", "all", "1", s(gb, 7), s(ga, 9)), 31), q(file("gauge", "all", "2", s(ga, 3)), 40)},
+			ghead + "g{k=\"a\",pid=\"1\"} 9\ng{k=\"a\",pid=\"2\"} 3\ng{k=\"b\",pid=\"1\"} 7\n"},
 	}
 	for i, st := range steps {
 		for range 2 { // the second merge of the same input runs on the cache

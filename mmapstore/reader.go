@@ -34,6 +34,12 @@ type FileSamples struct {
 	ID      string // the <id> part of the name
 	Layout  Layout
 	Samples []Sample
+	// Seq identifies the list of entries a Reader knows for the file: a Reader's scans
+	// that give one Path the same Seq give the same Key at every position both have
+	// Samples for (entries are only ever appended). It changes when the file is replaced
+	// or rewritten, so that a consumer may cache what it derived from each position and
+	// only look at new ones. Never 0 from a Reader; ReadFile leaves it 0 (unknown).
+	Seq uint64
 }
 
 // SkippedFile is a file a scan passed over, and why. Reason wraps one of
@@ -60,12 +66,14 @@ type ReaderStats struct {
 // A Reader is safe for concurrent use; scans are serialised. Close releases
 // its mappings.
 type Reader struct {
-	mu    sync.Mutex // guards all fields; held for a whole scan
-	files map[string]*readerFile
-	keys  map[string]*internedKey
-	stats ReaderStats
-	gen   uint64        // scans so far; a file seen in scan gen has seen == gen
-	out   []FileSamples // ScanDir's result, reused
+	mu      sync.Mutex // guards all fields; held for a whole scan
+	files   map[string]*readerFile
+	keys    map[string]*internedKey
+	stats   ReaderStats
+	gen     uint64        // scans so far; a file seen in scan gen has seen == gen
+	seq     uint64        // the last readerFile.seq handed out
+	out     []FileSamples // ScanDir's result, reused
+	scratch []Sample      // ScanDirFunc's samples, reused for every file
 }
 
 type internedKey struct {
@@ -80,16 +88,15 @@ type readerFile struct {
 	data        []byte // read-only mapping of the file's size at mapping time
 	layout      Layout
 	layoutKnown bool
-	parsed      int // offset up to which entries are parsed
-	entries     []readerEntry
-	samples     []Sample // entries' samples, refilled in place by every scan
-	seen        uint64   // the Reader's gen of the last scan that listed the file
-}
-
-type readerEntry struct {
-	key *internedKey
-	k   *Key // key.key, here to spare a scan the indirection
-	off int  // value offset
+	parsed      int    // offset up to which entries are parsed
+	seq         uint64 // FileSamples.Seq: changes whenever the entries start over
+	// The entries, in file order, as parallel arrays: a scan reads only offs and
+	// keys (12 bytes an entry), iks is for releasing them.
+	offs    []uint32       // value offsets
+	keys    []*Key         // iks[i].key
+	iks     []*internedKey // for the reference counts
+	samples []Sample       // entries' samples for ScanDir, refilled in place by every scan
+	seen    uint64         // the Reader's gen of the last scan that listed the file
 }
 
 // NewReader returns an empty Reader.
@@ -104,25 +111,47 @@ func NewReader() *Reader {
 // disappeared are forgotten. err is only for an unreadable dir.
 //
 // files and every Samples slice in it are the Reader's and are reused: they
-// are valid until the next ScanDir or Close. A steady-state scan (no new
-// entries) allocates only for the directory listing.
+// are valid until the next ScanDir, ScanDirFunc or Close. A steady-state scan
+// (no new entries) allocates only for the directory listing.
 func (r *Reader) ScanDir(dir string) (files []FileSamples, skipped []SkippedFile, err error) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, nil, fmt.Errorf("mmapstore: scan %s: %w", dir, err)
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	files = r.out[:0]
+	skipped, err = r.scanLocked(dir, true, func(fs *FileSamples) { files = append(files, *fs) })
+	if err != nil {
+		return nil, nil, err
+	}
+	clear(files[len(files):cap(files)]) // drop references to forgotten files' samples
+	r.out = files
+	return files, skipped, nil
+}
+
+// ScanDirFunc is ScanDir that hands each usable file to fn as soon as it is
+// read, in name order, instead of returning them all: fs and its Samples are
+// valid only during the call (one buffer serves every file, so it stays in
+// the CPU cache while fn consumes it). fn must not call the Reader.
+func (r *Reader) ScanDirFunc(dir string, fn func(fs *FileSamples)) (skipped []SkippedFile, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.scanLocked(dir, false, fn)
+}
+
+// scanLocked reads dir, calling fn for every usable file. With keep, each
+// file's samples go to its own buffer (ScanDir), else to the shared scratch.
+func (r *Reader) scanLocked(dir string, keep bool, fn func(fs *FileSamples)) (skipped []SkippedFile, err error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("mmapstore: scan %s: %w", dir, err)
+	}
 	if r.files == nil {
 		r.files = make(map[string]*readerFile)
 		r.keys = make(map[string]*internedKey)
 	}
 	// A file truncated under our mapping makes the next load fault; turn that
-	// into a recoverable panic (see scanFile) instead of killing the master.
+	// into a recoverable panic (see guardFault) instead of killing the master.
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 
 	r.gen++
-	files = r.out[:0]
 	clean := filepath.Clean(dir)
 	for _, e := range ents {
 		name := e.Name()
@@ -137,7 +166,7 @@ func (r *Reader) ScanDir(dir string) (files []FileSamples, skipped []SkippedFile
 			continue
 		}
 		fs := FileSamples{Path: path, Type: typ, Mode: mode, ID: id}
-		gone, err := r.scanFileLocked(path, &fs)
+		gone, err := r.scanFileLocked(path, &fs, keep)
 		switch {
 		case gone:
 			r.forgetLocked(path)
@@ -145,7 +174,7 @@ func (r *Reader) ScanDir(dir string) (files []FileSamples, skipped []SkippedFile
 			r.forgetLocked(path)
 			skipped = append(skipped, SkippedFile{path, err})
 		default:
-			files = append(files, fs)
+			fn(&fs)
 		}
 	}
 	for path, rf := range r.files {
@@ -153,16 +182,16 @@ func (r *Reader) ScanDir(dir string) (files []FileSamples, skipped []SkippedFile
 			r.forgetLocked(path)
 		}
 	}
-	clear(files[len(files):cap(files)]) // drop references to forgotten files' samples
-	r.out = files
-	return files, skipped, nil
+	return skipped, nil
 }
 
 // scanFileLocked brings the cached state of path up to date and fills
 // fs.Samples. gone reports a file that vanished since the directory listing.
-func (r *Reader) scanFileLocked(path string, fs *FileSamples) (gone bool, err error) {
+func (r *Reader) scanFileLocked(path string, fs *FileSamples, keep bool) (gone bool, err error) {
 	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
+	// Lstat: a symbolic link in the directory is a foreign file, never
+	// followed (it could count another directory's file twice).
+	if err := unix.Lstat(path, &st); err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return true, nil
 		}
@@ -183,7 +212,8 @@ func (r *Reader) scanFileLocked(path string, fs *FileSamples) (gone bool, err er
 		return false, fmt.Errorf("%w: %d bytes", ErrCorrupt, st.Size)
 	}
 	if rf == nil {
-		rf = &readerFile{dev: uint64(st.Dev), ino: uint64(st.Ino), parsed: headerSize}
+		r.seq++
+		rf = &readerFile{dev: uint64(st.Dev), ino: uint64(st.Ino), parsed: headerSize, seq: r.seq}
 		r.files[path] = rf
 	}
 	rf.seen = r.gen
@@ -192,11 +222,12 @@ func (r *Reader) scanFileLocked(path string, fs *FileSamples) (gone bool, err er
 			return errors.Is(err, unix.ENOENT), err
 		}
 	}
-	return false, guardFault(func() error { return r.readLocked(path, rf, fs) })
+	return false, guardFault(func() error { return r.readLocked(path, rf, fs, keep) })
 }
 
-// readLocked parses what was appended to rf and loads every value.
-func (r *Reader) readLocked(path string, rf *readerFile, fs *FileSamples) error {
+// readLocked parses what was appended to rf and loads every value into
+// rf.samples (keep) or the Reader's scratch buffer.
+func (r *Reader) readLocked(path string, rf *readerFile, fs *FileSamples, keep bool) error {
 	if len(rf.data) >= headerSize && readUsed(rf.data) > len(rf.data) {
 		// The writer grew the file after our stat: map it again before
 		// calling it truncated.
@@ -216,30 +247,38 @@ func (r *Reader) readLocked(path string, rf *readerFile, fs *FileSamples) error 
 			return err
 		}
 	}
-	fs.Layout = rf.layout
-	fs.Samples = rf.samples
-	// Only values change between scans: the keys were stored when the entries
-	// were parsed (rewritten only if a caller changed them), so a steady scan
-	// writes no pointers.
-	ss := rf.samples[:len(rf.entries)]
+	n := len(rf.offs)
+	buf := &r.scratch
+	if keep {
+		buf = &rf.samples
+	}
+	if len(*buf) < n {
+		*buf = append(*buf, make([]Sample, n-len(*buf))...)
+	}
+	ss := (*buf)[:n]
+	fs.Layout, fs.Samples, fs.Seq = rf.layout, ss, rf.seq
+	// Only values change between scans. Keys are stored only where they
+	// differ (new entries; in the scratch buffer, a file whose entries are
+	// not in the previous file's order), so a steady scan writes no pointers.
+	keys, data := rf.keys[:n], rf.data
 	if rf.layout == Current {
-		for i, e := range rf.entries {
+		for i, off := range rf.offs {
 			s := &ss[i]
-			if s.Key != e.k {
-				s.Key = e.k
+			if k := keys[i]; s.Key != k {
+				s.Key = k
 			}
-			p := word(rf.data, e.off)
+			p := word(data, int(off))
 			s.Value = math.Float64frombits(atomic.LoadUint64(p))
 			s.Timestamp = math.Float64frombits(atomic.LoadUint64(tsWord(p)))
 		}
 		return nil
 	}
-	for i, e := range rf.entries {
+	for i, off := range rf.offs {
 		s := &ss[i]
-		if s.Key != e.k {
-			s.Key = e.k
+		if k := keys[i]; s.Key != k {
+			s.Key = k
 		}
-		s.Value = math.Float64frombits(atomic.LoadUint64(word(rf.data, e.off)))
+		s.Value = math.Float64frombits(atomic.LoadUint64(word(data, int(off))))
 		s.Timestamp = 0
 	}
 	return nil
@@ -266,7 +305,10 @@ func guardFault(fn func() error) (err error) {
 // checked on the opened descriptor, so a replacement racing with the stat
 // starts over.
 func (rf *readerFile) remap(path string) error {
-	fd, err := os.Open(path)
+	fd, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if errors.Is(err, unix.ELOOP) {
+		return fmt.Errorf("%w: not a regular file", ErrCorrupt)
+	}
 	if err != nil {
 		return err
 	}
@@ -274,6 +316,9 @@ func (rf *readerFile) remap(path string) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(fd.Fd()), &st); err != nil {
 		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fmt.Errorf("%w: not a regular file", ErrCorrupt)
 	}
 	if uint64(st.Dev) != rf.dev || uint64(st.Ino) != rf.ino {
 		return fmt.Errorf("%w: replaced while being read", ErrTruncated)
@@ -305,7 +350,7 @@ func (r *Reader) parseLocked(rf *readerFile, used int) error {
 		}
 		rf.layout, rf.layoutKnown = l, true
 	}
-	n := len(rf.entries)
+	n := len(rf.offs)
 	err := walk(rf.data, rf.parsed, used, rf.layout, func(e rawEntry) error {
 		ik := r.keys[string(e.key)]
 		if ik == nil {
@@ -318,11 +363,12 @@ func (r *Reader) parseLocked(rf *readerFile, used int) error {
 			r.keys[ik.raw] = ik
 		}
 		ik.refs++
-		rf.entries = append(rf.entries, readerEntry{ik, ik.key, e.valueOff})
-		rf.samples = append(rf.samples, Sample{Key: ik.key})
+		rf.offs = append(rf.offs, uint32(e.valueOff))
+		rf.keys = append(rf.keys, ik.key)
+		rf.iks = append(rf.iks, ik)
 		return nil
 	})
-	r.stats.ParsedEntries += uint64(len(rf.entries) - n)
+	r.stats.ParsedEntries += uint64(len(rf.offs) - n)
 	if err != nil {
 		return err // the caller forgets the file, releasing what was interned
 	}
@@ -331,15 +377,17 @@ func (r *Reader) parseLocked(rf *readerFile, used int) error {
 }
 
 func (r *Reader) releaseEntriesLocked(rf *readerFile) {
-	for _, e := range rf.entries {
-		e.key.refs--
-		if e.key.refs == 0 {
-			delete(r.keys, e.key.raw)
+	for _, ik := range rf.iks {
+		ik.refs--
+		if ik.refs == 0 {
+			delete(r.keys, ik.raw)
 		}
 	}
-	rf.entries, rf.samples = nil, nil
+	rf.offs, rf.keys, rf.iks, rf.samples = nil, nil, nil, nil
 	rf.parsed = headerSize
 	rf.layoutKnown = false
+	r.seq++
+	rf.seq = r.seq
 }
 
 func (r *Reader) forgetLocked(path string) {
@@ -372,7 +420,7 @@ func (r *Reader) Close() error {
 		r.forgetLocked(path)
 	}
 	clear(r.out[:cap(r.out)])
-	r.out = nil
+	r.out, r.scratch = nil, nil
 	return nil
 }
 

@@ -156,7 +156,7 @@ func TestGuardFault(t *testing.T) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	r := NewReader()
 	var fs FileSamples
-	err := guardFault(func() error { return r.readLocked(path, rf, &fs) })
+	err := guardFault(func() error { return r.readLocked(path, rf, &fs, true) })
 	if !errors.Is(err, ErrTruncated) {
 		t.Fatalf("guardFault = %v", err)
 	}
@@ -356,7 +356,7 @@ func TestReaderGrowthAfterStat(t *testing.T) {
 	r := NewReader()
 	defer r.Close()
 	var fs FileSamples
-	if err := guardFault(func() error { return r.readLocked(path, rf, &fs) }); err != nil {
+	if err := guardFault(func() error { return r.readLocked(path, rf, &fs, true) }); err != nil {
 		t.Fatal(err)
 	}
 	defer unix.Munmap(rf.data)
@@ -388,5 +388,87 @@ func TestReaderSteadyScanReusesSamples(t *testing.T) {
 	small, large := allocs(10), allocs(2000)
 	if large > small {
 		t.Errorf("steady scan allocations grow with entries: %v for 10 series, %v for 2000", small, large)
+	}
+}
+
+// ScanDirFunc hands over, file by file, exactly what ScanDir returns.
+func TestScanDirFuncMatchesScanDir(t *testing.T) {
+	dir := t.TempDir()
+	f1 := writeSeries(t, filepath.Join(dir, "counter_0a.db"), Current, 0, 50)
+	defer f1.Close()
+	f2 := writeSeries(t, filepath.Join(dir, "counter_1a.db"), Legacy, 20, 80)
+	defer f2.Close()
+	os.WriteFile(filepath.Join(dir, "counter_bad.db"), nil, 0o600)
+	r, rf := NewReader(), NewReader()
+	defer r.Close()
+	defer rf.Close()
+	for round := range 3 {
+		want, wantSkipped, err := r.ScanDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []FileSamples
+		skipped, err := rf.ScanDirFunc(dir, func(fs *FileSamples) {
+			c := *fs
+			c.Samples = append([]Sample(nil), fs.Samples...)
+			got = append(got, c)
+		})
+		if err != nil || len(skipped) != len(wantSkipped) || len(skipped) != 1 {
+			t.Fatalf("round %d: skipped %v, want %v, %v", round, skipped, wantSkipped, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("round %d: %d files, want %d", round, len(got), len(want))
+		}
+		for i := range want {
+			g, w := got[i], want[i]
+			if g.Path != w.Path || g.Type != w.Type || g.ID != w.ID || g.Layout != w.Layout || len(g.Samples) != len(w.Samples) {
+				t.Fatalf("round %d: file %d: %+v, want %+v", round, i, g, w)
+			}
+			for j := range w.Samples {
+				if fmt.Sprint(*g.Samples[j].Key) != fmt.Sprint(*w.Samples[j].Key) || g.Samples[j].Value != w.Samples[j].Value {
+					t.Fatalf("round %d: %s sample %d: %+v, want %+v", round, w.Path, j, g.Samples[j], w.Samples[j])
+				}
+			}
+		}
+		c, _ := f2.Cell(EncodeKey("c", "c_total", []string{"i"}, []string{fmt.Sprint(100 + round)}, "help"))
+		c.Add(float64(round))
+	}
+}
+
+// Seq stays while a file's entries are only appended to, and changes when it is replaced.
+func TestReaderSeq(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "counter_0a.db")
+	f := writeSeries(t, path, Current, 0, 10)
+	r := NewReader()
+	defer r.Close()
+	seq := func() uint64 {
+		t.Helper()
+		files, _, err := r.ScanDir(dir)
+		if err != nil || len(files) != 1 {
+			t.Fatalf("%d files, %v", len(files), err)
+		}
+		return files[0].Seq
+	}
+	s1 := seq()
+	if s1 == 0 {
+		t.Fatal("Seq 0 from a Reader")
+	}
+	c, _ := f.Cell(EncodeKey("c", "c_total", []string{"i"}, []string{"new"}, "help"))
+	c.Add(1)
+	if s2 := seq(); s2 != s1 {
+		t.Errorf("Seq changed on append: %d -> %d", s1, s2)
+	}
+	f.Close()
+	tmp := filepath.Join(t.TempDir(), "counter_0a.db")
+	writeSeries(t, tmp, Current, 5, 8).Close()
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	if s3 := seq(); s3 == s1 {
+		t.Error("Seq kept for a replaced file")
+	}
+	if fs, _ := ReadFile(path); fs.Seq != 0 {
+		t.Errorf("ReadFile: Seq %d", fs.Seq)
 	}
 }

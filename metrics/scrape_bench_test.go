@@ -1,0 +1,218 @@
+package metrics_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/herdhttp/herd/metrics"
+	"github.com/herdhttp/herd/metrics/metricstest"
+	"github.com/herdhttp/herd/mmapstore"
+)
+
+// The scrape benchmarks of issue 4: the master's scrape of 16 worker files x 5,000 series,
+// side by side with client_python's MultiProcessCollector, and after 1,000 worker restarts.
+// docs/performance.md has the figures and the commands.
+
+const benchWorkers, benchSeries = 16, 5000
+
+// writeWorkers makes one worker Registry per id in dir and creates series counter series
+// in each (the same series in every worker, as workers of one app have), with values.
+// The Registries stay open until the benchmark ends.
+func writeWorkers(tb testing.TB, dir string, layout mmapstore.Layout, ids []string, series int) {
+	tb.Helper()
+	for w, id := range ids {
+		reg := metricstest.NewRegistryWith(tb, metrics.Options{Dir: dir, ID: id, Layout: layout})
+		v := reg.MustNewCounterVec(metrics.CounterOpts{Name: "http_requests_total", Help: "Requests served."}, "method", "route", "code")
+		for i := range series {
+			v.With(benchMethods[i%4], fmt.Sprintf("/api/v1/items/%d/{id}", i/4), "200").Add(float64(i + w))
+		}
+	}
+}
+
+var benchMethods = [...]string{"GET", "POST", "PUT", "DELETE"}
+
+func laneIDs(n int, lane string) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = strconv.Itoa(i) + lane
+	}
+	return ids
+}
+
+// bufferWriter is an http.ResponseWriter that keeps the body in a reused buffer.
+type bufferWriter struct {
+	h    http.Header
+	body bytes.Buffer
+	code int
+}
+
+func (w *bufferWriter) Header() http.Header         { return w.h }
+func (w *bufferWriter) Write(p []byte) (int, error) { return w.body.Write(p) }
+func (w *bufferWriter) WriteHeader(code int)        { w.code = code }
+
+// scraper serves one directory with Handler(NewDirGatherer(dir)), as herd-exporter and
+// (with the master's own gauges beside) herd's master do, answering a scrape that asks for
+// the text format 0.0.4: what client_python's generate_latest writes.
+type scraper struct {
+	g       *metrics.DirGatherer
+	h       http.Handler
+	req     *http.Request
+	w       bufferWriter
+	gathers []float64 // nanoseconds each Gather took, of the scrapes so far
+}
+
+func newScraper(dir string) *scraper {
+	s := &scraper{g: metrics.NewDirGatherer(dir, metrics.GathererOpts{}), w: bufferWriter{h: http.Header{}}}
+	s.req = httptest.NewRequest("GET", "/metrics", nil)
+	s.req.Header.Set("Accept", "text/plain;version=0.0.4")
+	s.h = metrics.Handler(metrics.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		start := time.Now()
+		defer func() { s.gathers = append(s.gathers, float64(time.Since(start))) }()
+		return s.g.Gather()
+	}), metrics.HandlerOpts{})
+	return s
+}
+
+// scrape serves one scrape and returns the size of the exposition.
+func (s *scraper) scrape(tb testing.TB) int {
+	s.w.body.Reset()
+	clear(s.w.h)
+	s.w.code = http.StatusOK
+	s.h.ServeHTTP(&s.w, s.req)
+	if s.w.code != http.StatusOK {
+		tb.Fatalf("scrape: status %d: %s", s.w.code, s.w.body.Bytes())
+	}
+	return s.w.body.Len()
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// pythonCollector is a client_python process that times one collect() + generate_latest()
+// of a directory per request, with time.perf_counter inside Python.
+type pythonCollector struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+func startPythonCollector(tb testing.TB, dir string) *pythonCollector {
+	tb.Helper()
+	requirePython(tb) // fails, never skips, without Python
+	cmd := exec.Command(python, filepath.Join("testdata", "python", "bench_collect.py"), dir)
+	cmd.Env = []string{"PYTHONDONTWRITEBYTECODE=1"}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		in.Close()
+		if err := cmd.Wait(); err != nil {
+			tb.Errorf("bench_collect.py: %v\n%s", err, stderr.Bytes())
+		}
+	})
+	return &pythonCollector{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+}
+
+// round asks for one timed collection and returns Python's own timings (wall and CPU) and
+// the size of its exposition.
+func (p *pythonCollector) round(tb testing.TB) (wall, cpu time.Duration, size int) {
+	tb.Helper()
+	if _, err := io.WriteString(p.in, "go\n"); err != nil {
+		tb.Fatalf("bench_collect.py: %v", err)
+	}
+	if !p.out.Scan() {
+		tb.Fatalf("bench_collect.py stopped: %v", p.out.Err())
+	}
+	f := strings.Fields(p.out.Text())
+	if len(f) != 3 {
+		tb.Fatalf("bench_collect.py: bad line %q", p.out.Text())
+	}
+	w, err1 := strconv.ParseFloat(f[0], 64)
+	c, err2 := strconv.ParseFloat(f[1], 64)
+	n, err3 := strconv.Atoi(f[2])
+	if err1 != nil || err2 != nil || err3 != nil {
+		tb.Fatalf("bench_collect.py: bad line %q", p.out.Text())
+	}
+	return time.Duration(w * float64(time.Second)), time.Duration(c * float64(time.Second)), n
+}
+
+// BenchmarkScrapeVsPython serves the same 16 x 5,000 legacy-layout files with herd's
+// DirGatherer (Gather + text exposition, steady state: the master's long-lived gatherer)
+// and with client_python 0.16's MultiProcessCollector (collect + generate_latest, timed
+// inside Python with time.perf_counter), alternating one herd round and one Python round
+// per iteration. It reports the medians of both and their ratio (python/herd: how many
+// times faster herd is); ns/op is herd's median round. Each iteration takes about as long
+// as a Python round (a second or so): run it with -benchtime=Nx.
+func BenchmarkScrapeVsPython(b *testing.B) {
+	dir := b.TempDir()
+	writeWorkers(b, dir, mmapstore.Legacy, laneIDs(benchWorkers, "a"), benchSeries)
+	py := startPythonCollector(b, dir)
+
+	// Both read the same bytes and agree on what they mean.
+	g := metrics.NewDirGatherer(dir, metrics.GathererOpts{OmitSelfMetrics: true})
+	defer g.Close()
+	if err := metricstest.CompareText(g, runPython(b, dir, "collect.py")); err != nil {
+		b.Fatalf("herd and Python disagree on the benchmark files: %v", err)
+	}
+	s := newScraper(dir)
+	defer s.g.Close()
+	s.scrape(b) // warm: the master's gatherer parsed the keys long ago
+	py.round(b) // Python's first round pays its imports' lazy costs
+
+	var herd, herdCPU, pyt, pyCPU []float64
+	for b.Loop() {
+		cpu, start := cpuTime(), time.Now()
+		n := s.scrape(b)
+		herd = append(herd, float64(time.Since(start).Nanoseconds()))
+		herdCPU = append(herdCPU, float64(cpuTime()-cpu))
+		b.StopTimer()
+		wall, pcpu, pn := py.round(b)
+		if pn < n*3/4 || pn > n*4/3 {
+			b.Fatalf("exposition sizes differ too much: herd %d bytes, Python %d", n, pn)
+		}
+		pyt, pyCPU = append(pyt, float64(wall)), append(pyCPU, float64(pcpu))
+		b.StartTimer()
+	}
+	h, p := median(herd), median(pyt)
+	hc, pc := median(herdCPU), median(pyCPU)
+	b.ReportMetric(h, "ns/op")
+	b.ReportMetric(h/1e6, "herd-ms")
+	b.ReportMetric(p/1e6, "python-ms")
+	b.ReportMetric(p/h, "x-faster")
+	b.ReportMetric(hc/1e6, "herd-cpu-ms")
+	b.ReportMetric(pc/1e6, "python-cpu-ms")
+	b.ReportMetric(pc/hc, "x-faster-cpu")
+	b.ReportMetric(median(s.gathers[1:])/1e6, "gather-ms")
+}
