@@ -251,3 +251,22 @@ func TestHistogramKeysAsPython(t *testing.T) {
 		t.Errorf("le values %q, want %q", les, want)
 	}
 }
+
+// Two live Registries on one Dir and ID would corrupt each other's files: the second fails.
+func TestTwoRegistriesOneIDFail(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r1 := metricstest.NewRegistryWith(t, metrics.Options{Dir: dir, ID: "3a"})
+	if _, err := metrics.NewRegistry(metrics.Options{Dir: dir, ID: "3a"}); !errors.Is(err, mmapstore.ErrLocked) {
+		t.Fatalf("second Registry on one Dir and ID: %v, want mmapstore.ErrLocked", err)
+	}
+	r2 := metricstest.NewRegistryWith(t, metrics.Options{Dir: dir, ID: "3b"}) // the other lane is fine
+	r1.MustNewCounter(metrics.CounterOpts{Name: "c", Help: "h"}).Inc()
+	r2.MustNewCounter(metrics.CounterOpts{Name: "c", Help: "h"}).Inc()
+	metricstest.Kill(t, r1)
+	r3 := metricstest.NewRegistryWith(t, metrics.Options{Dir: dir, ID: "3a"}) // a successor, once r1 is gone
+	r3.MustNewCounter(metrics.CounterOpts{Name: "c", Help: "h"}).Inc()
+	if v := metricstest.Value(t, r3, "c_total"); v != 3 {
+		t.Errorf("c_total = %v, want 3", v)
+	}
+}

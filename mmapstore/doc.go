@@ -41,7 +41,14 @@
 // float64 bits inside the shared mapping: no lock, no allocation, no system
 // call. Concurrent adds from goroutines and from other processes that map the
 // same file are all counted. Everything in this package is safe for
-// concurrent use; only one process may append new entries to a given file.
+// concurrent use.
+//
+// A file has one writer: Open takes an exclusive flock(2) on it, held until
+// Close or the death of the process, so that a second File on the same path
+// (two Registries given one directory and id, in one process or two) fails
+// with ErrLocked instead of appending over the first one's entries. herd's
+// rolling restarts never meet it: a successor starts in the other lane, with
+// other files. Readers take no lock and never wait.
 //
 // # The tmpfs trap, and why Cells never move
 //

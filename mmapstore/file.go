@@ -27,22 +27,36 @@ type Options struct {
 	MaxSize int64
 	// Mode of new files; zero: 0600.
 	Mode os.FileMode
+
+	// noLock skips the exclusive lock, for tests in which other processes add to the
+	// cells of a file that its writer holds.
+	noLock bool
 }
 
 // Errors of the writer side.
 var (
 	ErrClosed   = errors.New("mmapstore: file closed")
 	ErrFileFull = errors.New("mmapstore: file reached its MaxSize")
+	// ErrLocked is returned by Open for a path that another File, in this process or in
+	// another one, holds open: two writers of one file would corrupt each other's entries.
+	// In herd it means two Registries were given one directory and id, or a worker id was
+	// reused while the process that had it still runs.
+	ErrLocked = errors.New("mmapstore: file is held by another writer")
 )
 
 // File is one writer's metric file: one per metric type (and gauge mode) per
-// worker. It is safe for concurrent use. Only one process may append to a
-// file; others may open it and update existing cells.
+// worker. It is safe for concurrent use. A File holds an exclusive flock(2) on
+// its file for as long as it is open, so that a second File on the same path,
+// in this process or another, fails (ErrLocked) instead of appending over the
+// first one's entries. The kernel drops the lock when the File is closed or its
+// process dies, however it dies. Readers (Reader, ReadFile, client_python) take
+// no lock and are not affected by it.
 type File struct {
 	path    string
 	mode    os.FileMode
 	mapLen  int // length of every mapping this File makes
 	created bool
+	noLock  bool
 
 	mu         sync.Mutex // guards the fields below
 	layout     Layout
@@ -80,7 +94,7 @@ type retired struct {
 // not ending in ".db", see MovedAside) and a new one created; an empty one is
 // replaced.
 func Open(path string, opts Options) (*File, error) {
-	f := &File{path: path, mode: opts.Mode, layout: opts.Layout}
+	f := &File{path: path, mode: opts.Mode, layout: opts.Layout, noLock: opts.noLock}
 	if f.mode == 0 {
 		f.mode = 0o600
 	}
@@ -97,6 +111,12 @@ func Open(path string, opts Options) (*File, error) {
 		}
 		switch {
 		case err == nil:
+			// Lock before looking: a file another writer holds must be neither
+			// continued nor, if it looks corrupt, moved aside or replaced.
+			if err := f.lock(fd); err != nil {
+				fd.Close()
+				return nil, fmt.Errorf("mmapstore: open %s: %w", path, err)
+			}
 			err = f.adopt(fd)
 			if err == nil {
 				return f, nil
@@ -138,6 +158,40 @@ func Open(path string, opts Options) (*File, error) {
 func isBadFile(err error) bool {
 	var bad *badFileError
 	return errors.As(err, &bad)
+}
+
+// lock takes the File's exclusive lock on fd without waiting: ErrLocked if
+// another open file description of the file holds it.
+func (f *File) lock(fd *os.File) error {
+	if f.noLock {
+		return nil
+	}
+	for {
+		err := unix.Flock(int(fd.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		switch err {
+		case nil:
+			return nil
+		case unix.EINTR:
+			continue
+		case unix.EWOULDBLOCK:
+			return ErrLocked
+		}
+		return fmt.Errorf("flock: %w", err)
+	}
+}
+
+// lockedByOther reports whether the file now at f.path is held by another
+// writer. It takes and drops the lock through a descriptor of its own.
+func (f *File) lockedByOther() bool {
+	if f.noLock {
+		return false
+	}
+	fd, err := os.Open(f.path)
+	if err != nil {
+		return false
+	}
+	defer fd.Close() // drops the lock if we got it
+	return f.lock(fd) == ErrLocked
 }
 
 func mapLen(maxSize int64) int {
@@ -279,6 +333,9 @@ func (f *File) makeFile(size int, fill func(data []byte), replace bool) (*os.Fil
 		return nil, nil, err
 	}
 	if err := fd.Chmod(f.mode); err != nil {
+		return fail(nil, err)
+	}
+	if err := f.lock(fd); err != nil { // held from before the rename: never unlocked at the path
 		return fail(nil, err)
 	}
 	if err := reserve(fd, 0, int64(size)); err != nil {
@@ -467,6 +524,11 @@ func (f *File) Check() (recreated bool, err error) {
 	if !gone {
 		return false, nil
 	}
+	if f.lockedByOther() {
+		// Another File wrote the file now at the path: replacing it would lose its
+		// entries. Two writers for one path is the caller's bug; say so.
+		return false, fmt.Errorf("mmapstore: check %s: replaced by another writer's file: %w", f.path, ErrLocked)
+	}
 	if err := f.recreateLocked(); err != nil {
 		return false, fmt.Errorf("mmapstore: recreate %s: %w", f.path, err)
 	}
@@ -518,7 +580,8 @@ func (f *File) drainLocked() {
 	}
 }
 
-// Close unmaps and closes the file; the file itself stays on disk for readers.
+// Close unmaps and closes the file, which releases its lock; the file itself
+// stays on disk for readers (and for a successor to continue).
 // The File's Cells stay usable but are detached: they keep their last values
 // in process memory and their writes no longer reach any file. Close must not
 // race with a Cell method that is between loading the Cell's pointer and

@@ -245,36 +245,43 @@ func TestAtomicCreation(t *testing.T) {
 	}
 }
 
-// TestConcurrentOpenSameFile: two creators racing end up on one file.
+// TestConcurrentOpenSameFile: of writers racing to open one file, one gets it
+// (and creates it); the others fail with ErrLocked instead of sharing it.
 func TestConcurrentOpenSameFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "counter_1.db")
-	files := make(chan *File, 8)
-	errs := make(chan error, 8)
+	type result struct {
+		f   *File
+		err error
+	}
+	results := make(chan result, 8)
 	for range 8 {
 		go func() {
 			f, err := Open(path, Options{})
-			files <- f
-			errs <- err
+			results <- result{f, err}
 		}()
 	}
-	var all []*File
+	var winners []*File
 	for range 8 {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
+		r := <-results
+		switch {
+		case r.err == nil:
+			winners = append(winners, r.f)
+		case !errors.Is(r.err, ErrLocked):
+			t.Errorf("a racer: %v, want ErrLocked", r.err)
 		}
-		all = append(all, <-files)
 	}
-	created := 0
-	for _, f := range all {
-		if f.Created() {
-			created++
-		}
-		if ok, err := f.Check(); ok || err != nil {
-			t.Errorf("Check = %v, %v: a racer's file was replaced", ok, err)
-		}
-		f.Close()
+	if len(winners) != 1 {
+		t.Fatalf("%d racers opened the file, want 1", len(winners))
 	}
-	if created != 1 {
-		t.Errorf("%d racers created the file", created)
+	f := winners[0]
+	if !f.Created() {
+		t.Error("the winner did not create the file")
+	}
+	if ok, err := f.Check(); ok || err != nil {
+		t.Errorf("Check = %v, %v: the winner's file was replaced", ok, err)
+	}
+	f.Close()
+	if ents, _ := os.ReadDir(filepath.Dir(path)); len(ents) != 1 {
+		t.Errorf("directory holds %d entries, want the one file (temporary files left?)", len(ents))
 	}
 }

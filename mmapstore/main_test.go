@@ -20,6 +20,9 @@ const childEnv = "MMAPSTORE_TEST_CHILD"
 
 func TestMain(m *testing.M) {
 	if spec := os.Getenv(childEnv); spec != "" {
+		if path, ok := strings.CutPrefix(spec, "hold|"); ok {
+			os.Exit(holdChild(path))
+		}
 		os.Exit(hammerChild(spec))
 	}
 	os.Exit(m.Run())
@@ -31,10 +34,11 @@ const (
 )
 
 // hammerChild opens the file named in spec ("path|key") and adds 1 to the
-// key's cell from several goroutines.
+// key's cell from several goroutines. The parent holds the file (and its lock):
+// the children only add to a cell it created, so they open it without the lock.
 func hammerChild(spec string) int {
 	path, key, _ := strings.Cut(spec, "|")
-	f, err := Open(path, Options{})
+	f, err := Open(path, Options{noLock: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
