@@ -31,7 +31,8 @@ type Options struct {
 
 	// ID names this process's files (counter_<ID>.db, gauge_<mode>_<ID>.db, ...). Letters,
 	// digits and '-' only (readers split file names on '_'). Two live Registries must never
-	// share a Dir and an ID. Zero: DefaultID ("0a").
+	// share a Dir and an ID: their files are locked, so a second one fails (with
+	// mmapstore.ErrLocked), in this process or another. Zero: DefaultID ("0a").
 	ID string
 
 	// Layout is the file layout written. Zero: mmapstore.Current (client_python >= 0.18).
