@@ -539,44 +539,35 @@ func (fa *famAgg) build(gen uint64) *dto.MetricFamily {
 		fa.relayout()
 		fa.dirty = false
 	}
+	help := fa.help
 	// Room for every series: all are usually current, and one pass over them is cheaper
 	// than two (a scrape runs with the caches cold).
 	n := len(fa.sorted)
-	nb := 0 // histogram buckets
-	if fa.typ == typeHistogram {
-		for _, sa := range fa.sorted {
-			if sa.gen == gen {
-				nb += len(sa.buckets)
-			}
-		}
-	}
-	help := fa.help
 	mf := &dto.MetricFamily{Name: &name, Help: &help, Type: typ.Enum(), Metric: make([]*dto.Metric, n)}
-	b := newBatch(fa.typ, n, nb)
+	b := newBatch(n)
 	i := 0
 	for _, sa := range fa.sorted {
 		if sa.gen != gen || (fa.typ == typeGauge && !sa.has) {
 			continue
 		}
-		m := &b.metrics[i]
+		m := b.metrics.next()
 		m.Label = sa.labels
 		switch fa.typ {
 		case typeCounter:
-			b.floats = append(b.floats, sa.v)
-			b.counters[i].Value = &b.floats[len(b.floats)-1]
-			m.Counter = &b.counters[i]
+			c := b.counters.next()
+			c.Value = b.float(sa.v)
+			m.Counter = c
 		case typeGauge:
-			b.floats = append(b.floats, sa.v)
-			b.gauges[i].Value = &b.floats[len(b.floats)-1]
-			m.Gauge = &b.gauges[i]
+			g := b.gauges.next()
+			g.Value = b.float(sa.v)
+			m.Gauge = g
 		case typeSummary:
-			sm := &b.summaries[i]
-			b.floats = append(b.floats, sa.sum)
-			sm.SampleSum = &b.floats[len(b.floats)-1]
+			sm := b.summaries.next()
+			sm.SampleSum = b.float(sa.sum)
 			sm.SampleCount, _ = b.count(sa.v, false)
 			m.Summary = sm
 		case typeHistogram:
-			m.Histogram = b.histogram(&b.histograms[i], sa)
+			m.Histogram = b.histogram(sa)
 		}
 		mf.Metric[i] = m
 		i++
@@ -588,35 +579,55 @@ func (fa *famAgg) build(gen uint64) *dto.MetricFamily {
 	return mf
 }
 
-// batch holds the memory of one family's output, allocated in a few arrays rather than a few
-// objects per series.
+// batch allocates one family's output: objects come from small arrays (chunks of about
+// 16 KiB) rather than one allocation each, and small enough that each chunk is zeroed and
+// filled while it is in the CPU cache (one large array per type would be zeroed, fall out
+// of the cache, and be read in again to be filled).
 type batch struct {
-	metrics    []dto.Metric
-	counters   []dto.Counter
-	gauges     []dto.Gauge
-	summaries  []dto.Summary
-	histograms []dto.Histogram
-	floats     []float64 // values, sums, bucket bounds, float counts (cap never exceeded)
-	uints      []uint64  // integer counts
-	buckets    []dto.Bucket
-	bucketPtrs []*dto.Bucket
+	metrics    chunks[dto.Metric]
+	counters   chunks[dto.Counter]
+	gauges     chunks[dto.Gauge]
+	summaries  chunks[dto.Summary]
+	histograms chunks[dto.Histogram]
+	buckets    chunks[dto.Bucket]
+	floats     chunks[float64]
+	uints      chunks[uint64]
+	bucketPtrs []*dto.Bucket // h.Bucket slices are cut from it
 }
 
-func newBatch(typ string, n, nb int) *batch {
-	b := &batch{metrics: make([]dto.Metric, n)}
-	switch typ {
-	case typeCounter:
-		b.counters, b.floats = make([]dto.Counter, n), make([]float64, 0, n)
-	case typeGauge:
-		b.gauges, b.floats = make([]dto.Gauge, n), make([]float64, 0, n)
-	case typeSummary:
-		b.summaries, b.floats, b.uints = make([]dto.Summary, n), make([]float64, 0, n), make([]uint64, 0, n)
-	case typeHistogram:
-		b.histograms = make([]dto.Histogram, n)
-		b.buckets, b.bucketPtrs = make([]dto.Bucket, 0, nb), make([]*dto.Bucket, 0, nb)
-		b.floats, b.uints = make([]float64, 0, n+nb), make([]uint64, 0, n+nb)
+// chunks hands out zeroed T one by one from arrays of at most per elements, and no more
+// than left in all unless asked for more.
+type chunks[T any] struct {
+	free []T
+	per  int
+	left int
+}
+
+func (c *chunks[T]) next() *T {
+	if len(c.free) == 0 {
+		k := min(c.per, max(c.left, 1))
+		c.free = make([]T, k)
+		c.left -= k
 	}
-	return b
+	p := &c.free[0]
+	c.free = c.free[1:]
+	return p
+}
+
+func newChunks[T any](per, total int) chunks[T] { return chunks[T]{per: per, left: total} }
+
+// newBatch returns a batch for up to n series.
+func newBatch(n int) *batch {
+	return &batch{
+		metrics:    newChunks[dto.Metric](128, n),
+		counters:   newChunks[dto.Counter](256, n),
+		gauges:     newChunks[dto.Gauge](256, n),
+		summaries:  newChunks[dto.Summary](128, n),
+		histograms: newChunks[dto.Histogram](128, n),
+		buckets:    newChunks[dto.Bucket](256, 1<<30),
+		floats:     newChunks[float64](2048, 1<<30),
+		uints:      newChunks[uint64](2048, 1<<30),
+	}
 }
 
 // count stores a merged count: as an integer when it is one (always, for what herd and Python
@@ -635,30 +646,28 @@ func (b *batch) count(v float64, float bool) (*uint64, *float64) {
 	return b.uint(n), nil
 }
 
-// uint and float return a pointer to a new element, from the batch's array while it has
-// room (never reallocating it: earlier pointers stay valid), else from the heap.
 func (b *batch) uint(v uint64) *uint64 {
-	if len(b.uints) == cap(b.uints) {
-		return &v
-	}
-	b.uints = append(b.uints, v)
-	return &b.uints[len(b.uints)-1]
+	p := b.uints.next()
+	*p = v
+	return p
 }
 
 func (b *batch) float(v float64) *float64 {
-	if len(b.floats) == cap(b.floats) {
-		return &v
-	}
-	b.floats = append(b.floats, v)
-	return &b.floats[len(b.floats)-1]
+	p := b.floats.next()
+	*p = v
+	return p
 }
 
-// histogram fills h with the cumulative buckets of sa.
-func (b *batch) histogram(h *dto.Histogram, sa *seriesAgg) *dto.Histogram {
+// histogram returns the histogram of sa with cumulative buckets.
+func (b *batch) histogram(sa *seriesAgg) *dto.Histogram {
 	if !slices.IsSortedFunc(sa.buckets, cmpBucket) {
 		slices.SortFunc(sa.buckets, cmpBucket)
 	}
+	h := b.histograms.next()
 	h.SampleSum = b.float(sa.sum)
+	if cap(b.bucketPtrs)-len(b.bucketPtrs) < len(sa.buckets) {
+		b.bucketPtrs = make([]*dto.Bucket, 0, max(len(sa.buckets), 1024))
+	}
 	start := len(b.bucketPtrs)
 	acc := 0.0
 	for _, bk := range sa.buckets {
@@ -666,8 +675,8 @@ func (b *batch) histogram(h *dto.Histogram, sa *seriesAgg) *dto.Histogram {
 		if math.IsInf(bk.le, 1) {
 			continue // implied by the count
 		}
-		b.buckets = append(b.buckets, dto.Bucket{UpperBound: b.float(bk.le)})
-		db := &b.buckets[len(b.buckets)-1]
+		db := b.buckets.next()
+		db.UpperBound = b.float(bk.le)
 		db.CumulativeCount, db.CumulativeCountFloat = b.count(acc, true)
 		b.bucketPtrs = append(b.bucketPtrs, db)
 	}
