@@ -79,3 +79,19 @@ func removePIDFile(path string, pid int) {
 		os.Remove(path)
 	}
 }
+
+// WritePIDFile writes this process's pid to path atomically (a temporary file
+// renamed over it), refusing a pidfile that names another live process; a
+// stale or garbled one is replaced. A Master does this itself for
+// Config.PIDFile; WritePIDFile is for programs that serve without one (the
+// server's single-process mode). Remove the file with RemovePIDFile.
+func WritePIDFile(path string) error {
+	e := newStdEnv()
+	if err := checkPIDFile(path, e); err != nil {
+		return err
+	}
+	return writePIDFile(path, e.getpid())
+}
+
+// RemovePIDFile removes path if it still holds this process's pid.
+func RemovePIDFile(path string) { removePIDFile(path, os.Getpid()) }

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/herdhttp/herd/metrics"
+	"github.com/herdhttp/herd/prefork"
 )
 
 // runSingle serves app and the admin endpoints in this process (Workers == 0).
@@ -38,10 +39,10 @@ func runSingle(ctx context.Context, cfg Config, app App, log *slog.Logger) error
 	}
 	defer closeAdmin(admin)
 	if cfg.PIDFile != "" {
-		if err := writePIDFile(cfg.PIDFile); err != nil {
+		if err := prefork.WritePIDFile(cfg.PIDFile); err != nil {
 			return configError{err}
 		}
-		defer removePIDFile(cfg.PIDFile)
+		defer prefork.RemovePIDFile(cfg.PIDFile)
 	}
 	reg, err := metrics.NewRegistry(metrics.Options{Dir: dir, ID: "0a", Logger: log})
 	if err != nil {
