@@ -20,6 +20,9 @@ func runSingle(ctx context.Context, cfg Config, app App, log *slog.Logger) error
 		return configError{err}
 	}
 	sec.setLogger(log)
+	if err := checkAccessLog(cfg.AccessLog); err != nil {
+		return configError{err}
+	}
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
@@ -44,28 +47,12 @@ func runSingle(ctx context.Context, cfg Config, app App, log *slog.Logger) error
 		}
 		defer prefork.RemovePIDFile(cfg.PIDFile)
 	}
-	reg, err := metrics.NewRegistry(metrics.Options{Dir: dir, ID: "0a", Logger: log})
+	sv, err := startServing(cfg, dir, "0a", app, log)
 	if err != nil {
-		return err
+		return fmt.Errorf("server: %w", err)
 	}
-	defer reg.Close()
-	if stopStats, err := sampleProcStats(reg); err != nil {
-		log.Error("no resource gauges", "err", err)
-	} else {
-		defer stopStats() // before reg.Close
-	}
-	defer checkFiles(reg, log)()
-	h, err := app(reg)
-	if err != nil {
-		return fmt.Errorf("server: building the app: %w", err)
-	}
-	h, alog, err := withAccessLog(h, cfg.AccessLog)
-	if err != nil {
-		return configError{err}
-	}
-	if alog != nil {
-		defer alog.Close()
-	}
+	defer sv.close()
+	h, alog := sv.handler, sv.alog
 	d := newDrainer(h, cfg, 0, nil, slog.NewLogLogger(log.Handler(), slog.LevelError))
 	st := &status{single: true, pid: os.Getpid(), requests: d.requests.Load}
 	adminSrv := startAdmin(admin, metrics.NewDirGatherer(dir, metrics.GathererOpts{Logger: log}), st, sec, log)

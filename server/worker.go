@@ -27,30 +27,12 @@ func runWorker(ctx context.Context, cfg Config, w *prefork.WorkerProcess, dir st
 	if dir == "" {
 		return fmt.Errorf("server: worker %d started without a run directory", w.Slot)
 	}
-	reg, err := metrics.NewRegistry(metrics.Options{Dir: dir, ID: w.ID, Logger: log})
+	sv, err := startServing(cfg, dir, w.ID, app, log)
 	if err != nil {
 		return fmt.Errorf("server: worker %d: %w", w.Slot, err)
 	}
-	defer reg.Close()
-	// The resource gauges are a convenience: a worker whose metrics
-	// filesystem is full serves without them.
-	if stopStats, err := sampleProcStats(reg); err != nil {
-		log.Error("no resource gauges", "err", err)
-	} else {
-		defer stopStats() // before reg.Close
-	}
-	defer checkFiles(reg, log)()
-	h, err := app(reg)
-	if err != nil {
-		return fmt.Errorf("server: worker %d: building the app: %w", w.Slot, err)
-	}
-	h, alog, err := withAccessLog(h, cfg.AccessLog)
-	if err != nil {
-		return fmt.Errorf("server: worker %d: %w", w.Slot, err)
-	}
-	if alog != nil {
-		defer alog.Close()
-	}
+	defer sv.close()
+	h, alog := sv.handler, sv.alog
 	limit := uint64(0)
 	if n := w.MaxRequests(); n > 0 {
 		limit = uint64(n)
