@@ -1,11 +1,9 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -47,14 +45,11 @@ func TestMain(m *testing.M) {
 
 // proc is one running bin/hello.
 type proc struct {
+	*rawProc
 	t     *testing.T
-	cmd   *exec.Cmd
 	app   string // http://host:port of the application
 	admin string // http://host:port of the admin listener
 	dir   string // the run directory of the metric files
-	log   *syncBuffer
-	done  chan struct{}
-	err   error // from Wait, valid after done is closed
 }
 
 type syncBuffer struct {
@@ -85,63 +80,39 @@ var (
 func startHello(t *testing.T, args ...string) *proc {
 	t.Helper()
 	args = append([]string{"-bind", "127.0.0.1:0", "-metrics-bind", "127.0.0.1:0", "-metrics-dir", t.TempDir()}, args...)
-	cmd := exec.Command(helloBin, args...)
-	p := &proc{t: t, cmd: cmd, log: &syncBuffer{}, done: make(chan struct{})}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	started := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sent := false
-		for sc.Scan() {
-			line := sc.Text()
-			p.log.Write([]byte(line + "\n"))
-			if !sent && (strings.Contains(line, "master started") || strings.Contains(line, "serving in one process")) {
-				started <- line
-				sent = true
-			}
-		}
-		io.Copy(io.Discard, stderr)
-	}()
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			cmd.Process.Signal(syscall.SIGQUIT)
-			select {
-			case <-p.done:
-			case <-time.After(5 * time.Second):
-				cmd.Process.Kill()
-				<-p.done
-			}
-		}
-		if t.Failed() {
-			t.Logf("hello's log:\n%s", p.log.String())
-		}
-	})
-	select {
-	case line := <-started:
-		p.app = "http://" + bindRE.FindStringSubmatch(line)[1]
-		p.admin = "http://" + adminRE.FindStringSubmatch(line)[1]
-		p.dir = dirRE.FindStringSubmatch(line)[1]
-		if d, err := strconv.Unquote(p.dir); err == nil {
-			p.dir = d // slog quotes values with spaces or '='
-		}
-	case <-p.done:
-		t.Fatalf("hello exited before serving: %v\n%s", p.err, p.log.String())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("hello did not start in 20 s:\n%s", p.log.String())
+	p := &proc{t: t, rawProc: startRaw(t, exec.Command(helloBin, args...))}
+	line := p.waitLine(t, 20*time.Second, "master started", "serving in one process")
+	p.app = "http://" + bindRE.FindStringSubmatch(line)[1]
+	p.admin = "http://" + adminRE.FindStringSubmatch(line)[1]
+	p.dir = dirRE.FindStringSubmatch(line)[1]
+	if d, err := strconv.Unquote(p.dir); err == nil {
+		p.dir = d // slog quotes values with spaces or '='
 	}
 	return p
+}
+
+// waitLine waits until the process logs a line containing one of subs and
+// returns it; it fails the test if the process exits first or after within.
+func (p *rawProc) waitLine(t *testing.T, within time.Duration, subs ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		for _, line := range strings.Split(p.log.String(), "\n") {
+			for _, sub := range subs {
+				if strings.Contains(line, sub) {
+					return line
+				}
+			}
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("%s exited before logging %q: %v\n%s", p.cmd.Path, subs, p.err, p.log.String())
+		case <-time.After(5 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not log %q in %s:\n%s", p.cmd.Path, subs, within, p.log.String())
+		}
+	}
 }
 
 // workerInfo mirrors an element of GET /workers.
