@@ -88,7 +88,11 @@
 // files (every worker has the same series) are decoded once and shared. A
 // steady-state scan is a stat per file and an atomic load per value, written
 // into Samples slices that the Reader reuses from scan to scan (they are valid
-// until the next ScanDir), so it allocates nothing per entry. Files
+// until the next scan), so it allocates nothing per entry. ScanDirFunc hands
+// the files over one by one in a single buffer that stays in the CPU cache
+// while the caller consumes it, and FileSamples.Seq tells a caller that a
+// file's entries are the ones it saw before (entries are only appended), so
+// that it can keep what it derived from each position. Files
 // that are zero-length, truncated, corrupt, foreign or oddly named are
 // skipped and reported, never an error (one such file fails the whole scrape
 // in client_python). A file replaced under the same name (new inode) is
