@@ -1,7 +1,9 @@
 package metrics_test
 
 import (
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
@@ -51,4 +53,38 @@ func TestGatherersChecksOnlyWhatNeedsIt(t *testing.T) {
 c_total{k="a"} 2
 c_total{k="b"} 1
 `, "c_total")
+}
+
+// Scrapes share each series' label pairs (made once, as client_golang's metrics do):
+// concurrent scrapes encoding them, in text and protobuf, must not race (run with -race).
+func TestConcurrentScrapesShareLabelPairs(t *testing.T) {
+	t.Parallel()
+	w := metricstest.NewRegistry(t)
+	c := w.MustNewCounterVec(metrics.CounterOpts{Name: "c", Help: "h"}, "k")
+	for _, k := range []string{"a", "b", "c"} {
+		c.With(k).Inc()
+	}
+	h := metrics.Handler(metrics.NewDirGatherer(w.Dir(), metrics.GathererOpts{}), metrics.HandlerOpts{})
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			accept := "text/plain;version=0.0.4"
+			if i%2 == 1 {
+				accept = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
+			}
+			for range 30 {
+				req := httptest.NewRequest("GET", "/metrics", nil)
+				req.Header.Set("Accept", accept)
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != 200 || rec.Body.Len() == 0 {
+					t.Errorf("scrape: %d, %d bytes", rec.Code, rec.Body.Len())
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

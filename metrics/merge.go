@@ -279,6 +279,9 @@ func (m *merger) addFile(f *mmapstore.FileSamples) {
 		valid = fc.stamp == m.stamp
 	}
 	if !valid {
+		clear(fc.fams) // drop the references before the arrays are refilled
+		clear(fc.sas)
+		clear(fc.kis)
 		fc.seq, fc.fams = f.Seq, fc.fams[:0]
 		fc.ops, fc.sas, fc.kis = fc.ops[:0], fc.sas[:0], fc.kis[:0]
 	}
