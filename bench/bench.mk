@@ -30,5 +30,6 @@ bench-e2e: bench-deps bench-tools
 	$(BIN)/herd-bench -app $(BIN)/hello -out $(BENCH_OUT) \
 		-peer 'net/http=$(BIN)/bench-nethttp -bind {addr}' \
 		-peer 'net/http+client_golang=$(BIN)/bench-promhttp -bind {addr}' \
-		-peer 'gunicorn+FastAPI=bench/python/run-gunicorn.sh {addr} {workers}' \
+		-peer 'gunicorn+FastAPI=bench/python/run-gunicorn.sh {addr} {workers} asgi' \
+		-peer 'gunicorn+FastAPI/http-mw=bench/python/run-gunicorn.sh {addr} {workers} http' \
 		-baseline net/http $(BENCH_FLAGS)

@@ -11,12 +11,16 @@ PROMETHEUS_MULTIPROC_DIR must be set before this module is imported (the
 seed article's first trap): run-gunicorn.sh exports it before gunicorn starts.
 GET /healthz answers the worker's pid and is not counted, so herd-bench can
 probe readiness (and see every worker) without touching the measured metrics.
+
+BENCH_MIDDLEWARE picks how requests are instrumented: "asgi" (default), a pure
+ASGI middleware, the fast way; or "http", FastAPI's documented
+@app.middleware("http") (Starlette's BaseHTTPMiddleware), the common way.
 """
 
 import os
 import time
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -83,7 +87,32 @@ class Instrument:
             DURATION.labels(method, pattern).observe(time.perf_counter() - start)
 
 
-app.add_middleware(Instrument)
+async def instrument_http(request: Request, call_next):
+    """The same instrumentation as @app.middleware("http")."""
+    if request.url.path in UNCOUNTED:
+        return await call_next(request)
+    start = time.perf_counter()
+    IN_FLIGHT.inc()
+    code = "500"
+    try:
+        response = await call_next(request)
+        code = str(response.status_code)
+        return response
+    finally:
+        IN_FLIGHT.dec()
+        route = request.scope.get("route")
+        pattern = getattr(route, "path", "<unmatched>")
+        REQUESTS.labels(request.method, pattern, code).inc()
+        DURATION.labels(request.method, pattern).observe(time.perf_counter() - start)
+
+
+MIDDLEWARE = os.environ.get("BENCH_MIDDLEWARE", "asgi")
+if MIDDLEWARE == "asgi":
+    app.add_middleware(Instrument)
+elif MIDDLEWARE == "http":
+    app.middleware("http")(instrument_http)
+else:
+    raise SystemExit(f"app.py: BENCH_MIDDLEWARE={MIDDLEWARE!r}: want asgi or http")
 
 
 @app.get("/hello")

@@ -3,7 +3,10 @@
 # mode) under gunicorn with uvicorn workers, from Debian packages (gunicorn,
 # python3-uvicorn, python3-fastapi, python3-prometheus-client, python3-uvloop).
 #
-#   run-gunicorn.sh ADDR WORKERS
+#   run-gunicorn.sh ADDR WORKERS [asgi|http]
+#
+# The third argument picks the metrics middleware (see app.py): a pure ASGI
+# one (default) or FastAPI's @app.middleware("http").
 #
 # A fresh PROMETHEUS_MULTIPROC_DIR is exported *before* gunicorn imports the
 # app (prometheus_client picks its mode at import, the seed article's first
@@ -12,6 +15,11 @@
 set -eu
 addr=${1:?usage: run-gunicorn.sh ADDR WORKERS}
 workers=${2:-2}
+export BENCH_MIDDLEWARE=${3:-asgi}
+case $BENCH_MIDDLEWARE in
+asgi | http) ;;
+*) echo "run-gunicorn.sh: middleware must be asgi or http, not $BENCH_MIDDLEWARE" >&2; exit 2 ;;
+esac
 here=$(cd "$(dirname "$0")" && pwd)
 dir=$(mktemp -d "${TMPDIR:-/tmp}/herd-bench-prom.XXXXXX")
 export PROMETHEUS_MULTIPROC_DIR="$dir"
