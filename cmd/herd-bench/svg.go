@@ -11,9 +11,9 @@ import (
 // Chart geometry, in SVG user units (pixels).
 const (
 	svgWidth   = 960
-	svgLabelW  = 230 // layout names, right-aligned before the bars
-	svgBarX    = 240
-	svgBarMaxW = 520
+	svgLabelW  = 270 // layout names, right-aligned before the bars
+	svgBarX    = 280
+	svgBarMaxW = 500
 	svgRowH    = 24
 	svgBarH    = 14
 	svgTitleH  = 54
