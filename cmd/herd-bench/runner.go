@@ -76,7 +76,7 @@ type runner struct {
 	scenarios []scenario
 	layouts   []layout
 	pfs       procFS
-	tmp       string // wrk script, metric directories
+	tmp       string // the wrk script
 	script    string // path of the wrk Lua script
 	progress  *progress
 	logDir    string // where failed rounds' server logs go
@@ -176,7 +176,10 @@ func (r *runner) runOne(ctx context.Context, sc scenario, l layout, round int) r
 	if err != nil {
 		return fail(nil, "pick a port: %v", err)
 	}
-	dir, err := os.MkdirTemp(r.tmp, "metrics-")
+	// Like herd's own default, keep the metric files on tmpfs: on a disk
+	// file system the kernel's writeback of the shared mappings costs the
+	// workers page faults that production does not have.
+	dir, err := os.MkdirTemp(metricsRoot(), "herd-bench-metrics-")
 	if err != nil {
 		return fail(nil, "%v", err)
 	}
@@ -278,6 +281,15 @@ func (r *runner) settledWorkers(ctx context.Context, admin *adminClient) (map[in
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// metricsRoot is where the herd app's metric directories go: /dev/shm
+// when it exists (herd's default), else the temporary directory.
+func metricsRoot() string {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		return "/dev/shm"
+	}
+	return os.TempDir()
 }
 
 // workerDeltas is each slot's increase, ordered by slot.
