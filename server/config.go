@@ -164,20 +164,20 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	d := c.withDefaults()
 	*c = d
 	fs.StringVar(&c.Bind, "bind", d.Bind, "application listen `address`")
-	fs.Var(workersFlag{&c.Workers}, "workers", "number of worker processes (0: serve in one process, no fork)")
+	fs.Var(intFlag{&c.Workers, 0}, "workers", "number of worker processes (0: serve in one process, no fork)")
 	fs.StringVar(&c.MetricsBind, "metrics-bind", d.MetricsBind, "admin listener `address` (/metrics, /healthz, /workers), or \"off\"")
 	fs.StringVar(&c.MetricsDir, "metrics-dir", d.MetricsDir, "`dir`ectory for this run's private metric files (default /dev/shm or $TMPDIR)")
 	fs.StringVar(&c.ListenerMode, "listener-mode", d.ListenerMode, "\"reuseport\" (a socket per worker) or \"shared\" (one socket)")
 	fs.DurationVar(&c.GracefulTimeout, "graceful-timeout", d.GracefulTimeout, "how long a stopping worker may drain")
 	fs.DurationVar(&c.Timeout, "timeout", d.Timeout, "kill a worker whose heartbeat is silent this long")
-	fs.Var(nonNegativeFlag{&c.MaxRequests}, "max-requests", "recycle a worker after this many requests (0: never)")
-	fs.Var(nonNegativeFlag{&c.MaxRequestsJitter}, "max-requests-jitter", "random extra requests added to -max-requests per worker")
+	fs.Var(intFlag{&c.MaxRequests, 0}, "max-requests", "recycle a worker after this many requests (0: never)")
+	fs.Var(intFlag{&c.MaxRequestsJitter, 0}, "max-requests-jitter", "random extra requests added to -max-requests per worker")
 	fs.StringVar(&c.LogFormat, "log-format", d.LogFormat, "\"text\" or \"json\"")
 	fs.Var(timeoutFlag{&c.ReadHeaderTimeout}, "read-header-timeout", "how long a worker waits for a request's headers (\"off\": no limit)")
 	fs.Var(timeoutFlag{&c.ReadTimeout}, "read-timeout", "how long a worker waits for a whole request, body included (\"off\": no limit)")
 	fs.Var(timeoutFlag{&c.WriteTimeout}, "write-timeout", "limit from the end of the request headers to the end of the response (\"off\": no limit)")
 	fs.Var(timeoutFlag{&c.IdleTimeout}, "idle-timeout", "close keep-alive connections idle this long (\"off\": never)")
-	fs.Var(positiveFlag{&c.MaxHeaderBytes}, "max-header-bytes", "largest request header accepted, in bytes (larger: 431)")
+	fs.Var(intFlag{&c.MaxHeaderBytes, 1}, "max-header-bytes", "largest request header accepted, in bytes (larger: 431)")
 	fs.StringVar(&c.AdminTLSCert, "admin-tls-cert", d.AdminTLSCert, "PEM certificate `file` for the admin listener (with -admin-tls-key: HTTPS)")
 	fs.StringVar(&c.AdminTLSKey, "admin-tls-key", d.AdminTLSKey, "PEM private key `file` for the admin listener")
 	fs.StringVar(&c.AdminTLSClientCA, "admin-tls-client-ca", d.AdminTLSClientCA, "PEM CA `file`: admin clients must present a certificate it signed")
@@ -219,49 +219,29 @@ func (f timeoutFlag) Set(s string) error {
 	return nil
 }
 
-// positiveFlag parses an int of at least 1.
-type positiveFlag struct{ p *int }
-
-func (f positiveFlag) String() string { return workersFlag(f).String() }
-func (f positiveFlag) Set(s string) error {
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return fmt.Errorf("not a number: %q", s)
-	}
-	if n < 1 {
-		return fmt.Errorf("must be 1 or more, got %d", n)
-	}
-	*f.p = n
-	return nil
+// intFlag parses an int of at least min.
+type intFlag struct {
+	p   *int
+	min int
 }
 
-// workersFlag parses a non-negative worker count.
-type workersFlag struct{ p *int }
-
-func (f workersFlag) String() string {
+func (f intFlag) String() string {
 	if f.p == nil {
 		return ""
 	}
 	return strconv.Itoa(*f.p)
 }
 
-func (f workersFlag) Set(s string) error {
+func (f intFlag) Set(s string) error {
 	n, err := strconv.Atoi(s)
 	if err != nil {
 		return fmt.Errorf("not a number: %q", s)
 	}
-	if n < 0 {
-		return fmt.Errorf("must be 0 or more, got %d", n)
+	if n < f.min {
+		return fmt.Errorf("must be %d or more, got %d", f.min, n)
 	}
 	*f.p = n
 	return nil
-}
-
-type nonNegativeFlag struct{ p *int }
-
-func (f nonNegativeFlag) String() string { return workersFlag(f).String() }
-func (f nonNegativeFlag) Set(s string) error {
-	return workersFlag(f).Set(s)
 }
 
 // Validate checks the configuration without side effects: the values
