@@ -31,7 +31,6 @@ type workerJSON struct {
 type status struct {
 	master *prefork.Master // nil in single-process mode
 
-	single   bool
 	pid      int
 	started  time.Time
 	requests func() uint64

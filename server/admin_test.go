@@ -103,7 +103,7 @@ func serveAdmin(t *testing.T, cfg Config) (string, *adminSecurity) {
 		t.Fatal(err)
 	}
 	g := metrics.GathererFunc(func() ([]*dto.MetricFamily, error) { return nil, nil })
-	st := &status{single: true, pid: 1, requests: func() uint64 { return 0 }}
+	st := &status{pid: 1, requests: func() uint64 { return 0 }}
 	srv := startAdmin(ln, g, st, sec, slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { stopAdmin(srv) })
 	scheme := "http://"

@@ -54,7 +54,7 @@ func runSingle(ctx context.Context, cfg Config, app App, log *slog.Logger) error
 	defer sv.close()
 	h, alog := sv.handler, sv.alog
 	d := newDrainer(h, cfg, 0, nil, slog.NewLogLogger(log.Handler(), slog.LevelError))
-	st := &status{single: true, pid: os.Getpid(), requests: d.requests.Load}
+	st := &status{pid: os.Getpid(), requests: d.requests.Load}
 	adminSrv := startAdmin(admin, metrics.NewDirGatherer(dir, metrics.GathererOpts{Logger: log}), st, sec, log)
 	warnExposedAdmin(admin, sec, log)
 	d.serve([]net.Listener{ln})
