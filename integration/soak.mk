@@ -1,4 +1,4 @@
-# Included by the top-level Makefile (owner: helper F, integration/).
+# Included by the top-level Makefile: the soak test and flag fuzzing.
 #
 # make soak              10 minutes of steady load on bin/hello (2 workers), checking that
 #                        goroutines, open fds and RSS of every process, the metric files and

@@ -25,7 +25,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // pythonGolden is the directory of files and expositions written by the real client_python.
-const pythonGolden = "../../shared/testdata/client_python"
+const pythonGolden = "../testdata/client_python"
 
 // decodeAll decodes a whole exposition in the given format.
 func decodeAll(t *testing.T, r io.Reader, format expfmt.Format) []*dto.MetricFamily {

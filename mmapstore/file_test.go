@@ -211,7 +211,7 @@ func TestReopenContinues(t *testing.T) {
 }
 
 // goldenDir holds files written by the real client_python (current layout).
-const goldenDir = "../../shared/testdata/client_python"
+const goldenDir = "../testdata/client_python"
 
 func TestReadGoldenClientPython(t *testing.T) {
 	dir := filepath.Join(goldenDir, "mpdir")

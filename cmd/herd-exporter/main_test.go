@@ -28,7 +28,7 @@ import (
 // goldenDir holds files written by the real client_python (current layout)
 // and what its MultiProcessCollector serves for them. It lives in the
 // shared/ directory beside the repository.
-const goldenDir = "../../../shared/testdata/client_python"
+const goldenDir = "../../testdata/client_python"
 
 // python is Debian's interpreter, which has python3-prometheus-client 0.16
 // (the legacy 8-byte layout); a python3 earlier in PATH may lack the module.
