@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -37,17 +38,12 @@ func TestSIGTERMLetsSlowRequestsFinish(t *testing.T) {
 			}
 			// Wait until every slow request is being served: the in-flight
 			// gauge counts them over all workers.
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				v, _ := value(p.scrape(), "http_requests_in_flight", nil)
-				if v == n {
-					break
+			eventually(t, 10*time.Second, func() error {
+				if v, _ := value(p.scrape(), "http_requests_in_flight", nil); v != n {
+					return fmt.Errorf("in-flight gauge = %v, want %d", v, n)
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("in-flight gauge = %v, want %d", v, n)
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+				return nil
+			})
 			p.cmd.Process.Signal(syscall.SIGTERM)
 			wg.Wait()
 			close(results)

@@ -86,13 +86,14 @@ func (l *load) stop() {
 func (l *load) waitFor(t *testing.T, n int64) {
 	t.Helper()
 	target := l.ok.Load() + n
-	deadline := time.Now().Add(20 * time.Second)
-	for l.ok.Load() < target {
-		if time.Now().After(deadline) {
-			t.Fatalf("load stalled: %d ok, %d failed, errors %v", l.ok.Load(), l.failed.Load(), l.errs)
+	eventually(t, 20*time.Second, func() error {
+		if l.ok.Load() < target {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			return fmt.Errorf("load stalled: %d ok, %d failed, errors %v", l.ok.Load(), l.failed.Load(), l.errs)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // check fails the test if any request failed, and returns the successes.

@@ -11,15 +11,14 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -82,10 +81,12 @@ func TestAdminListenerWithTLSAndBasicAuth(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for status("/healthz", "", "") != 200 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	eventually(t, 20*time.Second, func() error {
+		if got := status("/healthz", "", ""); got != 200 {
+			return fmt.Errorf("GET /healthz: %d, want 200", got)
+		}
+		return nil
+	})
 	for _, tc := range []struct {
 		path, user, pass string
 		want             int
@@ -106,65 +107,5 @@ func TestAdminListenerWithTLSAndBasicAuth(t *testing.T) {
 		if resp.StatusCode == 200 {
 			t.Error("plain HTTP served /metrics on the TLS admin listener")
 		}
-	}
-}
-
-// lines returns the lines of a file.
-func lines(t *testing.T, path string) []string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := strings.TrimRight(string(b), "\n")
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, "\n")
-}
-
-func TestAccessLogIsReopenedOnUSR1AndPIDFile(t *testing.T) {
-	dir := t.TempDir()
-	logPath, pidPath := filepath.Join(dir, "access.log"), filepath.Join(dir, "hello.pid")
-	p := startHello(t, "-workers", "2", "-access-log", logPath, "-pidfile", pidPath)
-	p.waitReady(2)
-	if b, _ := os.ReadFile(pidPath); strings.TrimSpace(string(b)) != strconv.Itoa(p.cmd.Process.Pid) {
-		t.Errorf("pidfile holds %q, want the master's pid %d", b, p.cmd.Process.Pid)
-	}
-	// Fresh connections, so that both workers log.
-	sendN(t, freshConnClient(), p.app, 100, 4, func(int) string { return "/hello" })
-	if err := os.Rename(logPath, logPath+".1"); err != nil {
-		t.Fatal(err)
-	}
-	p.cmd.Process.Signal(syscall.SIGUSR1)
-	deadline := time.Now().Add(10 * time.Second)
-	for strings.Count(p.log.String(), "access log reopened") < 2 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := strings.Count(p.log.String(), "access log reopened"); n != 2 {
-		t.Fatalf("%d workers reopened the access log after SIGUSR1, want 2", n)
-	}
-	sendN(t, freshConnClient(), p.app, 100, 4, func(int) string { return "/users/7" })
-	old, cur := lines(t, logPath+".1"), lines(t, logPath)
-	if len(old) != 100 || len(cur) != 100 {
-		t.Errorf("rotated log has %d lines, new log %d: want 100 and 100", len(old), len(cur))
-	}
-	for _, l := range old {
-		if !strings.Contains(l, `"GET /hello HTTP/1.1" 200 `) {
-			t.Errorf("rotated log line %q", l)
-			break
-		}
-	}
-	for _, l := range cur {
-		if !strings.Contains(l, `"GET /users/7 HTTP/1.1" 200 `) {
-			t.Errorf("new log line %q", l)
-			break
-		}
-	}
-	if code := p.stop(syscall.SIGTERM, 30*time.Second); code != 0 {
-		t.Errorf("exit status %d", code)
-	}
-	if _, err := os.Stat(pidPath); err == nil {
-		t.Error("pidfile left behind after a clean stop")
 	}
 }

@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -43,15 +44,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// proc is one running bin/hello.
-type proc struct {
-	*rawProc
-	t     *testing.T
-	app   string // http://host:port of the application
-	admin string // http://host:port of the admin listener
-	dir   string // the run directory of the metric files
-}
-
+// syncBuffer is a bytes.Buffer safe for a writing process and reading tests.
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -67,6 +60,118 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// rawProc is a process started by a test whose stderr lines are kept.
+type rawProc struct {
+	cmd  *exec.Cmd
+	log  *syncBuffer
+	done chan struct{}
+	err  error // from Wait, valid once done is closed
+}
+
+// startRaw starts cmd, collects its stderr and stops it (SIGQUIT, then
+// SIGKILL) at cleanup if it is still running.
+func startRaw(t *testing.T, cmd *exec.Cmd) *rawProc {
+	t.Helper()
+	p := &rawProc{cmd: cmd, log: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = p.log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", cmd.Path, err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-p.done:
+			case <-time.After(5 * time.Second):
+				cmd.Process.Kill()
+				<-p.done
+			}
+		}
+		if t.Failed() {
+			t.Logf("log of %s:\n%s", filepath.Base(cmd.Path), p.log.String())
+		}
+	})
+	return p
+}
+
+// waitLine waits until the process logs a line containing one of subs and
+// returns it; it fails the test if the process exits first or after within.
+func (p *rawProc) waitLine(t *testing.T, within time.Duration, subs ...string) string {
+	t.Helper()
+	find := func() string {
+		for _, line := range strings.Split(p.log.String(), "\n") {
+			for _, sub := range subs {
+				if strings.Contains(line, sub) {
+					return line
+				}
+			}
+		}
+		return ""
+	}
+	var found string
+	if err := waitUntil(within, func() error {
+		if found = find(); found != "" {
+			return nil
+		}
+		select {
+		case <-p.done:
+			if found = find(); found != "" { // logged just before exiting
+				return nil
+			}
+			t.Fatalf("%s exited (%v) before logging %q:\n%s", filepath.Base(p.cmd.Path), p.err, subs, p.log.String())
+		default:
+		}
+		return errors.New("not yet")
+	}); err != nil {
+		t.Fatalf("%s did not log %q in %s:\n%s", filepath.Base(p.cmd.Path), subs, within, p.log.String())
+	}
+	return found
+}
+
+// waitLog waits until a stderr line contains substr and returns that line.
+func (p *rawProc) waitLog(t *testing.T, substr string, within time.Duration) string {
+	t.Helper()
+	return p.waitLine(t, within, substr)
+}
+
+// stop sends sig and returns the exit status, failing if the process does
+// not exit within the given time.
+func (p *rawProc) stop(t *testing.T, sig syscall.Signal, within time.Duration) int {
+	t.Helper()
+	p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(within):
+		t.Fatalf("%s did not exit within %s of %v", filepath.Base(p.cmd.Path), within, sig)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// logField finds key's value in a text (key=value) or JSON ("key":"value")
+// log line.
+func logField(line, key string) string {
+	re := regexp.MustCompile(`(?:^|[\s{,])"?` + regexp.QuoteMeta(key) + `"?[=:]"?([^\s",}]+)`)
+	if m := re.FindStringSubmatch(line); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// proc is one running bin/hello.
+type proc struct {
+	*rawProc
+	t     *testing.T
+	app   string // http://host:port of the application
+	admin string // http://host:port of the admin listener
+	dir   string // the run directory of the metric files
 }
 
 var (
@@ -89,30 +194,6 @@ func startHello(t *testing.T, args ...string) *proc {
 		p.dir = d // slog quotes values with spaces or '='
 	}
 	return p
-}
-
-// waitLine waits until the process logs a line containing one of subs and
-// returns it; it fails the test if the process exits first or after within.
-func (p *rawProc) waitLine(t *testing.T, within time.Duration, subs ...string) string {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		for _, line := range strings.Split(p.log.String(), "\n") {
-			for _, sub := range subs {
-				if strings.Contains(line, sub) {
-					return line
-				}
-			}
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("%s exited before logging %q: %v\n%s", p.cmd.Path, subs, p.err, p.log.String())
-		case <-time.After(5 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not log %q in %s:\n%s", p.cmd.Path, subs, within, p.log.String())
-		}
-	}
 }
 
 // workerInfo mirrors an element of GET /workers.
@@ -142,24 +223,57 @@ func (p *proc) workers() ([]workerInfo, error) {
 // are counted) until n workers are ready.
 func (p *proc) waitReady(n int) []workerInfo {
 	p.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		ws, err := p.workers()
-		if err == nil {
-			ready := 0
-			for _, w := range ws {
-				if w.State == "ready" {
-					ready++
-				}
-			}
-			if ready == n && len(ws) == n {
-				return ws
+	var ws []workerInfo
+	if err := waitUntil(20*time.Second, func() error {
+		var err error
+		if ws, err = p.workers(); err != nil {
+			return err
+		}
+		ready := 0
+		for _, w := range ws {
+			if w.State == "ready" {
+				ready++
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		if ready != n || len(ws) != n {
+			return fmt.Errorf("workers %+v", ws)
+		}
+		return nil
+	}); err != nil {
+		p.t.Fatalf("%d workers not ready in 20 s (%v):\n%s", n, err, p.log.String())
 	}
-	p.t.Fatalf("%d workers not ready in 20 s:\n%s", n, p.log.String())
-	return nil
+	return ws
+}
+
+// workerPIDs returns the pids of the workers listed by the admin listener
+// at admin, once there is at least one and all are ready.
+func workerPIDs(t *testing.T, admin string) map[int]bool {
+	t.Helper()
+	pids := map[int]bool{}
+	eventually(t, 10*time.Second, func() error {
+		resp, err := http.Get(admin + "/workers")
+		if err != nil {
+			return err
+		}
+		var ws []workerInfo
+		err = json.NewDecoder(resp.Body).Decode(&ws)
+		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("/workers: %v", err)
+		}
+		clear(pids)
+		for _, w := range ws {
+			pids[w.PID] = true
+			if w.State != "ready" {
+				return fmt.Errorf("not all workers ready: %+v", ws)
+			}
+		}
+		if len(ws) == 0 {
+			return errors.New("/workers lists no worker")
+		}
+		return nil
+	})
+	return pids
 }
 
 // stop sends sig and waits for the exit status.

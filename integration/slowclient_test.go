@@ -157,12 +157,13 @@ func TestSlowClientsCannotExhaustAWorker(t *testing.T) {
 	})
 
 	// Everything the slow clients held is released.
-	deadline := time.Now().Add(5 * time.Second)
-	for openFDs(t, ws[0].PID) > baseFDs+5 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if n := openFDs(t, ws[0].PID); n > baseFDs+5 {
-		t.Errorf("worker has %d open descriptors, %d before the slow clients", n, baseFDs)
+	if err := waitUntil(5*time.Second, func() error {
+		if n := openFDs(t, ws[0].PID); n > baseFDs+5 {
+			return fmt.Errorf("worker has %d open descriptors, %d before the slow clients", n, baseFDs)
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"errors"
 	"fmt"
 	"syscall"
 	"testing"
@@ -13,20 +14,21 @@ var modes = []string{"reuseport", "shared"}
 // waitWorkers polls /workers until cond holds, or fails after d.
 func (p *proc) waitWorkers(d time.Duration, what string, cond func([]workerInfo) bool) []workerInfo {
 	p.t.Helper()
-	deadline := time.Now().Add(d)
 	var last []workerInfo
-	for time.Now().Before(deadline) {
+	if err := waitUntil(d, func() error {
 		ws, err := p.workers()
-		if err == nil {
-			last = ws
-			if cond(ws) {
-				return ws
-			}
+		if err != nil {
+			return err
 		}
-		time.Sleep(10 * time.Millisecond)
+		last = ws
+		if !cond(ws) {
+			return errors.New("not yet")
+		}
+		return nil
+	}); err != nil {
+		p.t.Fatalf("%s: not within %s; workers %+v\n%s", what, d, last, p.log.String())
 	}
-	p.t.Fatalf("%s: not within %s; workers %+v\n%s", what, d, last, p.log.String())
-	return nil
+	return last
 }
 
 func readyPIDs(ws []workerInfo) map[int]bool {
@@ -117,18 +119,20 @@ func TestMaxRequestsRecyclingLosesNothing(t *testing.T) {
 			l := startLoad(t, p.app, "/hello", 8, 2*time.Minute)
 			// About 50 recycles: each worker serves 60..80 requests.
 			restarts := 0
-			deadline := time.Now().Add(90 * time.Second)
-			for restarts < 50 && time.Now().Before(deadline) {
-				time.Sleep(50 * time.Millisecond)
+			waitUntil(90*time.Second, func() error {
 				ws, err := p.workers()
 				if err != nil {
-					continue
+					return err
 				}
 				restarts = 0
 				for _, w := range ws {
 					restarts += w.Restarts
 				}
-			}
+				if restarts < 50 {
+					return fmt.Errorf("%d recycles", restarts)
+				}
+				return nil
+			})
 			ok := l.check(t)
 			if restarts < 50 {
 				t.Fatalf("only %d recycles after %d requests", restarts, ok)
@@ -156,14 +160,15 @@ func TestKilledWorkerIsReplacedAndCountersNeverDecrease(t *testing.T) {
 	if d := time.Since(killed); d > time.Second {
 		t.Errorf("replacement ready %s after kill -9, want within 1 s", d)
 	}
-	// The dead worker's counts stay in every later scrape.
+	// The dead worker's counts stay in every later scrape, while requests
+	// go on being counted.
 	for range 20 {
 		c := p.helloCount()
 		if c < last {
 			t.Fatalf("http_requests_total went down from %v to %v after a worker died", last, c)
 		}
 		last = c
-		time.Sleep(20 * time.Millisecond)
+		l.waitFor(t, 10)
 	}
 	// The master's supervision metrics record the crash.
 	mfs := p.scrape()
@@ -191,12 +196,13 @@ func TestKilledMasterTakesItsWorkersWithIt(t *testing.T) {
 	ws := p.waitReady(2)
 	syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.done
-	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) {
-		if !alive(ws[0].PID) && !alive(ws[1].PID) {
-			return
+	if waitUntil(time.Second, func() error {
+		if alive(ws[0].PID) || alive(ws[1].PID) {
+			return errors.New("a worker is still running")
 		}
-		time.Sleep(10 * time.Millisecond)
+		return nil
+	}) == nil {
+		return
 	}
 	for _, w := range ws {
 		if alive(w.PID) {
@@ -216,11 +222,12 @@ func TestHungWorkerIsKilledAfterTimeout(t *testing.T) {
 		now := readyPIDs(ws)
 		return len(now) == 2 && !now[victim]
 	})
-	deadline := time.Now().Add(5 * time.Second)
-	for alive(victim) && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if alive(victim) {
-		t.Errorf("hung worker pid %d still exists (state %s)", victim, procState(victim))
+	if err := waitUntil(5*time.Second, func() error {
+		if alive(victim) {
+			return fmt.Errorf("hung worker pid %d still exists (state %s)", victim, procState(victim))
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
 	}
 }

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -33,17 +34,12 @@ func TestTrap3_FilesRemovedUnderLiveWorkersLoseNoCount(t *testing.T) {
 				}
 			}
 			sendN(t, keepAliveClient(), p.app, 100, 4, func(int) string { return "/hello" })
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				got := p.helloCount()
-				if got == 200 {
-					break
+			eventually(t, 10*time.Second, func() error {
+				if got := p.helloCount(); got != 200 {
+					return fmt.Errorf("http_requests_total{route=\"/hello\"} = %v after the files were removed, want 200", got)
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("http_requests_total{route=\"/hello\"} = %v 10 s after the files were removed, want 200", got)
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+				return nil
+			})
 		})
 	}
 }
