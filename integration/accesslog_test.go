@@ -49,6 +49,7 @@ func accessLines(t *testing.T, path string) []string {
 // master) and checks that the workers move to the new file and that every
 // request is still logged exactly once across the two files.
 func TestAccessLogFileAndRotation(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "access.log")
 	p := startHello(t, "-workers", "2", "-access-log", path)
 	p.waitReady(2)
@@ -131,6 +132,7 @@ func lines(t *testing.T, path string) []string {
 }
 
 func TestAccessLogIsReopenedOnUSR1AndPIDFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	logPath, pidPath := filepath.Join(dir, "access.log"), filepath.Join(dir, "hello.pid")
 	p := startHello(t, "-workers", "2", "-access-log", logPath, "-pidfile", pidPath)

@@ -44,6 +44,8 @@ func helloChildren(t *testing.T) []int {
 	return pids
 }
 
+// TestBadInputExits2WithOneLine is not parallel: it makes the test process a
+// child subreaper and counts every bin/hello that is its child.
 func TestBadInputExits2WithOneLine(t *testing.T) {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		t.Fatalf("PR_SET_CHILD_SUBREAPER: %v", err)

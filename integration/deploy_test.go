@@ -102,6 +102,7 @@ func withOverrides(args []string, over map[string]string) []string {
 // TestMigrationGuideFlagsExist: every herd flag the gunicorn migration
 // guide mentions is a flag of bin/hello.
 func TestMigrationGuideFlagsExist(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile("../docs/migrating-from-gunicorn.md")
 	if err != nil {
 		t.Fatal(err)

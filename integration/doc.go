@@ -7,4 +7,8 @@
 // condition, with a deadline (eventually and waitUntil in eventually_test.go),
 // never for a guessed time. Every other file holds the tests of one concept:
 // a fault, a feature, or a tool herd is deployed with.
+//
+// Light, independent tests call t.Parallel. Tests that load the machine or
+// measure time run alone, and so do those that change the test process
+// itself (its umask, or making it a child subreaper).
 package integration

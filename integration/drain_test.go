@@ -11,6 +11,7 @@ import (
 )
 
 func TestSIGTERMLetsSlowRequestsFinish(t *testing.T) {
+	t.Parallel()
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
 			p := startHello(t, "-workers", "2", "-listener-mode", mode)

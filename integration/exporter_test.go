@@ -79,6 +79,7 @@ func scrapeURL(t *testing.T, url string) map[string]*dto.MetricFamily {
 // directory of a live herd master: what it serves must equal the master's
 // own /metrics, value for value (herd's own herd_* families aside).
 func TestExporterReadsHerdRunDirectory(t *testing.T) {
+	t.Parallel()
 	exporter := filepath.Join(t.TempDir(), "herd-exporter")
 	if out, err := exec.Command("go", "build", "-o", exporter, "github.com/herdhttp/herd/cmd/herd-exporter").CombinedOutput(); err != nil {
 		t.Fatalf("building herd-exporter: %v\n%s", err, out)

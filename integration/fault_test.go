@@ -302,6 +302,7 @@ func TestBadFilesInTheRunDirectoryAreSkipped(t *testing.T) {
 // (only root or the run's own user can write there) must not be able to
 // make herd count another file, or write into one.
 func TestSymlinksInTheRunDirectoryAreNotFollowed(t *testing.T) {
+	t.Parallel()
 	p := startHello(t, "-workers", "1")
 	p.waitReady(1)
 	dir := p.runDir()

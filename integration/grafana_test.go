@@ -88,6 +88,7 @@ func dashboardExprs(t *testing.T) map[string]string { // panel/refId -> expr
 // restarts, each worker's share); prometheus_test.go evaluates every
 // expression against a real Prometheus.
 func TestDeployGrafanaDashboard(t *testing.T) {
+	t.Parallel()
 	d := loadDashboard(t)
 	if d.Title == "" || d.UID == "" || d.SchemaVersion < 30 {
 		t.Errorf("title %q uid %q schemaVersion %d", d.Title, d.UID, d.SchemaVersion)

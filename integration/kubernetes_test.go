@@ -87,6 +87,7 @@ func str(v any) string {
 // selectors of the Service and the PodMonitor. Then it runs hello with the
 // Deployment's arguments (on loopback) to prove they are valid.
 func TestDeployKubernetes(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(deployDir, "kubernetes")
 	byKind := map[string]map[string]any{}
 	for _, f := range []string{"deployment.yaml", "service.yaml", "podmonitor.yaml"} {
@@ -238,6 +239,7 @@ func TestDeployKubernetes(t *testing.T) {
 // parses, and its relabelling rules turn a pod's annotations into the admin
 // listener's address, as Prometheus would apply them (anchored RE2).
 func TestDeployKubernetesScrapeJob(t *testing.T) {
+	t.Parallel()
 	docs := loadYAML(t, filepath.Join(deployDir, "kubernetes", "prometheus-scrape-pods.yaml"))
 	if len(docs) != 1 {
 		t.Fatalf("%d documents", len(docs))

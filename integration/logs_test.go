@@ -15,6 +15,7 @@ import (
 // the master's and the workers', must be one JSON object as log collectors
 // expect, with time, level and msg.
 func TestJSONLogs(t *testing.T) {
+	t.Parallel()
 	p := startRaw(t, exec.Command(helloBin, "-bind", "127.0.0.1:0", "-metrics-bind", "127.0.0.1:0",
 		"-metrics-dir", t.TempDir(), "-workers", "2", "-log-format", "json"))
 	line := p.waitLog(t, "master started", 20*time.Second)

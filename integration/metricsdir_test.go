@@ -36,6 +36,7 @@ func refused(t *testing.T, dir, want string, args ...string) {
 }
 
 func TestUnsafeMetricsDirIsRefused(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	mk := func(name string, mode os.FileMode) string {
 		p := filepath.Join(base, name)
@@ -101,6 +102,8 @@ func checkPrivate(t *testing.T, dir string) int {
 	return len(ents)
 }
 
+// TestRunDirectoryIsPrivateAndOnlyItIsRemoved is not parallel: it sets the
+// test process's umask to 0 while it starts two runs.
 func TestRunDirectoryIsPrivateAndOnlyItIsRemoved(t *testing.T) {
 	parent := t.TempDir()
 	os.Chmod(parent, 0o777|os.ModeSticky) // as /dev/shm

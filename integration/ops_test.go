@@ -61,6 +61,7 @@ func passlibHash(password string) string {
 }
 
 func TestAdminListenerWithTLSAndBasicAuth(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	certFile, keyFile, pool := selfSigned(t, dir)
 	users := filepath.Join(dir, "users")

@@ -24,6 +24,7 @@ func promtool(t *testing.T) string {
 }
 
 func TestDeployPrometheusConfig(t *testing.T) {
+	t.Parallel()
 	out, err := exec.Command(promtool(t), "check", "config", filepath.Join(deployDir, "prometheus", "prometheus.yml")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("promtool check config: %v\n%s", err, out)
@@ -33,6 +34,7 @@ func TestDeployPrometheusConfig(t *testing.T) {
 // TestPromtoolCheckMetrics lints a master's /metrics after traffic, with
 // every metric family present, using promtool: it must have nothing to say.
 func TestPromtoolCheckMetrics(t *testing.T) {
+	t.Parallel()
 	tool := promtool(t)
 	p := startHello(t, "-workers", "2")
 	p.waitReady(2)

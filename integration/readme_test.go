@@ -11,6 +11,7 @@ import (
 // TestReadmeMinimalProgramCompiles extracts the minimal program from
 // README.md and builds it, so the README cannot drift from the API.
 func TestReadmeMinimalProgramCompiles(t *testing.T) {
+	t.Parallel()
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)

@@ -92,6 +92,7 @@ func checkExactCounts(t *testing.T, p *proc, n int) {
 }
 
 func TestTwoWorkersExactCountsAndCleanStop(t *testing.T) {
+	t.Parallel()
 	p := startHello(t, "-workers", "2")
 	ws := p.waitReady(2)
 	master := p.cmd.Process.Pid
@@ -120,6 +121,7 @@ func TestTwoWorkersExactCountsAndCleanStop(t *testing.T) {
 }
 
 func TestSingleProcessServesTheSameMetrics(t *testing.T) {
+	t.Parallel()
 	p := startHello(t, "-workers", "0")
 	p.waitReady(1)
 	checkExactCounts(t, p, 300)

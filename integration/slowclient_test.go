@@ -187,6 +187,7 @@ func rawStatus(t *testing.T, addr string, size int) int {
 }
 
 func TestOversizedHeadersGet431(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		args       []string
 		fits, over int

@@ -92,6 +92,7 @@ const (
 // TestDeploySystemdUnits checks the unit files' keys against what herd
 // does, and has systemd-analyze verify them when it is installed.
 func TestDeploySystemdUnits(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(deployDir, "systemd")
 	svc := parseUnit(t, filepath.Join(dir, unitService))
 	sock := parseUnit(t, filepath.Join(dir, unitSocket))
@@ -228,6 +229,7 @@ func (n *notifyListener) waitFor(t *testing.T, want string, within time.Duration
 // ExecReload during traffic (RELOADING=1, then READY=1, no failed request),
 // and stops with the unit's KillSignal within TimeoutStopSec.
 func TestSystemdUnitUnderSocketActivation(t *testing.T) {
+	t.Parallel()
 	svc := parseUnit(t, filepath.Join(deployDir, "systemd", unitService))
 	execStart := strings.Fields(svc.one(t, "Service", "ExecStart"))
 	args := withOverrides(execStart[1:], map[string]string{

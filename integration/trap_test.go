@@ -15,6 +15,7 @@ import (
 // notice within a second and recreate their files with their current
 // values, so the counts of before and after the deletion all reach /metrics.
 func TestTrap3_FilesRemovedUnderLiveWorkersLoseNoCount(t *testing.T) {
+	t.Parallel()
 	for _, workers := range []string{"2", "0"} {
 		t.Run("workers="+workers, func(t *testing.T) {
 			p := startHello(t, "-workers", workers)
