@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -26,13 +25,11 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-var runDirRE = regexp.MustCompile(`metrics_dir=("(?:[^"\\]|\\.)*"|\S+)`)
-
 // runDir returns the run directory the master logged (slog quotes it when
 // it holds spaces, quotes or '=').
 func (p *proc) runDir() string {
 	p.t.Helper()
-	m := runDirRE.FindStringSubmatch(p.log.String())
+	m := dirRE.FindStringSubmatch(p.log.String())
 	if m == nil {
 		p.t.Fatalf("no metrics_dir in the log:\n%s", p.log.String())
 	}
