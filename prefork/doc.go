@@ -74,7 +74,8 @@
 // (Config.CrashLimit per Config.CrashWindow; ErrRestartLimit); planned ones (reload,
 // max-requests, scale-down, shutdown) never do. A worker that exits or hangs before it is
 // ready while the master is starting stops the master with ErrBootFailed, as gunicorn does;
-// during a reload it aborts the reload and the old workers keep serving. A ready worker
+// during a reload it aborts the reload and the old workers keep serving (a new worker still
+// booting in another slot is stopped as part of the abandoned reload). A ready worker
 // whose heartbeat stops for Config.Timeout is killed and replaced.
 //
 // In ModeReusePort the kernel would keep sending a slot's share of new connections to its

@@ -40,7 +40,7 @@ const (
 	ExitTimeout    ExitReason = "timeout"     // killed after its heartbeat stopped for Timeout
 	// Planned: these never count.
 	ExitShutdown   ExitReason = "shutdown"    // the master stopped
-	ExitReloaded   ExitReason = "reloaded"    // replaced by a rolling restart (HUP, Reload)
+	ExitReloaded   ExitReason = "reloaded"    // replaced by a rolling restart (HUP, Reload), or started by one that was abandoned
 	ExitRetired    ExitReason = "retired"     // replaced after Retire (max requests)
 	ExitScaledDown ExitReason = "scaled-down" // its slot was removed (TTOU, SetWorkers)
 )

@@ -115,6 +115,19 @@ func runTestWorker(w *prefork.WorkerProcess) int {
 			srv.Serve(l)
 		}()
 	}
+	if gate := os.Getenv("PREFORK_TEST_GATE"); gate != "" {
+		// A slow boot: ready only once the test creates the gate file.
+		for {
+			if _, err := os.Stat(gate); err == nil {
+				break
+			}
+			select {
+			case <-w.Stop():
+				return 0
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
 	if err := w.Ready(); err != nil {
 		fmt.Fprintln(os.Stderr, "test worker:", err)
 		return 1
@@ -268,8 +281,9 @@ func (b *syncBuffer) String() string {
 }
 
 // startMaster runs a master in the test process with workers of the given behavior. Cleanup
-// stops it and makes sure every worker is gone.
-func startMaster(t *testing.T, cfg prefork.Config, behavior string) *testMaster {
+// stops it and makes sure every worker is gone. setup runs before Run (to install a fork
+// seam).
+func startMaster(t *testing.T, cfg prefork.Config, behavior string, setup ...func(*prefork.Master)) *testMaster {
 	t.Helper()
 	tm := &testMaster{errc: make(chan error, 1), logs: &syncBuffer{}}
 	if cfg.Addrs == nil {
@@ -291,6 +305,9 @@ func startMaster(t *testing.T, cfg prefork.Config, behavior string) *testMaster 
 		t.Fatal(err)
 	}
 	tm.Master, tm.sig = m, sig
+	for _, f := range setup {
+		f(m)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tm.stop = cancel
 	var seen sync.Map // every pid ever reported, for the cleanup

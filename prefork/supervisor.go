@@ -436,8 +436,16 @@ func (s *supervisor) abortReload(cause error) {
 	}
 	s.reloading, s.reloadCur = false, -1
 	for _, sl := range s.slots {
-		if sl.replace == ExitReloaded {
-			sl.replace = ""
+		if sl.replace != ExitReloaded {
+			continue
+		}
+		sl.replace = ""
+		if w := sl.successor; w != nil {
+			// The old worker keeps serving: the successor the abandoned reload started
+			// goes, stopped as part of the reload, never left to take over later with
+			// no reason to give its predecessor.
+			sl.successor = nil
+			s.stop(w, ExitReloaded)
 		}
 	}
 	s.log.Error("reload aborted: a new worker failed to boot; the old workers keep serving", "err", cause)
