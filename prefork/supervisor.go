@@ -364,7 +364,10 @@ func (s *supervisor) step(now time.Time) {
 		return
 	}
 	s.stepReload()
-	for _, sl := range s.slots[:s.n] {
+	// A failed start can shrink s.n (an undone scale-up) or begin the stop (a boot failure
+	// at start-up): both are checked again before every spawn.
+	for i := 0; i < s.n && !s.stopping; i++ {
+		sl := s.slots[i]
 		if sl.active == nil && sl.successor != nil {
 			// The worker being replaced died first: its successor takes over.
 			sl.active, sl.successor, sl.replace = sl.successor, nil, ""
