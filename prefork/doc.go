@@ -78,6 +78,12 @@
 // booting in another slot is stopped as part of the abandoned reload). A ready worker
 // whose heartbeat stops for Config.Timeout is killed and replaced.
 //
+// Running out of file descriptors (EMFILE, ENFILE) while starting a worker is not a crash:
+// the start is retried with backoff, never counted toward the limit, logged at most every
+// 10s and counted (Master.Counters). The master keeps a small reserve of descriptors that it
+// frees just before each start, so that something else in its process filling the
+// descriptor table (admin connections, say) cannot stop the replacement of workers.
+//
 // In ModeReusePort the kernel would keep sending a slot's share of new connections to its
 // socket while the slot has no worker (crashed, booting, in backoff, removed by SIGTTOU).
 // The master steers new connections to the sockets of the slots with a ready worker with a

@@ -30,6 +30,16 @@ type WorkerInfo struct {
 	LastHeartbeat time.Time   `json:"last_heartbeat,omitzero"`
 }
 
+// Counters are running totals of a master's supervision, for its metrics (Master.Counters).
+type Counters struct {
+	// FDExhausted counts worker starts that failed because the master's process or the
+	// system had no file descriptor left (EMFILE, ENFILE) for the worker's pipes or the
+	// fork, and new slots (SIGTTIN, SetWorkers) whose sockets could not be opened for the
+	// same reason. Such a start is retried with backoff and never counts toward CrashLimit;
+	// such a slot is not added.
+	FDExhausted uint64 `json:"fd_exhausted"`
+}
+
 // ExitReason says why a worker process ended.
 type ExitReason string
 

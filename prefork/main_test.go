@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/herdhttp/herd/prefork"
 )
 
@@ -151,6 +153,8 @@ type masterSpec struct {
 	Timeout    time.Duration
 	Behavior   string
 	Activation bool // fd 3 is a listening socket: pretend systemd passed it
+	CrashLimit int
+	NoFile     uint64 // > 0: the master's RLIMIT_NOFILE (soft limit)
 }
 
 // runTestMaster runs a master configured by spec (JSON). It prints "admin ADDR" and
@@ -165,12 +169,22 @@ func runTestMaster(spec string) int {
 	if sp.Activation {
 		environ = append(os.Environ(), "LISTEN_PID="+strconv.Itoa(os.Getpid()), "LISTEN_FDS=1")
 	}
+	if sp.NoFile > 0 {
+		var lim unix.Rlimit
+		unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
+		lim.Cur = sp.NoFile
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+			fmt.Fprintln(os.Stderr, "test master: setrlimit:", err)
+			return 2
+		}
+	}
 	m, err := prefork.NewMaster(prefork.Config{
-		Environ: environ,
-		Workers: sp.Workers,
-		Addrs:   []string{"127.0.0.1:0"},
-		Mode:    prefork.ListenerMode(sp.Mode),
-		Timeout: sp.Timeout,
+		Environ:    environ,
+		Workers:    sp.Workers,
+		Addrs:      []string{"127.0.0.1:0"},
+		Mode:       prefork.ListenerMode(sp.Mode),
+		Timeout:    sp.Timeout,
+		CrashLimit: sp.CrashLimit,
 		// Generous: the race-instrumented test binary can take long to start under load.
 		BootTimeout: 20 * time.Second,
 		Env:         []string{behaviorEnv + "=" + sp.Behavior},
@@ -185,7 +199,24 @@ func runTestMaster(spec string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	var held []int // descriptors taken by /fill, kept for the whole run
+	var heldMu sync.Mutex
 	go http.Serve(admin, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/fill" {
+			// A neighbour in the master's process: take every free descriptor.
+			heldMu.Lock()
+			defer heldMu.Unlock()
+			n := 0
+			for {
+				fd, err := unix.Open(os.DevNull, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+				if err != nil {
+					fmt.Fprintf(rw, "%d %v\n", n, err)
+					return
+				}
+				held = append(held, fd)
+				n++
+			}
+		}
 		json.NewEncoder(rw).Encode(m.Workers())
 	}))
 	fmt.Printf("admin %s\naddr %s\n", admin.Addr(), m.Addrs()[0])

@@ -42,6 +42,7 @@ type slot struct {
 	starts    int
 	lastLane  byte
 	served    bool // a worker of this slot has been ready at least once
+	fdRetries int  // consecutive starts that found no file descriptor
 }
 
 // worker is one worker process.
@@ -105,6 +106,11 @@ type supervisor struct {
 	steerKnown bool  // steeredTo is valid
 	noSteer    bool  // steering failed: never again
 
+	counters     Counters
+	reserve      fdReserve // descriptors kept for worker starts (see fdreserve.go)
+	fdLogNext    time.Time // no log line about missing descriptors before then
+	fdSuppressed int       // such lines not logged since the last one
+
 	needReap bool
 	lastReap time.Time
 	lastIter time.Time
@@ -162,6 +168,9 @@ func (s *supervisor) run(ctx context.Context) error {
 	if s.cfg.watchdog > 0 {
 		s.nextDog = s.env.now()
 	}
+
+	s.reserve.fill()
+	defer s.reserve.release()
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -476,8 +485,13 @@ func (s *supervisor) setWorkers(n int) {
 			sl.fds = s.m.shared
 			continue
 		}
+		s.reserve.release()
 		fds, err := openSlotSockets(s.cfg.addrs, s.m.backlog())
+		s.reserve.fill()
 		if err != nil {
+			if noFDs(err) {
+				s.counters.FDExhausted++
+			}
 			s.log.Error("cannot add worker slot", "worker", i, "err", err)
 			n = i
 			break
@@ -530,7 +544,14 @@ func (s *supervisor) spawn(sl *slot, now time.Time) *worker {
 	if !ok {
 		return nil // both lanes busy: wait until one of them is reaped
 	}
+	s.reserve.release()
 	w, err := s.startProcess(sl, lane, now)
+	s.reserve.fill()
+	if err != nil && noFDs(err) {
+		s.startDeferred(sl, now, err)
+		return nil
+	}
+	sl.fdRetries = 0
 	if err != nil {
 		s.log.Error("cannot start worker", "worker", sl.index, "err", err)
 		s.failed(sl, now, ExitBootFailed, err)
@@ -666,6 +687,7 @@ func (s *supervisor) exited(w *worker, ws unix.WaitStatus, now time.Time) {
 	s.workers = slices.DeleteFunc(s.workers, func(x *worker) bool { return x == w })
 	w.status.Close()
 	w.lifeline.Close()
+	s.reserve.fill() // before a neighbour takes the descriptors just freed
 	sl := w.slot
 	if sl.active == w {
 		sl.active = nil
@@ -809,5 +831,5 @@ func (s *supervisor) publish() {
 		}
 		return 0
 	})
-	s.m.publish(info)
+	s.m.publish(info, s.counters)
 }
