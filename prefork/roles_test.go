@@ -8,10 +8,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,9 +71,18 @@ func runTestWorker(w *prefork.WorkerProcess) int {
 		w.Ready()
 		time.Sleep(50 * time.Millisecond) // runs in the child: not test synchronisation
 		return 2
+	case "panic-after-ready":
+		w.Ready()
+		panic("test worker: panicking on purpose")
+	case "hang-ignore-abort":
+		// No heartbeat after Ready (the counter blocks), and SIGABRT does nothing.
+		signal.Notify(make(chan os.Signal, 1), syscall.SIGABRT)
 	}
 	var served atomic.Uint64
 	w.SetRequestCounter(served.Load)
+	if behavior == "hang-ignore-abort" {
+		w.SetRequestCounter(func() uint64 { select {} })
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/info", func(rw http.ResponseWriter, r *http.Request) {
 		n := served.Add(1)

@@ -19,14 +19,18 @@ func (s *supervisor) step(now time.Time) {
 			}
 		case StateReady:
 			if now.Sub(w.lastBeat) >= s.cfg.Timeout {
-				s.log.Warn("worker heartbeat timeout, killing", append(w.attrs(), "timeout", s.cfg.Timeout)...)
-				s.kill(w, ExitTimeout)
+				s.askStacks(w, now)
 			}
 		case StateStopping:
-			if !now.Before(w.killDeadline) {
-				s.log.Warn("worker did not stop in time, killing", append(w.attrs(), "graceful_timeout", s.cfg.GracefulTimeout)...)
-				s.kill(w, w.stopReason)
+			if now.Before(w.killDeadline) {
+				break
 			}
+			if w.askedStacks.Load() {
+				s.log.Warn("worker did not exit after SIGABRT, killing: no goroutine stacks", append(w.attrs(), "waited", stackWait)...)
+			} else {
+				s.log.Warn("worker did not stop in time, killing", append(w.attrs(), "graceful_timeout", s.cfg.GracefulTimeout)...)
+			}
+			s.kill(w, w.stopReason)
 		}
 	}
 	if s.cfg.watchdog > 0 && !now.Before(s.nextDog) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -51,8 +52,10 @@ type worker struct {
 	pid          int
 	gen          int // reload generation it was started in
 	restarts     int
-	status       *os.File // read end of the status pipe
-	lifeline     *os.File // write end of the lifeline pipe
+	status       *os.File    // read end of the status pipe
+	lifeline     *os.File    // write end of the lifeline pipe
+	crash        *os.File    // read end of the crash-output pipe, owned by readCrash
+	askedStacks  atomic.Bool // the master sent SIGABRT for a stack dump (read by readCrash)
 	state        WorkerState
 	started      time.Time
 	readyAt      time.Time
@@ -82,8 +85,9 @@ type supervisor struct {
 	env *env
 	log *slog.Logger
 
-	events chan event
-	done   chan struct{}
+	events       chan event
+	done         chan struct{}
+	crashReaders crashReaders // readCrash goroutines
 
 	n        int // desired number of slots
 	slots    []*slot
@@ -205,6 +209,7 @@ func (s *supervisor) run(ctx context.Context) error {
 		}
 	}
 	s.m.closeFDs()
+	s.waitCrashReaders()
 	if s.err != nil {
 		s.log.Error("master stopped", "err", s.err)
 	} else {
