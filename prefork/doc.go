@@ -76,7 +76,7 @@
 // put an init (tini, --init) in front. A worker that exits unasked is respawned at once, then with exponential backoff while
 // its slot keeps failing. Unplanned exits count toward a sliding-window limit
 // (Config.CrashLimit per Config.CrashWindow; ErrRestartLimit); planned ones (reload,
-// max-requests, scale-down, shutdown) never do. A worker that exits or hangs before it is
+// max-requests, scale-down, shutdown, and the recycling below) never do. A worker that exits or hangs before it is
 // ready while the master is starting stops the master with ErrBootFailed, as gunicorn does;
 // during a reload it aborts the reload and the old workers keep serving (a new worker still
 // booting in another slot is stopped as part of the abandoned reload). A ready worker
@@ -85,6 +85,11 @@
 // the stacks ("worker goroutine stacks"); a worker still there 2s later is killed
 // (SIGKILL). Either way it is replaced, and its exit counts as ExitTimeout. (SIGABRT, not
 // SIGQUIT: workers catch SIGQUIT, see Signals.)
+//
+// A worker can also be recycled by resident memory (Config.MaxWorkerRSS, read from
+// /proc/PID/statm at each heartbeat) and by age (Config.MaxWorkerAge, plus a random
+// Config.MaxWorkerAgeJitter): like a worker that retires after MaxRequests, it gets a
+// successor and is drained once that one is ready (ExitRSS, ExitAge).
 //
 // Running out of file descriptors (EMFILE, ENFILE) while starting a worker is not a crash:
 // the start is retried with backoff, never counted toward the limit, logged at most every

@@ -28,6 +28,7 @@ type WorkerInfo struct {
 	Restarts      int         `json:"restarts"` // workers the slot started before this one
 	Requests      uint64      `json:"requests"` // as of the last heartbeat
 	LastHeartbeat time.Time   `json:"last_heartbeat,omitzero"`
+	RSS           uint64      `json:"rss_bytes,omitzero"` // resident memory as of the last heartbeat; 0: not known
 }
 
 // Counters are running totals of a master's supervision, for its metrics (Master.Counters).
@@ -53,12 +54,14 @@ const (
 	ExitReloaded   ExitReason = "reloaded"    // replaced by a rolling restart (HUP, Reload), or started by one that was abandoned
 	ExitRetired    ExitReason = "retired"     // replaced after Retire (max requests)
 	ExitScaledDown ExitReason = "scaled-down" // its slot was removed (TTOU, SetWorkers)
+	ExitRSS        ExitReason = "rss"         // replaced: its resident memory went above MaxWorkerRSS
+	ExitAge        ExitReason = "age"         // replaced: it reached MaxWorkerAge (plus jitter)
 )
 
 // Planned reports whether the master asked for this exit.
 func (r ExitReason) Planned() bool {
 	switch r {
-	case ExitShutdown, ExitReloaded, ExitRetired, ExitScaledDown:
+	case ExitShutdown, ExitReloaded, ExitRetired, ExitScaledDown, ExitRSS, ExitAge:
 		return true
 	}
 	return false

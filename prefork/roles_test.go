@@ -84,6 +84,20 @@ func runTestWorker(w *prefork.WorkerProcess) int {
 		w.SetRequestCounter(func() uint64 { select {} })
 	}
 	mux := http.NewServeMux()
+	var ballastMu sync.Mutex
+	var ballast [][]byte // memory taken by /grow, kept
+	mux.HandleFunc("/grow", func(rw http.ResponseWriter, r *http.Request) {
+		mib, _ := strconv.Atoi(r.URL.Query().Get("mib"))
+		go func() { // answered at once: the drain must not wait for this
+			b := make([]byte, mib<<20)
+			for i := 0; i < len(b); i += 4096 {
+				b[i] = 1 // resident, not just reserved
+			}
+			ballastMu.Lock()
+			ballast = append(ballast, b)
+			ballastMu.Unlock()
+		}()
+	})
 	mux.HandleFunc("/info", func(rw http.ResponseWriter, r *http.Request) {
 		n := served.Add(1)
 		rw.Header().Set("Content-Type", "application/json")

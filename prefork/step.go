@@ -40,6 +40,7 @@ func (s *supervisor) step(now time.Time) {
 	if s.stopping {
 		return
 	}
+	s.checkAges(now)
 	s.stepReload()
 	// A failed start can shrink s.n (an undone scale-up) or begin the stop (a boot failure
 	// at start-up): both are checked again before every spawn.
@@ -107,6 +108,7 @@ func (s *supervisor) nextDeadline(now time.Time) time.Time {
 			earlier(w.killDeadline)
 		}
 	}
+	s.ageDeadlines(earlier)
 	if !s.stopping {
 		for _, sl := range s.slots[:s.n] {
 			if sl.respawnAt.After(now) {
@@ -140,6 +142,7 @@ func (s *supervisor) spawn(sl *slot, now time.Time) *worker {
 		s.failed(sl, now, ExitBootFailed, err)
 		return nil
 	}
+	w.maxAge = s.maxAge()
 	sl.starts++
 	sl.lastLane = lane
 	s.workers = append(s.workers, w)

@@ -61,6 +61,8 @@ type worker struct {
 	readyAt      time.Time
 	lastBeat     time.Time
 	requests     uint64
+	rss          uint64        // resident memory in bytes as of the last heartbeat; 0: unknown
+	maxAge       time.Duration // replaced once it is this old; 0: never
 	bootDeadline time.Time
 	killDeadline time.Time
 	stopReason   ExitReason // why the master stopped or killed it; "" if it exited on its own
@@ -289,6 +291,7 @@ func (s *supervisor) onEvent(ev event) {
 	case msgBeat:
 		w.lastBeat = s.env.now()
 		w.requests = ev.msg.requests
+		s.checkRSS(w)
 	case msgRetire:
 		sl := w.slot
 		if sl.active == w && sl.replace == "" && !s.stopping {
@@ -328,7 +331,7 @@ func (s *supervisor) publish() {
 		info = append(info, WorkerInfo{
 			Slot: w.slot.index, ID: w.id, PID: w.pid, State: w.state,
 			Started: w.started, Ready: w.readyAt, Restarts: w.restarts,
-			Requests: w.requests, LastHeartbeat: w.lastBeat,
+			Requests: w.requests, LastHeartbeat: w.lastBeat, RSS: w.rss,
 		})
 	}
 	slices.SortFunc(info, func(a, b WorkerInfo) int {
