@@ -80,11 +80,11 @@
 // ready while the master is starting stops the master with ErrBootFailed, as gunicorn does;
 // during a reload it aborts the reload and the old workers keep serving (a new worker still
 // booting in another slot is stopped as part of the abandoned reload). A ready worker
-// whose heartbeat stops for Config.Timeout is sent SIGABRT (then SIGCONT, in case it was
-// stopped): the Go runtime prints every goroutine's stack and exits, and the master logs
-// the stacks ("worker goroutine stacks"); a worker still there 2s later is killed
-// (SIGKILL). Either way it is replaced, and its exit counts as ExitTimeout. (SIGABRT, not
-// SIGQUIT: workers catch SIGQUIT, see Signals.)
+// whose heartbeat stops for Config.Timeout is sent SIGABRT: the Go runtime prints every
+// goroutine's stack and exits, and the master logs the stacks ("worker goroutine stacks");
+// a worker still there 2s later is killed (SIGKILL), and a stopped one (SIGSTOP, a
+// debugger) at once, with a log line saying so. Either way it is replaced, and its exit
+// counts as ExitTimeout. (SIGABRT, not SIGQUIT: workers catch SIGQUIT, see Signals.)
 //
 // A worker can also be recycled by resident memory (Config.MaxWorkerRSS, read from
 // /proc/PID/statm at each heartbeat) and by age (Config.MaxWorkerAge, plus a random

@@ -48,7 +48,7 @@ const (
 	// Unplanned: these count toward Config.CrashLimit.
 	ExitCrashed    ExitReason = "crashed"     // exited on its own after it was ready
 	ExitBootFailed ExitReason = "boot-failed" // exited, or was killed after BootTimeout, before it was ready
-	ExitTimeout    ExitReason = "timeout"     // its heartbeat stopped for Timeout: sent SIGABRT for its stacks, killed 2s later
+	ExitTimeout    ExitReason = "timeout"     // its heartbeat stopped for Timeout: sent SIGABRT for its stacks, killed 2s later (a stopped one at once)
 	// Planned: these never count.
 	ExitShutdown   ExitReason = "shutdown"    // the master stopped
 	ExitReloaded   ExitReason = "reloaded"    // replaced by a rolling restart (HUP, Reload), or started by one that was abandoned

@@ -75,12 +75,13 @@ func runTestWorker(w *prefork.WorkerProcess) int {
 		w.Ready()
 		panic("test worker: panicking on purpose")
 	case "hang-ignore-abort":
-		// No heartbeat after Ready (the counter blocks), and SIGABRT does nothing.
+		// As hang-after-ready, and SIGABRT does nothing.
 		signal.Notify(make(chan os.Signal, 1), syscall.SIGABRT)
 	}
 	var served atomic.Uint64
 	w.SetRequestCounter(served.Load)
-	if behavior == "hang-ignore-abort" {
+	if behavior == "hang-after-ready" || behavior == "hang-ignore-abort" {
+		// No heartbeat after Ready: the counter blocks.
 		w.SetRequestCounter(func() uint64 { select {} })
 	}
 	mux := http.NewServeMux()

@@ -1,9 +1,11 @@
 package prefork
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -12,9 +14,8 @@ import (
 // Why a worker hung, and why it died. A ready worker whose heartbeat stopped for
 // Config.Timeout is sent SIGABRT, on which the Go runtime prints every goroutine's stack
 // and exits with status 2, from its signal handler, so this works even when the worker's
-// scheduler is wedged; SIGCONT follows, for a worker that was stopped. If the worker has
-// not exited stackWait later, it is killed (SIGKILL). Either way its exit reason is
-// ExitTimeout.
+// scheduler is wedged. If the worker has not exited stackWait later, it is killed
+// (SIGKILL); a stopped worker is killed at once. Either way its exit reason is ExitTimeout.
 //
 // SIGABRT rather than SIGQUIT: workers catch SIGQUIT (a terminal's Ctrl-\ reaches every
 // process of its group, and the master drives the shutdown), and a caught signal gets no
@@ -37,8 +38,16 @@ const (
 )
 
 // askStacks asks the hung worker w for its goroutine stacks, to be killed if it has not
-// exited within stackWait.
+// exited within stackWait. A stopped worker (SIGSTOP, a debugger) is killed at once: it
+// could print its stacks only if continued, and then it would also accept, for the moment
+// its dump takes, connections queued on its slot's socket, which its death would reset.
 func (s *supervisor) askStacks(w *worker, now time.Time) {
+	if st := procState(s.env, w.pid); st == 'T' || st == 't' {
+		s.log.Warn("worker heartbeat timeout; it is stopped, so it cannot print its goroutine stacks; killing",
+			append(w.attrs(), "timeout", s.cfg.Timeout, "state", string(st))...)
+		s.kill(w, ExitTimeout)
+		return
+	}
 	s.log.Warn("worker heartbeat timeout; asking for its goroutine stacks (SIGABRT)",
 		append(w.attrs(), "timeout", s.cfg.Timeout, "kill_in", stackWait)...)
 	if w.stopReason == "" {
@@ -48,7 +57,20 @@ func (s *supervisor) askStacks(w *worker, now time.Time) {
 	w.killDeadline = now.Add(stackWait)
 	w.askedStacks.Store(true)
 	s.signal(w, syscall.SIGABRT)
-	s.signal(w, syscall.SIGCONT)
+}
+
+// procState returns the state letter of /proc/PID/stat ('R', 'S', 'T'...), or 0.
+func procState(e *env, pid int) byte {
+	b, err := e.readFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// "pid (comm) S ...": the state follows the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0
+	}
+	return b[i+2]
 }
 
 // readCrash reads w's crash output until end-of-file (the worker is gone) and logs it.

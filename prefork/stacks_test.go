@@ -23,25 +23,16 @@ func logLine(log, msg string, pid int) string {
 
 func TestHungWorkerIsReplacedAndItsStacksLogged(t *testing.T) {
 	t.Parallel()
-	tm := startMaster(t, prefork.Config{Workers: 2, Timeout: 600 * time.Millisecond, BootTimeout: 10 * time.Second}, "")
-	ws := tm.waitReady(t, 2, 10*time.Second)
-	victim := ws[0]
-	syscall.Kill(victim.PID, syscall.SIGSTOP)
-	t.Cleanup(func() { syscall.Kill(victim.PID, syscall.SIGCONT) })
-	stopped := time.Now()
-	waitFor(t, 10*time.Second, "the hung worker replaced", func() bool {
-		now := tm.readyWorkers(2)
-		return now != nil && now[0].PID != victim.PID
+	tm := startMaster(t, prefork.Config{Workers: 1, Timeout: 600 * time.Millisecond, BootTimeout: 10 * time.Second, CrashLimit: -1},
+		"hang-after-ready")
+	victim := tm.waitReady(t, 1, 10*time.Second)[0]
+	var ex []prefork.WorkerExit
+	waitFor(t, 15*time.Second, "the hung worker's exit", func() bool {
+		ex = tm.exitsSnapshot()
+		return len(ex) > 0
 	})
-	if d := time.Since(stopped); d < 600*time.Millisecond {
-		t.Errorf("replaced after %v, before the timeout", d)
-	}
-	if !gone(victim.PID) {
-		t.Errorf("hung worker %d still exists", victim.PID)
-	}
-	ex := tm.exitsSnapshot()
-	if len(ex) != 1 || ex[0].Reason != prefork.ExitTimeout || ex[0].Status != 2 || ex[0].Killed {
-		t.Errorf("exits %+v, want one timeout, exited with status 2 after its stack dump", ex)
+	if e := ex[0]; e.PID != victim.PID || e.Reason != prefork.ExitTimeout || e.Status != 2 || e.Killed {
+		t.Errorf("exit %+v, want pid %d's timeout, exited with status 2 after its stack dump", e, victim.PID)
 	}
 	var line string
 	waitFor(t, 5*time.Second, "the stacks in the master's log", func() bool {
@@ -49,8 +40,37 @@ func TestHungWorkerIsReplacedAndItsStacksLogged(t *testing.T) {
 		return line != ""
 	})
 	if !strings.Contains(line, "worker=0 ") || !strings.Contains(line, `SIGABRT: abort`) || !strings.Contains(line, `goroutine `) ||
-		!strings.Contains(line, "prefork.(*WorkerProcess).beat") {
+		!strings.Contains(line, "prefork.(*WorkerProcess).beat") || !strings.Contains(line, "runTestWorker.func") {
 		t.Errorf("stack dump line lacks the slot, the signal or the goroutines: %.2000s", line)
+	}
+}
+
+// A stopped worker cannot print anything: it is killed at once, as it would block its
+// slot's queued connections for nothing.
+func TestStoppedWorkerIsKilledAtOnce(t *testing.T) {
+	t.Parallel()
+	tm := startMaster(t, prefork.Config{Workers: 2, Timeout: 600 * time.Millisecond, BootTimeout: 10 * time.Second}, "")
+	ws := tm.waitReady(t, 2, 10*time.Second)
+	victim := ws[0]
+	syscall.Kill(victim.PID, syscall.SIGSTOP)
+	t.Cleanup(func() { syscall.Kill(victim.PID, syscall.SIGCONT) })
+	stopped := time.Now()
+	waitFor(t, 10*time.Second, "the stopped worker replaced", func() bool {
+		now := tm.readyWorkers(2)
+		return now != nil && now[0].PID != victim.PID
+	})
+	if d := time.Since(stopped); d < 600*time.Millisecond {
+		t.Errorf("replaced after %v, before the timeout", d)
+	}
+	if !gone(victim.PID) {
+		t.Errorf("stopped worker %d still exists", victim.PID)
+	}
+	ex := tm.exitsSnapshot()
+	if len(ex) != 1 || ex[0].Reason != prefork.ExitTimeout || !ex[0].Killed || ex[0].Signal != syscall.SIGKILL {
+		t.Errorf("exits %+v, want one timeout kill", ex)
+	}
+	if logLine(tm.logs.String(), "worker heartbeat timeout; it is stopped, so it cannot print its goroutine stacks; killing", victim.PID) == "" {
+		t.Errorf("no log line saying the stopped worker could not be asked")
 	}
 }
 
