@@ -108,6 +108,18 @@ type Config struct {
 	Logger *slog.Logger
 	// Hooks are the application's callbacks.
 	Hooks Hooks
+
+	// MaxWorkerRSS replaces a worker whose resident memory (read from /proc/PID/statm at
+	// each heartbeat) is above this many bytes: a successor is started, and the worker is
+	// drained once it is ready, as for MaxRequests (ExitRSS). Zero: never.
+	MaxWorkerRSS int64
+	// MaxWorkerAge replaces a worker this long after it started, the same way (ExitAge).
+	// Zero: never.
+	MaxWorkerAge time.Duration
+	// MaxWorkerAgeJitter adds a random 0..MaxWorkerAgeJitter to each worker's
+	// MaxWorkerAge, so that workers started together are not replaced together; requires
+	// MaxWorkerAge.
+	MaxWorkerAgeJitter time.Duration
 }
 
 // Hooks are callbacks into the application. Every hook is optional.

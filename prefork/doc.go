@@ -26,7 +26,11 @@
 // A worker inherits, after stdin, stdout and stderr: descriptor 3, the status pipe on which
 // it reports "ready", its heartbeats (with the number of requests served) and "retire";
 // descriptor 4, the lifeline pipe, which the master never writes: end-of-file on it means the
-// master is gone; and descriptors 5 and up, the listening sockets.
+// master is gone; descriptors 5 and up, the listening sockets; and after them the crash
+// pipe, which the worker makes its runtime/debug.SetCrashOutput, so that what the Go runtime
+// prints as the worker dies (a panic, a fatal error, the stacks of a SIGABRT) reaches the
+// master's log too, tagged with the worker's slot and pid. The worker's stdout and stderr are
+// the master's, untouched.
 //
 // Worker slots are numbered 0..N-1. Each slot has two lanes, so a worker's ID is "<slot>a" or
 // "<slot>b": a planned replacement (reload, max-requests) starts in the free lane, overlaps
@@ -72,10 +76,26 @@
 // put an init (tini, --init) in front. A worker that exits unasked is respawned at once, then with exponential backoff while
 // its slot keeps failing. Unplanned exits count toward a sliding-window limit
 // (Config.CrashLimit per Config.CrashWindow; ErrRestartLimit); planned ones (reload,
-// max-requests, scale-down, shutdown) never do. A worker that exits or hangs before it is
+// max-requests, scale-down, shutdown, and the recycling below) never do. A worker that exits or hangs before it is
 // ready while the master is starting stops the master with ErrBootFailed, as gunicorn does;
-// during a reload it aborts the reload and the old workers keep serving. A ready worker
-// whose heartbeat stops for Config.Timeout is killed and replaced.
+// during a reload it aborts the reload and the old workers keep serving (a new worker still
+// booting in another slot is stopped as part of the abandoned reload). A ready worker
+// whose heartbeat stops for Config.Timeout is sent SIGABRT: the Go runtime prints every
+// goroutine's stack and exits, and the master logs the stacks ("worker goroutine stacks");
+// a worker still there 2s later is killed (SIGKILL), and a stopped one (SIGSTOP, a
+// debugger) at once, with a log line saying so. Either way it is replaced, and its exit
+// counts as ExitTimeout. (SIGABRT, not SIGQUIT: workers catch SIGQUIT, see Signals.)
+//
+// A worker can also be recycled by resident memory (Config.MaxWorkerRSS, read from
+// /proc/PID/statm at each heartbeat) and by age (Config.MaxWorkerAge, plus a random
+// Config.MaxWorkerAgeJitter): like a worker that retires after MaxRequests, it gets a
+// successor and is drained once that one is ready (ExitRSS, ExitAge).
+//
+// Running out of file descriptors (EMFILE, ENFILE) while starting a worker is not a crash:
+// the start is retried with backoff, never counted toward the limit, logged at most every
+// 10s and counted (Master.Counters). The master keeps a small reserve of descriptors that it
+// frees just before each start, so that something else in its process filling the
+// descriptor table (admin connections, say) cannot stop the replacement of workers.
 //
 // In ModeReusePort the kernel would keep sending a slot's share of new connections to its
 // socket while the slot has no worker (crashed, booting, in backoff, removed by SIGTTOU).
@@ -109,6 +129,9 @@
 //     progress when a slot is removed (the client's final ACK arrives after the removed
 //     worker stopped accepting, that is, more than 250ms later) waits on the parked socket
 //     until the slot comes back or the master stops; use ModeShared if that matters.
+//   - Worker calls runtime/debug.SetCrashOutput with the master's crash pipe: an application
+//     that calls SetCrashOutput itself replaces it, and its workers' panics and stacks then
+//     reach only their stderr (and its own file).
 //   - Every worker re-runs every init function of the binary: keep them free of side effects.
 //     And `go run` re-executes a temporary binary that is deleted on exit: fine, but a
 //     reload cannot pick up a rebuilt binary that way.

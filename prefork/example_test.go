@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/herdhttp/herd/prefork"
 )
@@ -32,4 +33,34 @@ func Example() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+// Workers are replaced before they grow too big or too old, draining like max-requests.
+// (Compile-only: it forks.)
+func ExampleConfig_recycling() {
+	m, err := prefork.NewMaster(prefork.Config{
+		Workers:            4,
+		Addrs:              []string{"127.0.0.1:8080"},
+		MaxWorkerRSS:       512 << 20,        // bytes resident
+		MaxWorkerAge:       6 * time.Hour,    // since the worker started
+		MaxWorkerAgeJitter: 30 * time.Minute, // so that they do not all go at once
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	m.Run(context.Background())
+}
+
+// Counters are the totals a server exports as metrics, beside Workers.
+func ExampleMaster_Counters() {
+	m, err := prefork.NewMaster(prefork.Config{Workers: 1, Addrs: []string{"127.0.0.1:0"}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer m.Close()
+	c := m.Counters()
+	fmt.Println("worker starts that found no file descriptor:", c.FDExhausted)
+	// Output: worker starts that found no file descriptor: 0
 }

@@ -3,6 +3,7 @@ package prefork
 import (
 	"os"
 	"sync"
+	"syscall"
 )
 
 // FakeSignals delivers control signals to a master started by NewMasterForTest instead of
@@ -53,3 +54,31 @@ var (
 	MergeEnv       = mergeEnv
 	ParseByteCount = parseByteCount
 )
+
+// ForkCall is one worker start as a test's fork seam sees it (SetForkForTest).
+type ForkCall struct {
+	Slot int
+	ID   string
+	Env  []string // the worker's environment; the seam may change it
+}
+
+// SetForkForTest makes m start every worker through seam before the real fork: seam may
+// change the worker's environment, block, or fail the start by returning an error (which
+// the master then sees as the fork's error). Call it before Run.
+func SetForkForTest(m *Master, seam func(*ForkCall) error) {
+	fork := m.env.forkExec
+	m.env.forkExec = func(path string, argv []string, attr *syscall.ProcAttr) (int, error) {
+		v, _ := lookupEnv(attr.Env, markerEnv)
+		mk, err := decodeMarker(v)
+		if err != nil {
+			return 0, err
+		}
+		c := &ForkCall{Slot: mk.Slot, ID: mk.ID, Env: attr.Env}
+		if err := seam(c); err != nil {
+			return 0, err
+		}
+		a := *attr
+		a.Env = c.Env
+		return fork(path, argv, &a)
+	}
+}

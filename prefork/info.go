@@ -28,6 +28,17 @@ type WorkerInfo struct {
 	Restarts      int         `json:"restarts"` // workers the slot started before this one
 	Requests      uint64      `json:"requests"` // as of the last heartbeat
 	LastHeartbeat time.Time   `json:"last_heartbeat,omitzero"`
+	RSS           uint64      `json:"rss_bytes,omitzero"` // resident memory as of the last heartbeat; 0: not known
+}
+
+// Counters are running totals of a master's supervision, for its metrics (Master.Counters).
+type Counters struct {
+	// FDExhausted counts worker starts that failed because the master's process or the
+	// system had no file descriptor left (EMFILE, ENFILE) for the worker's pipes or the
+	// fork, and new slots (SIGTTIN, SetWorkers) whose sockets could not be opened for the
+	// same reason. Such a start is retried with backoff and never counts toward CrashLimit;
+	// such a slot is not added.
+	FDExhausted uint64 `json:"fd_exhausted"`
 }
 
 // ExitReason says why a worker process ended.
@@ -37,18 +48,20 @@ const (
 	// Unplanned: these count toward Config.CrashLimit.
 	ExitCrashed    ExitReason = "crashed"     // exited on its own after it was ready
 	ExitBootFailed ExitReason = "boot-failed" // exited, or was killed after BootTimeout, before it was ready
-	ExitTimeout    ExitReason = "timeout"     // killed after its heartbeat stopped for Timeout
+	ExitTimeout    ExitReason = "timeout"     // its heartbeat stopped for Timeout: sent SIGABRT for its stacks, killed 2s later (a stopped one at once)
 	// Planned: these never count.
 	ExitShutdown   ExitReason = "shutdown"    // the master stopped
-	ExitReloaded   ExitReason = "reloaded"    // replaced by a rolling restart (HUP, Reload)
+	ExitReloaded   ExitReason = "reloaded"    // replaced by a rolling restart (HUP, Reload), or started by one that was abandoned
 	ExitRetired    ExitReason = "retired"     // replaced after Retire (max requests)
 	ExitScaledDown ExitReason = "scaled-down" // its slot was removed (TTOU, SetWorkers)
+	ExitRSS        ExitReason = "rss"         // replaced: its resident memory went above MaxWorkerRSS
+	ExitAge        ExitReason = "age"         // replaced: it reached MaxWorkerAge (plus jitter)
 )
 
 // Planned reports whether the master asked for this exit.
 func (r ExitReason) Planned() bool {
 	switch r {
-	case ExitShutdown, ExitReloaded, ExitRetired, ExitScaledDown:
+	case ExitShutdown, ExitReloaded, ExitRetired, ExitScaledDown, ExitRSS, ExitAge:
 		return true
 	}
 	return false

@@ -33,8 +33,9 @@ type Master struct {
 	cmds  []command // guarded by cmdMu
 	wake  chan struct{}
 
-	infoMu sync.Mutex
-	info   []WorkerInfo // guarded by infoMu; the supervisor's latest snapshot
+	infoMu   sync.Mutex
+	info     []WorkerInfo // guarded by infoMu; the supervisor's latest snapshot
+	counters Counters     // guarded by infoMu
 }
 
 type command struct {
@@ -54,6 +55,9 @@ func NewMaster(cfg Config) (*Master, error) {
 func newMaster(cfg Config, e *env) (*Master, error) {
 	s, err := cfg.validate(e)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkRecycle(s); err != nil {
 		return nil, err
 	}
 	if err := unix.Access(s.Path, unix.X_OK); err != nil {
@@ -228,9 +232,16 @@ func (m *Master) takeCommands() []command {
 	return c
 }
 
-func (m *Master) publish(info []WorkerInfo) {
+// Counters returns the master's running totals (see Counters).
+func (m *Master) Counters() Counters {
 	m.infoMu.Lock()
-	m.info = info
+	defer m.infoMu.Unlock()
+	return m.counters
+}
+
+func (m *Master) publish(info []WorkerInfo, c Counters) {
+	m.infoMu.Lock()
+	m.info, m.counters = info, c
 	m.infoMu.Unlock()
 }
 

@@ -17,6 +17,10 @@ import (
 //	3  status pipe, worker -> master: lines "ready", "hb <requests>", "retire"
 //	4  lifeline pipe, master -> worker: never written; end-of-file means the master is gone
 //	5+ the listening sockets, in the order of Master.Addrs
+//	then the crash-output pipe, worker -> master (marker's crash_fd): the worker makes it
+//	   its runtime/debug.SetCrashOutput, so that what the Go runtime prints as the process
+//	   dies (a panic, a fatal error, the goroutine stacks of a SIGABRT) reaches the master
+//	   too. A worker whose marker has no crash_fd (an older master) does without.
 const (
 	markerEnv     = "HERD_WORKER"
 	fdStatus      = 3
@@ -34,6 +38,7 @@ type marker struct {
 	MaxRequests int    `json:"max_requests,omitempty"`
 	HeartbeatNS int64  `json:"heartbeat_ns"`
 	OrphanNS    int64  `json:"orphan_ns"`
+	CrashFD     int    `json:"crash_fd,omitempty"`
 }
 
 func (mk marker) encode() string {
@@ -52,7 +57,7 @@ func decodeMarker(s string) (marker, error) {
 	if mk.Version != markerVersion {
 		return mk, fmt.Errorf("%s version %d, want %d (master and worker binaries differ?)", markerEnv, mk.Version, markerVersion)
 	}
-	if mk.Slot < 0 || mk.ID == "" || mk.Listeners < 0 || mk.HeartbeatNS <= 0 || mk.OrphanNS <= 0 {
+	if mk.Slot < 0 || mk.ID == "" || mk.Listeners < 0 || mk.HeartbeatNS <= 0 || mk.OrphanNS <= 0 || mk.CrashFD < 0 {
 		return mk, fmt.Errorf("bad %s: %s", markerEnv, s)
 	}
 	return mk, nil

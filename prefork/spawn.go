@@ -16,13 +16,18 @@ import (
 // startProcess starts one worker process for sl in lane. It must run on the supervisor
 // goroutine: its thread is the parent whose death the worker is told about.
 func (s *supervisor) startProcess(sl *slot, lane byte, now time.Time) (*worker, error) {
-	var status, lifeline [2]int // [0] read end, [1] write end
+	var status, lifeline, crash [2]int // [0] read end, [1] write end
 	if err := unix.Pipe2(status[:], unix.O_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("status pipe: %w", err)
 	}
 	if err := unix.Pipe2(lifeline[:], unix.O_CLOEXEC); err != nil {
 		closeFDs(status[:])
 		return nil, fmt.Errorf("lifeline pipe: %w", err)
+	}
+	if err := unix.Pipe2(crash[:], unix.O_CLOEXEC); err != nil {
+		closeFDs(status[:])
+		closeFDs(lifeline[:])
+		return nil, fmt.Errorf("crash output pipe: %w", err)
 	}
 	id := workerID(sl.index, lane)
 	mk := marker{
@@ -34,6 +39,7 @@ func (s *supervisor) startProcess(sl *slot, lane byte, now time.Time) (*worker, 
 		MaxRequests: s.maxRequests(),
 		HeartbeatNS: int64(s.cfg.heartbeat),
 		OrphanNS:    int64(s.cfg.OrphanTimeout),
+		CrashFD:     fdFirstListen + len(sl.fds),
 	}
 	files := []uintptr{0, 1, 2, uintptr(status[1]), uintptr(lifeline[0])}
 	for i := range 3 {
@@ -48,6 +54,7 @@ func (s *supervisor) startProcess(sl *slot, lane byte, now time.Time) (*worker, 
 	for _, fd := range sl.fds {
 		files = append(files, uintptr(fd))
 	}
+	files = append(files, uintptr(crash[1]))
 	attr := &syscall.ProcAttr{
 		Env:   s.childEnv(mk),
 		Files: files,
@@ -61,12 +68,15 @@ func (s *supervisor) startProcess(sl *slot, lane byte, now time.Time) (*worker, 
 	pid, err := s.env.forkExec(s.cfg.Path, s.cfg.Args, attr)
 	unix.Close(status[1])
 	unix.Close(lifeline[0])
+	unix.Close(crash[1])
 	if err != nil {
 		unix.Close(status[0])
 		unix.Close(lifeline[1])
+		unix.Close(crash[0])
 		return nil, fmt.Errorf("start %s: %w", s.cfg.Path, err)
 	}
 	unix.SetNonblock(status[0], true) // pollable, so that Close interrupts the reader
+	unix.SetNonblock(crash[0], true)
 	w := &worker{
 		slot:         sl,
 		id:           id,
@@ -76,11 +86,14 @@ func (s *supervisor) startProcess(sl *slot, lane byte, now time.Time) (*worker, 
 		restarts:     sl.starts,
 		status:       os.NewFile(uintptr(status[0]), "prefork-status-"+id),
 		lifeline:     os.NewFile(uintptr(lifeline[1]), "prefork-lifeline-"+id),
+		crash:        os.NewFile(uintptr(crash[0]), "prefork-crash-"+id),
 		state:        StateStarting,
 		started:      now,
 		bootDeadline: now.Add(s.cfg.BootTimeout),
 	}
 	go s.readStatus(w)
+	s.crashReaders.add(w.crash)
+	go s.readCrash(w)
 	return w, nil
 }
 

@@ -26,30 +26,6 @@ func pidsOf(ws []prefork.WorkerInfo) []int {
 	return p
 }
 
-func TestHungWorkerIsReplaced(t *testing.T) {
-	t.Parallel()
-	tm := startMaster(t, prefork.Config{Workers: 2, Timeout: 600 * time.Millisecond, BootTimeout: 10 * time.Second}, "")
-	ws := tm.waitReady(t, 2, 10*time.Second)
-	victim := ws[0]
-	syscall.Kill(victim.PID, syscall.SIGSTOP)
-	t.Cleanup(func() { syscall.Kill(victim.PID, syscall.SIGCONT) })
-	stopped := time.Now()
-	waitFor(t, 5*time.Second, "the hung worker replaced", func() bool {
-		now := tm.readyWorkers(2)
-		return now != nil && now[0].PID != victim.PID
-	})
-	if d := time.Since(stopped); d < 600*time.Millisecond {
-		t.Errorf("replaced after %v, before the timeout", d)
-	}
-	if !gone(victim.PID) {
-		t.Errorf("hung worker %d still exists", victim.PID)
-	}
-	ex := tm.exitsSnapshot()
-	if len(ex) != 1 || ex[0].Reason != prefork.ExitTimeout || !ex[0].Killed || ex[0].Signal != syscall.SIGKILL {
-		t.Errorf("exits %+v, want one timeout kill", ex)
-	}
-}
-
 func TestReloadReplacesEveryWorker(t *testing.T) {
 	t.Parallel()
 	for _, mode := range modes {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -111,6 +112,18 @@ func newWorkerProcess(markerValue string, ppid int) (*WorkerProcess, error) {
 		status:      status,
 		stop:        make(chan struct{}),
 		orphaned:    make(chan struct{}),
+	}
+	if mk.CrashFD > 0 {
+		crash, err := inheritedPipe(mk.CrashFD, "prefork-crash")
+		if err != nil {
+			return nil, err
+		}
+		// The runtime keeps its own (close-on-exec) duplicate.
+		err = debug.SetCrashOutput(crash, debug.CrashOptions{})
+		crash.Close()
+		if err != nil {
+			return nil, fmt.Errorf("crash output (fd %d): %v", mk.CrashFD, err)
+		}
 	}
 	for i := range mk.Listeners {
 		fd := fdFirstListen + i

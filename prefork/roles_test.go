@@ -1,0 +1,247 @@
+package prefork_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/herdhttp/herd/prefork"
+)
+
+// The test binary plays three roles. Started by a master (HERD_WORKER set), it is a worker:
+// a tiny HTTP server whose behaviour PREFORK_TEST_WORKER chooses. With PREFORK_TEST_MASTER
+// set, it is a master run as a subprocess (for the signal and kill -9 tests). Otherwise it
+// runs the tests.
+func TestMain(m *testing.M) {
+	if w, ok := prefork.Worker(); ok {
+		os.Exit(runTestWorker(w))
+	}
+	if cfg := os.Getenv("PREFORK_TEST_MASTER"); cfg != "" {
+		os.Exit(runTestMaster(cfg))
+	}
+	os.Exit(m.Run())
+}
+
+const behaviorEnv = "PREFORK_TEST_WORKER"
+
+// workerInfo is what a test worker answers on /info.
+type workerInfo struct {
+	PID         int               `json:"pid"`
+	PPID        int               `json:"ppid"`
+	Slot        int               `json:"slot"`
+	ID          string            `json:"id"`
+	GOMAXPROCS  int               `json:"gomaxprocs"`
+	GOMEMLIMIT  string            `json:"gomemlimit"`
+	Marker      string            `json:"marker"` // HERD_WORKER as the worker's app sees it: always ""
+	MaxRequests int               `json:"max_requests"`
+	Extra       string            `json:"extra"`
+	Env         map[string]string `json:"env"`
+}
+
+func runTestWorker(w *prefork.WorkerProcess) int {
+	if f := os.Getenv("PREFORK_TEST_FAILFILE"); f != "" {
+		if _, err := os.Stat(f); err == nil {
+			fmt.Fprintln(os.Stderr, "test worker: fail file exists")
+			return 1
+		}
+	}
+	behavior := os.Getenv(behaviorEnv)
+	switch behavior {
+	case "exit-before-ready":
+		fmt.Fprintln(os.Stderr, "test worker: failing on purpose")
+		return 1
+	case "hang-before-ready":
+		<-w.Stop()
+		return 0
+	case "crash-after-ready":
+		w.Ready()
+		time.Sleep(50 * time.Millisecond) // runs in the child: not test synchronisation
+		return 2
+	case "panic-after-ready":
+		w.Ready()
+		panic("test worker: panicking on purpose")
+	case "hang-ignore-abort":
+		// As hang-after-ready, and SIGABRT does nothing.
+		signal.Notify(make(chan os.Signal, 1), syscall.SIGABRT)
+	}
+	var served atomic.Uint64
+	w.SetRequestCounter(served.Load)
+	if behavior == "hang-after-ready" || behavior == "hang-ignore-abort" {
+		// No heartbeat after Ready: the counter blocks.
+		w.SetRequestCounter(func() uint64 { select {} })
+	}
+	mux := http.NewServeMux()
+	var ballastMu sync.Mutex
+	var ballast [][]byte // memory taken by /grow, kept
+	mux.HandleFunc("/grow", func(rw http.ResponseWriter, r *http.Request) {
+		mib, _ := strconv.Atoi(r.URL.Query().Get("mib"))
+		go func() { // answered at once: the drain must not wait for this
+			b := make([]byte, mib<<20)
+			for i := 0; i < len(b); i += 4096 {
+				b[i] = 1 // resident, not just reserved
+			}
+			ballastMu.Lock()
+			ballast = append(ballast, b)
+			ballastMu.Unlock()
+		}()
+	})
+	mux.HandleFunc("/info", func(rw http.ResponseWriter, r *http.Request) {
+		n := served.Add(1)
+		rw.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(rw).Encode(workerInfo{
+			PID: os.Getpid(), PPID: os.Getppid(), Slot: w.Slot, ID: w.ID,
+			GOMAXPROCS: runtime.GOMAXPROCS(0), GOMEMLIMIT: os.Getenv("GOMEMLIMIT"),
+			Marker: os.Getenv("HERD_WORKER"), MaxRequests: w.MaxRequests(),
+			Extra: os.Getenv("PREFORK_TEST_EXTRA"),
+			Env: map[string]string{
+				"GOMAXPROCS": os.Getenv("GOMAXPROCS"), "LISTEN_FDS": os.Getenv("LISTEN_FDS"),
+				"LISTEN_PID": os.Getenv("LISTEN_PID"), "NOTIFY_SOCKET": os.Getenv("NOTIFY_SOCKET"),
+			},
+		})
+		if max := w.MaxRequests(); max > 0 && n >= uint64(max) {
+			w.Retire()
+		}
+	})
+	// A drain that loses nothing (net/http's Shutdown drops a request it reads after it
+	// began): stop accepting, then wait for the accepted connections to finish. Test
+	// clients send one request per connection ("Connection: close").
+	var open atomic.Int64
+	srv := &http.Server{Handler: mux, ConnState: func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}}
+	var wg sync.WaitGroup
+	for _, l := range w.Listeners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			srv.Serve(l)
+		}()
+	}
+	if gate := os.Getenv("PREFORK_TEST_GATE"); gate != "" {
+		// A slow boot: ready only once the test creates the gate file.
+		for {
+			if _, err := os.Stat(gate); err == nil {
+				break
+			}
+			select {
+			case <-w.Stop():
+				return 0
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	if err := w.Ready(); err != nil {
+		fmt.Fprintln(os.Stderr, "test worker:", err)
+		return 1
+	}
+	<-w.Stop()
+	for _, l := range w.Listeners {
+		l.Close()
+	}
+	wg.Wait()
+	for deadline := time.Now().Add(5 * time.Second); open.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	srv.Close()
+	return 0
+}
+
+// masterSpec configures a subprocess master.
+type masterSpec struct {
+	Workers    int
+	Mode       string
+	Timeout    time.Duration
+	Behavior   string
+	Activation bool // fd 3 is a listening socket: pretend systemd passed it
+	CrashLimit int
+	NoFile     uint64 // > 0: the master's RLIMIT_NOFILE (soft limit)
+}
+
+// runTestMaster runs a master configured by spec (JSON). It prints "admin ADDR" and
+// "addr ADDR" on stdout when listening; the admin server answers /workers.
+func runTestMaster(spec string) int {
+	var sp masterSpec
+	if err := json.Unmarshal([]byte(spec), &sp); err != nil {
+		fmt.Fprintln(os.Stderr, "test master:", err)
+		return 2
+	}
+	var environ []string
+	if sp.Activation {
+		environ = append(os.Environ(), "LISTEN_PID="+strconv.Itoa(os.Getpid()), "LISTEN_FDS=1")
+	}
+	if sp.NoFile > 0 {
+		var lim unix.Rlimit
+		unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
+		lim.Cur = sp.NoFile
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+			fmt.Fprintln(os.Stderr, "test master: setrlimit:", err)
+			return 2
+		}
+	}
+	m, err := prefork.NewMaster(prefork.Config{
+		Environ:    environ,
+		Workers:    sp.Workers,
+		Addrs:      []string{"127.0.0.1:0"},
+		Mode:       prefork.ListenerMode(sp.Mode),
+		Timeout:    sp.Timeout,
+		CrashLimit: sp.CrashLimit,
+		// Generous: the race-instrumented test binary can take long to start under load.
+		BootTimeout: 20 * time.Second,
+		Env:         []string{behaviorEnv + "=" + sp.Behavior},
+		Logger:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	admin, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	var held []int // descriptors taken by /fill, kept for the whole run
+	var heldMu sync.Mutex
+	go http.Serve(admin, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/fill" {
+			// A neighbour in the master's process: take every free descriptor.
+			heldMu.Lock()
+			defer heldMu.Unlock()
+			n := 0
+			for {
+				fd, err := unix.Open(os.DevNull, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+				if err != nil {
+					fmt.Fprintf(rw, "%d %v\n", n, err)
+					return
+				}
+				held = append(held, fd)
+				n++
+			}
+		}
+		json.NewEncoder(rw).Encode(m.Workers())
+	}))
+	fmt.Printf("admin %s\naddr %s\n", admin.Addr(), m.Addrs()[0])
+	if err := m.Run(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
