@@ -20,7 +20,7 @@ import (
 // forwarding headers are not trusted), "-" for identd, the basic-auth user
 // or "-", the time the request arrived in the server's local zone, the
 // request line as the client sent it, the final status, the body bytes
-// written ("-" for none), the Referer and the User-Agent. Quotes,
+// sent ("-" for none, and for HEAD), the Referer and the User-Agent. Quotes,
 // backslashes, control bytes and invalid UTF-8 are escaped as Apache
 // escapes them (\", \\, \n, \xhh), and spaces too in the unquoted fields,
 // so every line is one line and splits into its fields unambiguously.
@@ -28,9 +28,11 @@ import (
 // A line is written after the handler returns, with a single Write call;
 // writes from concurrent requests are serialised, so w need not be safe for
 // concurrent use. A failed write is ignored: losing a log line never fails
-// a request. A handler that panics is logged as status 500 (unless it had
-// already sent a status) and the panic continues. A hijacked connection
-// that sent no status through the ResponseWriter is logged as 101.
+// a request. Status and size follow the same rule as Instrument's (see
+// the package documentation): a handler that panics is logged as status
+// 500 unless it had already sent a status, and the panic continues; a
+// hijacked connection that sent no status through the ResponseWriter is
+// logged as 101.
 //
 // Put AccessLog outside the router (r.Use first, or wrapping the mux) so
 // that the request line is the one the client sent.
@@ -53,24 +55,19 @@ func (l *accessLogger) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rw := l.writers.Get().(*responseWriter)
-		rw.reset(w)
+		rw.reset(w, r)
+		returned := false
 		defer func() {
-			code := rw.code()
-			p := recover()
-			if p != nil && !rw.wroteHeader {
-				code = http.StatusInternalServerError
-			}
-			l.log(r, start, code, rw.bytes)
-			rw.reset(nil)
+			// No recover: a panic goes on unchanged to whatever handles it.
+			l.log(r, start, rw.code(returned), rw.sent())
+			rw.reset(nil, nil)
 			l.writers.Put(rw)
-			if p != nil {
-				panic(p)
-			}
 		}()
 		// writer() has exactly the optional interfaces of w (Flusher,
 		// Hijacker, ReaderFrom, Pusher), so handlers' type assertions
 		// answer as they would without the access log.
 		next.ServeHTTP(rw.writer(), r)
+		returned = true
 	})
 }
 

@@ -43,9 +43,12 @@ type Opts struct {
 	// metrics.DefBuckets().
 	Buckets []float64
 
-	// ResponseSize adds a histogram of the response body sizes in bytes
-	// (what the handler wrote through the ResponseWriter, before any
-	// compression by the server), labelled method and route.
+	// ResponseSize adds a histogram of the response body sizes in bytes,
+	// labelled method and route: the bytes written through the middleware's
+	// ResponseWriter (0 for HEAD, whose body net/http discards). A
+	// compressing middleware inside this one (chi's Compress installed
+	// after it) makes them the compressed bytes; installed before it, the
+	// uncompressed ones.
 	ResponseSize bool
 	// ResponseSizeName is the name of that histogram. Zero:
 	// DefaultResponseSizeName.
@@ -259,21 +262,14 @@ func (in *instrumenter) serve(next http.Handler, w http.ResponseWriter, r *http.
 	start := time.Since(in.epoch)
 	in.inFlight.Inc()
 	rw := in.writers.Get().(*responseWriter)
-	rw.reset(w)
+	rw.reset(w, r)
 	returned := false
 	defer func() {
+		// No recover: a panic goes on unchanged to whatever handles it.
 		d := time.Since(in.epoch) - start
 		in.inFlight.Dec()
-		code := rw.code()
-		if !returned {
-			// The handler panicked (or called runtime.Goexit): the client
-			// gets a 500 from a recoverer, or a reset connection. No
-			// recover here: the panic goes on unchanged to whatever
-			// handles it.
-			code = http.StatusInternalServerError
-		}
-		in.record(r, rw, code, d)
-		rw.reset(nil)
+		in.record(r, rw, rw.code(returned), d)
+		rw.reset(nil, nil)
 		in.writers.Put(rw)
 	}()
 	next.ServeHTTP(rw.writer(), r)
@@ -313,6 +309,6 @@ func (in *instrumenter) record(r *http.Request, rw *responseWriter, code int, d 
 	c.Inc()
 	s.duration.Observe(d.Seconds())
 	if s.size != nil {
-		s.size.Observe(float64(rw.bytes))
+		s.size.Observe(float64(rw.sent()))
 	}
 }

@@ -166,7 +166,7 @@ func TestWriterKeepsExactlyTheOptionalInterfaces(t *testing.T) {
 			f := &fakeWriter{}
 			under := fakeWith(f, caps)
 			rw := new(responseWriter)
-			rw.reset(under)
+			rw.reset(under, nil)
 			w := rw.writer()
 
 			if got := w.(interface{ Unwrap() http.ResponseWriter }).Unwrap(); got != under {
@@ -195,8 +195,8 @@ func TestWriterKeepsExactlyTheOptionalInterfaces(t *testing.T) {
 				if n != 3 || err != nil || !f.readFrom {
 					t.Errorf("ReadFrom: %d, %v, reached the wrapped writer: %v", n, err, f.readFrom)
 				}
-				if rw.bytes != 3 || rw.code() != http.StatusOK {
-					t.Errorf("after ReadFrom: %d bytes, code %d; want 3, 200", rw.bytes, rw.code())
+				if rw.bytes != 3 || rw.code(true) != http.StatusOK {
+					t.Errorf("after ReadFrom: %d bytes, code %d; want 3, 200", rw.bytes, rw.code(true))
 				}
 			}
 			if isF {
@@ -261,9 +261,9 @@ func TestWriterRecordsStatusAndSize(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			rw := new(responseWriter)
-			rw.reset(&fakeWriter{})
+			rw.reset(&fakeWriter{}, nil)
 			c.serve(rw.writer())
-			if got := rw.code(); got != c.code {
+			if got := rw.code(true); got != c.code {
 				t.Errorf("code %d, want %d", got, c.code)
 			}
 			if rw.bytes != c.bytes {
@@ -277,7 +277,7 @@ func TestWriterRecordsStatusAndSize(t *testing.T) {
 func TestWriteStringWithoutStringWriter(t *testing.T) {
 	f := &fakeWriter{}
 	rw := new(responseWriter)
-	rw.reset(struct{ http.ResponseWriter }{f})
+	rw.reset(struct{ http.ResponseWriter }{f}, nil)
 	if n, err := io.WriteString(rw.writer(), "abc"); n != 3 || err != nil || f.body.String() != "abc" {
 		t.Errorf("WriteString: %d, %v, body %q", n, err, f.body.String())
 	}
@@ -287,11 +287,11 @@ func TestWriteStringWithoutStringWriter(t *testing.T) {
 // its scratch buffer.
 func TestResetForgets(t *testing.T) {
 	rw := new(responseWriter)
-	rw.reset(&fakeWriter{})
+	rw.reset(&fakeWriter{}, nil)
 	rw.writer().WriteHeader(404)
 	rw.scratch = append(rw.scratch, "abc"...)
-	rw.reset(nil)
-	if rw.ResponseWriter != nil || rw.wroteHeader || rw.status != 0 || rw.caps != 0 || rw.bytes != 0 {
+	rw.reset(nil, nil)
+	if rw.ResponseWriter != nil || rw.req != nil || rw.wroteHeader || rw.status != 0 || rw.caps != 0 || rw.bytes != 0 {
 		t.Errorf("reset(nil) left %+v", rw)
 	}
 	if cap(rw.scratch) == 0 || len(rw.scratch) != 0 {
