@@ -22,6 +22,16 @@ const (
 	DefaultResponseSizeName = "http_response_size_bytes"
 )
 
+// Help texts of the metrics, whatever their names, as the # HELP lines of
+// an exposition show them: with the names above, an expected exposition
+// for metricstest.CompareText can be written without copying strings.
+const (
+	RequestsHelp     = "HTTP requests served, by method, route pattern and status code."
+	DurationHelp     = "Time to serve an HTTP request in seconds, by method and route pattern."
+	InFlightHelp     = "HTTP requests being served, summed over live workers."
+	ResponseSizeHelp = "Size of HTTP response bodies in bytes, by method and route pattern."
+)
+
 // Opts configures InstrumentWithOpts. The zero value of every field but
 // Registry is a sensible default.
 type Opts struct {
@@ -115,7 +125,7 @@ func InstrumentWithOpts(o Opts) (func(http.Handler) http.Handler, error) {
 	var err error
 	in.requests, err = counterVec(o.Registry, metrics.CounterOpts{
 		Name:        o.RequestsName,
-		Help:        "HTTP requests served, by method, route pattern and status code.",
+		Help:        RequestsHelp,
 		ConstLabels: o.ConstLabels,
 	}, "method", "route", "code")
 	if err != nil {
@@ -123,7 +133,7 @@ func InstrumentWithOpts(o Opts) (func(http.Handler) http.Handler, error) {
 	}
 	in.duration, err = histogramVec(o.Registry, metrics.HistogramOpts{
 		Name:        o.DurationName,
-		Help:        "Time to serve an HTTP request in seconds, by method and route pattern.",
+		Help:        DurationHelp,
 		Buckets:     o.Buckets,
 		ConstLabels: o.ConstLabels,
 	}, "method", "route")
@@ -133,7 +143,7 @@ func InstrumentWithOpts(o Opts) (func(http.Handler) http.Handler, error) {
 	if o.ResponseSize {
 		in.size, err = histogramVec(o.Registry, metrics.HistogramOpts{
 			Name:        o.ResponseSizeName,
-			Help:        "Size of HTTP response bodies in bytes, by method and route pattern.",
+			Help:        ResponseSizeHelp,
 			Buckets:     o.ResponseSizeBuckets,
 			ConstLabels: o.ConstLabels,
 		}, "method", "route")
@@ -143,7 +153,7 @@ func InstrumentWithOpts(o Opts) (func(http.Handler) http.Handler, error) {
 	}
 	in.inFlight, err = gauge(o.Registry, metrics.GaugeOpts{
 		Name:        o.InFlightName,
-		Help:        "HTTP requests being served, summed over live workers.",
+		Help:        InFlightHelp,
 		Mode:        metrics.GaugeLiveSum,
 		ConstLabels: o.ConstLabels,
 	})
