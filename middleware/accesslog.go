@@ -64,7 +64,7 @@ func (l *accessLogger) wrap(next http.Handler) http.Handler {
 		defer func() {
 			// No recover: a panic goes on unchanged to whatever handles it.
 			l.log(r, start, rw.code(returned), rw.sent())
-			rw.reset(nil, nil)
+			rw.release()
 			l.writers.Put(rw)
 		}()
 		// writer() has exactly the optional interfaces of w (Flusher,

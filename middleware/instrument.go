@@ -279,7 +279,7 @@ func (in *instrumenter) serve(next http.Handler, w http.ResponseWriter, r *http.
 		d := time.Since(in.epoch) - start
 		in.inFlight.Dec()
 		in.record(r, rw, rw.code(returned), d)
-		rw.reset(nil, nil)
+		rw.release()
 		in.writers.Put(rw)
 	}()
 	next.ServeHTTP(rw.writer(), r)

@@ -30,8 +30,12 @@ type responseWriter struct {
 	bytes       int64
 	wroteHeader bool
 	hijacked    bool
-	caps        uint8  // optional interfaces of ResponseWriter (has* bits)
-	scratch     []byte // reused by the route lookup; kept across resets
+	caps        uint8 // optional interfaces of ResponseWriter (has* bits)
+
+	// Kept across resets:
+	scratch  []byte       // reused by the route lookup
+	capsType reflect.Type // the writer type whose interfaces are in typeCaps
+	typeCaps uint8
 }
 
 // Optional interfaces of the wrapped writer, as bits of responseWriter.caps.
@@ -42,25 +46,43 @@ const (
 	hasPusher
 )
 
-// reset makes w record the response to r written to rw (nil: forget them,
-// before w goes back to its pool).
+// reset makes w record the response to r written to rw.
 func (w *responseWriter) reset(rw http.ResponseWriter, r *http.Request) {
-	*w = responseWriter{ResponseWriter: rw, req: r, scratch: w.scratch[:0]}
+	w.ResponseWriter, w.req = rw, r
+	w.status, w.bytes, w.wroteHeader, w.hijacked = 0, 0, false, false
+	// A pooled writer wraps the same type of writer request after request
+	// (net/http's, one per protocol): its interfaces are looked up once.
+	if t := reflect.TypeOf(rw); t != w.capsType {
+		w.capsType, w.typeCaps = t, capsOf(rw)
+	}
+	w.caps = w.typeCaps
+}
+
+// release drops w's references to its response, before w goes back to its
+// pool; reset sets everything else.
+func (w *responseWriter) release() {
+	w.ResponseWriter, w.req = nil, nil
+}
+
+// capsOf returns the optional interfaces of rw as has* bits.
+func capsOf(rw http.ResponseWriter) uint8 {
+	var caps uint8
 	if rw == nil {
-		return
+		return 0
 	}
 	if _, ok := rw.(http.Flusher); ok {
-		w.caps |= hasFlusher
+		caps |= hasFlusher
 	}
 	if _, ok := rw.(http.Hijacker); ok {
-		w.caps |= hasHijacker
+		caps |= hasHijacker
 	}
 	if _, ok := rw.(io.ReaderFrom); ok {
-		w.caps |= hasReaderFrom
+		caps |= hasReaderFrom
 	}
 	if _, ok := rw.(http.Pusher); ok {
-		w.caps |= hasPusher
+		caps |= hasPusher
 	}
+	return caps
 }
 
 // setHeaderWritten records that the header has gone out with code, unless

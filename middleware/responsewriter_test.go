@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -283,18 +284,25 @@ func TestWriteStringWithoutStringWriter(t *testing.T) {
 	}
 }
 
-// TestResetForgets: a pooled writer keeps nothing of its last response but
-// its scratch buffer.
+// TestResetForgets: a pooled writer keeps no reference to its last
+// response once released, and a reset writer nothing of it but its
+// scratch buffer.
 func TestResetForgets(t *testing.T) {
 	rw := new(responseWriter)
-	rw.reset(&fakeWriter{}, nil)
-	rw.writer().WriteHeader(404)
+	rw.reset(fakeWith(&fakeWriter{}, hasFlusher|hasHijacker), httptest.NewRequest("GET", "/", nil))
+	w := rw.writer()
+	w.Write([]byte("abc"))
+	w.(http.Hijacker).Hijack()
 	rw.scratch = append(rw.scratch, "abc"...)
-	rw.reset(nil, nil)
-	if rw.ResponseWriter != nil || rw.req != nil || rw.wroteHeader || rw.status != 0 || rw.caps != 0 || rw.bytes != 0 {
-		t.Errorf("reset(nil) left %+v", rw)
+	rw.release()
+	if rw.ResponseWriter != nil || rw.req != nil {
+		t.Errorf("release left %+v", rw)
 	}
-	if cap(rw.scratch) == 0 || len(rw.scratch) != 0 {
-		t.Errorf("scratch len %d cap %d, want 0 and kept", len(rw.scratch), cap(rw.scratch))
+	rw.reset(fakeWith(&fakeWriter{}, hasPusher), nil)
+	if rw.wroteHeader || rw.hijacked || rw.status != 0 || rw.caps != hasPusher || rw.bytes != 0 {
+		t.Errorf("reset left %+v", rw)
+	}
+	if cap(rw.scratch) == 0 {
+		t.Errorf("scratch cap %d, want kept", cap(rw.scratch))
 	}
 }
