@@ -20,17 +20,23 @@ import (
 // forwarding headers are not trusted), "-" for identd, the basic-auth user
 // or "-", the time the request arrived in the server's local zone, the
 // request line as the client sent it, the final status, the body bytes
-// written ("-" for none), the Referer and the User-Agent. Quotes,
+// sent ("-" for none, and for HEAD), the Referer and the User-Agent. Quotes,
 // backslashes, control bytes and invalid UTF-8 are escaped as Apache
-// escapes them (\", \\, \n, \xhh), and spaces too in the unquoted fields,
-// so every line is one line and splits into its fields unambiguously.
+// escapes them (\", \\, \n, \xhh), and spaces too in the unquoted fields.
+// Other UTF-8 is kept, except the characters some log readers end a line
+// at or reorder a line by (C1 controls such as U+0085, U+2028, U+2029, the
+// bidirectional controls), whose bytes are escaped as \xhh each. So every
+// line is one line for every reader, and splits into its fields
+// unambiguously.
 //
 // A line is written after the handler returns, with a single Write call;
 // writes from concurrent requests are serialised, so w need not be safe for
 // concurrent use. A failed write is ignored: losing a log line never fails
-// a request. A handler that panics is logged as status 500 (unless it had
-// already sent a status) and the panic continues. A hijacked connection
-// that sent no status through the ResponseWriter is logged as 101.
+// a request. Status and size follow the same rule as Instrument's (see
+// the package documentation): a handler that panics is logged as status
+// 500 unless it had already sent a status, and the panic continues; a
+// hijacked connection that sent no status through the ResponseWriter is
+// logged as 101.
 //
 // Put AccessLog outside the router (r.Use first, or wrapping the mux) so
 // that the request line is the one the client sent.
@@ -53,24 +59,19 @@ func (l *accessLogger) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rw := l.writers.Get().(*responseWriter)
-		rw.reset(w)
+		rw.reset(w, r)
+		returned := false
 		defer func() {
-			code := rw.code()
-			p := recover()
-			if p != nil && !rw.wroteHeader {
-				code = http.StatusInternalServerError
-			}
-			l.log(r, start, code, rw.bytes)
-			rw.reset(nil)
+			// No recover: a panic goes on unchanged to whatever handles it.
+			l.log(r, start, rw.code(returned), rw.sent())
+			rw.release()
 			l.writers.Put(rw)
-			if p != nil {
-				panic(p)
-			}
 		}()
 		// writer() has exactly the optional interfaces of w (Flusher,
 		// Hijacker, ReaderFrom, Pusher), so handlers' type assertions
 		// answer as they would without the access log.
 		next.ServeHTTP(rw.writer(), r)
+		returned = true
 	})
 }
 
@@ -152,8 +153,9 @@ const hexDigits = "0123456789abcdef"
 // appendEscaped escapes s as Apache's ap_escape_logitem does: \" and \\,
 // the short escapes \b \n \r \t \v, and \xhh for other control bytes and
 // DEL. Unlike Apache, valid UTF-8 is kept as it is (log collectors read
-// UTF-8); only bytes that are not valid UTF-8 become \xhh. With space set,
-// spaces become \x20 too.
+// UTF-8), except the characters of breaksLines, whose bytes become \xhh
+// each (U+2028 is \xe2\x80\xa8), as do bytes that are not valid UTF-8.
+// With space set, spaces become \x20 too.
 func appendEscaped(b []byte, s string, space bool) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -176,8 +178,10 @@ func appendEscaped(b []byte, s string, space bool) []byte {
 			b = append(b, c)
 		default:
 			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				b = append(b, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
+			if (r == utf8.RuneError && size == 1) || breaksLines(r) {
+				for _, c := range []byte(s[i : i+size]) {
+					b = append(b, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
+				}
 			} else {
 				b = append(b, s[i:i+size]...)
 			}
@@ -187,4 +191,25 @@ func appendEscaped(b []byte, s string, space bool) []byte {
 		i++
 	}
 	return b
+}
+
+// breaksLines reports whether r, outside ASCII, ends a line for some log
+// reader or changes how one reads: the C1 controls U+0080-U+009F (U+0085
+// NEL among them: Python's str.splitlines, Java and XML end lines there),
+// U+2028 LINE SEPARATOR and U+2029 PARAGRAPH SEPARATOR (JavaScript and
+// Python too), and the bidirectional formatting characters (U+061C,
+// U+200E-U+200F, U+202A-U+202E, U+2066-U+2069), which make a displayed
+// line show its fields in another order.
+func breaksLines(r rune) bool {
+	switch {
+	case r >= 0x80 && r <= 0x9f:
+		return true
+	case r == 0x061c, r == 0x200e, r == 0x200f:
+		return true
+	case r >= 0x2028 && r <= 0x202e:
+		return true
+	case r >= 0x2066 && r <= 0x2069:
+		return true
+	}
+	return false
 }

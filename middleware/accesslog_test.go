@@ -3,8 +3,10 @@ package middleware_test
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -270,5 +272,72 @@ func BenchmarkAccessLog(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h.ServeHTTP(w, r)
+	}
+}
+
+// splitRecords splits s where any common log reader ends a line: \n, \r,
+// \v, \f, the C0 separators \x1c-\x1e (Python's str.splitlines), U+0085
+// NEL, U+2028 and U+2029 (JavaScript and Python too).
+func splitRecords(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool {
+		switch r {
+		case '\n', '\r', '\v', '\f', 0x1c, 0x1d, 0x1e, 0x85, 0x2028, 0x2029:
+			return true
+		}
+		return false
+	})
+}
+
+// TestAccessLogNoForgedLines sends, over a real connection, a request whose
+// URI, user and User-Agent carry Unicode line separators and C1 controls
+// followed by a whole forged record: every reader must still see exactly
+// one record per request.
+func TestAccessLogNoForgedLines(t *testing.T) {
+	t.Parallel()
+	out := new(syncBuffer)
+	done := make(chan struct{}, 1)
+	srv := httptest.NewServer(served(middleware.AccessLog(out)(http.HandlerFunc(ok)), done))
+	defer srv.Close()
+
+	const forged = `10.6.6.6 - admin [01/Jan/2030:00:00:00 +0000] "GET /admin HTTP/1.1" 200 1 "-" "-"`
+	breaks := []string{"\u0085", "\u2028", "\u2029", "\u0080", "\u009f", "\u202e"} // NEL, LS, PS, C1 controls, RLO
+	for _, br := range breaks {
+		conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(30 * time.Second))
+		user := base64.StdEncoding.EncodeToString([]byte("u" + br + forged + ":pw"))
+		fmt.Fprintf(conn, "GET /x%s HTTP/1.1\r\nHost: h\r\nAuthorization: Basic %s\r\nUser-Agent: a%s%s\r\nConnection: close\r\n\r\n",
+			br+strings.ReplaceAll(forged, " ", "%20"), user, br, forged)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		conn.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%q: status %d", br, resp.StatusCode)
+		}
+		<-done
+	}
+	records := splitRecords(out.String())
+	if len(records) != len(breaks) {
+		t.Fatalf("%d records for %d requests:\n%s", len(records), len(breaks), strings.Join(records, "\n"))
+	}
+	for i, rec := range records {
+		l := parseLine(t, rec)
+		if l.host != "127.0.0.1" || l.status != "200" {
+			t.Errorf("record %d: %+v", i, l)
+		}
+		esc := ""
+		for _, b := range []byte(breaks[i]) {
+			esc += fmt.Sprintf(`\x%02x`, b)
+		}
+		for field, v := range map[string]string{"request": l.request, "user": l.user, "agent": l.agent} {
+			if !strings.Contains(v, esc) {
+				t.Errorf("record %d: %s %q does not hold %q escaped as %s", i, field, v, breaks[i], esc)
+			}
+		}
 	}
 }

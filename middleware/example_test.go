@@ -87,3 +87,41 @@ func ExampleInstrumentWithOpts() {
 	// http_requests_total{code="201",listener="public",method="POST",route="/orders/{id}"} 1
 	// http_requests_total{code="405",listener="public",method="OTHER",route="<unmatched>"} 1
 }
+
+// A test of an instrumented application writes the exposition it expects
+// with the exported names and help texts, and checks series and sums over
+// some labels with metricstest.
+func Example_testing() {
+	reg, err := metrics.NewRegistry(metrics.Options{}) // in a test: metricstest.NewRegistry(t)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer reg.Close()
+	r := chi.NewRouter()
+	r.Use(middleware.Instrument(reg))
+	r.Get("/users/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if chi.URLParam(r, "id") == "0" {
+			http.NotFound(w, r)
+		}
+	})
+	for _, path := range []string{"/users/1", "/users/2", "/users/0", "/nope"} {
+		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", path, nil))
+	}
+
+	err = metricstest.CompareText(reg, fmt.Sprintf(`
+# HELP %[1]s %[2]s
+# TYPE %[1]s counter
+%[1]s{code="200",method="GET",route="/users/{id}"} 2
+%[1]s{code="404",method="GET",route="/users/{id}"} 1
+%[1]s{code="404",method="GET",route="<unmatched>"} 1
+`, middleware.DefaultRequestsName, middleware.RequestsHelp), middleware.DefaultRequestsName)
+	fmt.Println("exposition:", err)
+
+	route, _ := metricstest.LookupSum(reg, middleware.DefaultRequestsName, "route", "/users/{id}")
+	notFound, _ := metricstest.LookupSum(reg, middleware.DefaultRequestsName, "code", "404")
+	series, _ := metricstest.LookupSeriesCount(reg, middleware.DefaultDurationName)
+	fmt.Println(route, notFound, series)
+	// Output:
+	// exposition: <nil>
+	// 3 2 2
+}

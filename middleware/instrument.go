@@ -22,6 +22,16 @@ const (
 	DefaultResponseSizeName = "http_response_size_bytes"
 )
 
+// Help texts of the metrics, whatever their names, as the # HELP lines of
+// an exposition show them: with the names above, an expected exposition
+// for metricstest.CompareText can be written without copying strings.
+const (
+	RequestsHelp     = "HTTP requests served, by method, route pattern and status code."
+	DurationHelp     = "Time to serve an HTTP request in seconds, by method and route pattern."
+	InFlightHelp     = "HTTP requests being served, summed over live workers."
+	ResponseSizeHelp = "Size of HTTP response bodies in bytes, by method and route pattern."
+)
+
 // Opts configures InstrumentWithOpts. The zero value of every field but
 // Registry is a sensible default.
 type Opts struct {
@@ -43,9 +53,12 @@ type Opts struct {
 	// metrics.DefBuckets().
 	Buckets []float64
 
-	// ResponseSize adds a histogram of the response body sizes in bytes
-	// (what the handler wrote through the ResponseWriter, before any
-	// compression by the server), labelled method and route.
+	// ResponseSize adds a histogram of the response body sizes in bytes,
+	// labelled method and route: the bytes written through the middleware's
+	// ResponseWriter (0 for HEAD, whose body net/http discards). A
+	// compressing middleware inside this one (chi's Compress installed
+	// after it) makes them the compressed bytes; installed before it, the
+	// uncompressed ones.
 	ResponseSize bool
 	// ResponseSizeName is the name of that histogram. Zero:
 	// DefaultResponseSizeName.
@@ -112,7 +125,7 @@ func InstrumentWithOpts(o Opts) (func(http.Handler) http.Handler, error) {
 	var err error
 	in.requests, err = counterVec(o.Registry, metrics.CounterOpts{
 		Name:        o.RequestsName,
-		Help:        "HTTP requests served, by method, route pattern and status code.",
+		Help:        RequestsHelp,
 		ConstLabels: o.ConstLabels,
 	}, "method", "route", "code")
 	if err != nil {
@@ -120,7 +133,7 @@ func InstrumentWithOpts(o Opts) (func(http.Handler) http.Handler, error) {
 	}
 	in.duration, err = histogramVec(o.Registry, metrics.HistogramOpts{
 		Name:        o.DurationName,
-		Help:        "Time to serve an HTTP request in seconds, by method and route pattern.",
+		Help:        DurationHelp,
 		Buckets:     o.Buckets,
 		ConstLabels: o.ConstLabels,
 	}, "method", "route")
@@ -130,7 +143,7 @@ func InstrumentWithOpts(o Opts) (func(http.Handler) http.Handler, error) {
 	if o.ResponseSize {
 		in.size, err = histogramVec(o.Registry, metrics.HistogramOpts{
 			Name:        o.ResponseSizeName,
-			Help:        "Size of HTTP response bodies in bytes, by method and route pattern.",
+			Help:        ResponseSizeHelp,
 			Buckets:     o.ResponseSizeBuckets,
 			ConstLabels: o.ConstLabels,
 		}, "method", "route")
@@ -140,7 +153,7 @@ func InstrumentWithOpts(o Opts) (func(http.Handler) http.Handler, error) {
 	}
 	in.inFlight, err = gauge(o.Registry, metrics.GaugeOpts{
 		Name:        o.InFlightName,
-		Help:        "HTTP requests being served, summed over live workers.",
+		Help:        InFlightHelp,
 		Mode:        metrics.GaugeLiveSum,
 		ConstLabels: o.ConstLabels,
 	})
@@ -259,21 +272,14 @@ func (in *instrumenter) serve(next http.Handler, w http.ResponseWriter, r *http.
 	start := time.Since(in.epoch)
 	in.inFlight.Inc()
 	rw := in.writers.Get().(*responseWriter)
-	rw.reset(w)
+	rw.reset(w, r)
 	returned := false
 	defer func() {
+		// No recover: a panic goes on unchanged to whatever handles it.
 		d := time.Since(in.epoch) - start
 		in.inFlight.Dec()
-		code := rw.code()
-		if !returned {
-			// The handler panicked (or called runtime.Goexit): the client
-			// gets a 500 from a recoverer, or a reset connection. No
-			// recover here: the panic goes on unchanged to whatever
-			// handles it.
-			code = http.StatusInternalServerError
-		}
-		in.record(r, rw, code, d)
-		rw.reset(nil)
+		in.record(r, rw, rw.code(returned), d)
+		rw.release()
 		in.writers.Put(rw)
 	}()
 	next.ServeHTTP(rw.writer(), r)
@@ -313,6 +319,6 @@ func (in *instrumenter) record(r *http.Request, rw *responseWriter, code int, d 
 	c.Inc()
 	s.duration.Observe(d.Seconds())
 	if s.size != nil {
-		s.size.Observe(float64(rw.bytes))
+		s.size.Observe(float64(rw.sent()))
 	}
 }

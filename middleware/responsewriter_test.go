@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -166,7 +167,7 @@ func TestWriterKeepsExactlyTheOptionalInterfaces(t *testing.T) {
 			f := &fakeWriter{}
 			under := fakeWith(f, caps)
 			rw := new(responseWriter)
-			rw.reset(under)
+			rw.reset(under, nil)
 			w := rw.writer()
 
 			if got := w.(interface{ Unwrap() http.ResponseWriter }).Unwrap(); got != under {
@@ -195,8 +196,8 @@ func TestWriterKeepsExactlyTheOptionalInterfaces(t *testing.T) {
 				if n != 3 || err != nil || !f.readFrom {
 					t.Errorf("ReadFrom: %d, %v, reached the wrapped writer: %v", n, err, f.readFrom)
 				}
-				if rw.bytes != 3 || rw.code() != http.StatusOK {
-					t.Errorf("after ReadFrom: %d bytes, code %d; want 3, 200", rw.bytes, rw.code())
+				if rw.bytes != 3 || rw.code(true) != http.StatusOK {
+					t.Errorf("after ReadFrom: %d bytes, code %d; want 3, 200", rw.bytes, rw.code(true))
 				}
 			}
 			if isF {
@@ -261,9 +262,9 @@ func TestWriterRecordsStatusAndSize(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			rw := new(responseWriter)
-			rw.reset(&fakeWriter{})
+			rw.reset(&fakeWriter{}, nil)
 			c.serve(rw.writer())
-			if got := rw.code(); got != c.code {
+			if got := rw.code(true); got != c.code {
 				t.Errorf("code %d, want %d", got, c.code)
 			}
 			if rw.bytes != c.bytes {
@@ -277,24 +278,31 @@ func TestWriterRecordsStatusAndSize(t *testing.T) {
 func TestWriteStringWithoutStringWriter(t *testing.T) {
 	f := &fakeWriter{}
 	rw := new(responseWriter)
-	rw.reset(struct{ http.ResponseWriter }{f})
+	rw.reset(struct{ http.ResponseWriter }{f}, nil)
 	if n, err := io.WriteString(rw.writer(), "abc"); n != 3 || err != nil || f.body.String() != "abc" {
 		t.Errorf("WriteString: %d, %v, body %q", n, err, f.body.String())
 	}
 }
 
-// TestResetForgets: a pooled writer keeps nothing of its last response but
-// its scratch buffer.
+// TestResetForgets: a pooled writer keeps no reference to its last
+// response once released, and a reset writer nothing of it but its
+// scratch buffer.
 func TestResetForgets(t *testing.T) {
 	rw := new(responseWriter)
-	rw.reset(&fakeWriter{})
-	rw.writer().WriteHeader(404)
+	rw.reset(fakeWith(&fakeWriter{}, hasFlusher|hasHijacker), httptest.NewRequest("GET", "/", nil))
+	w := rw.writer()
+	w.Write([]byte("abc"))
+	w.(http.Hijacker).Hijack()
 	rw.scratch = append(rw.scratch, "abc"...)
-	rw.reset(nil)
-	if rw.ResponseWriter != nil || rw.wroteHeader || rw.status != 0 || rw.caps != 0 || rw.bytes != 0 {
-		t.Errorf("reset(nil) left %+v", rw)
+	rw.release()
+	if rw.ResponseWriter != nil || rw.req != nil {
+		t.Errorf("release left %+v", rw)
 	}
-	if cap(rw.scratch) == 0 || len(rw.scratch) != 0 {
-		t.Errorf("scratch len %d cap %d, want 0 and kept", len(rw.scratch), cap(rw.scratch))
+	rw.reset(fakeWith(&fakeWriter{}, hasPusher), nil)
+	if rw.wroteHeader || rw.hijacked || rw.status != 0 || rw.caps != hasPusher || rw.bytes != 0 {
+		t.Errorf("reset left %+v", rw)
+	}
+	if cap(rw.scratch) == 0 {
+		t.Errorf("scratch cap %d, want kept", cap(rw.scratch))
 	}
 }

@@ -28,6 +28,7 @@ type route struct {
 type routeTable struct {
 	owner *chi.Mux // the root chi router of these keys; nil for ServeMux (or another chi.Routes)
 	m     atomic.Pointer[map[string]*route]
+	ids   idCache // in front of m
 }
 
 func (t *routeTable) init(owner *chi.Mux) {
@@ -72,8 +73,9 @@ func (in *instrumenter) route(r *http.Request, rw *responseWriter, code int) *ro
 
 // chiRoute finds the route of chi's context without building the pattern:
 // chi's RoutePattern joins (and so allocates) once a request has gone
-// through a Mount. The lookup key is built in a reused buffer, and a map
-// index with string(buf) does not allocate.
+// through a Mount. A pattern list seen before is found by the identity of
+// its strings (idCache); otherwise the lookup key is built in a reused
+// buffer, and a map index with string(buf) does not allocate.
 func (in *instrumenter) chiRoute(rctx *chi.Context, rw *responseWriter) *route {
 	pats := rctx.RoutePatterns
 	if len(pats) == 0 {
@@ -81,9 +83,13 @@ func (in *instrumenter) chiRoute(rctx *chi.Context, rw *responseWriter) *route {
 	}
 	owner, _ := rctx.Routes.(*chi.Mux)
 	if t := in.chiTable(owner); t != nil {
+		if rt := t.ids.get(pats); rt != nil {
+			return rt
+		}
 		m := *t.m.Load()
 		if len(pats) == 1 {
 			if rt, ok := m[pats[0]]; ok {
+				t.ids.put(pats, rt)
 				return rt
 			}
 		} else {
@@ -94,6 +100,7 @@ func (in *instrumenter) chiRoute(rctx *chi.Context, rw *responseWriter) *route {
 			}
 			rw.scratch = b
 			if rt, ok := m[string(b)]; ok {
+				t.ids.put(pats, rt)
 				return rt
 			}
 		}
@@ -206,7 +213,12 @@ func (in *instrumenter) muxRoute(r *http.Request, code int) *route {
 		// as the pattern: that is the client's path, not a route.
 		return in.unmatched
 	}
+	pats := [1]string{p}
+	if rt := in.muxTable.ids.get(pats[:]); rt != nil {
+		return rt
+	}
 	if rt, ok := (*in.muxTable.m.Load())[p]; ok {
+		in.muxTable.ids.put(pats[:], rt)
 		return rt
 	}
 	name := UnmatchedRoute

@@ -17,5 +17,8 @@
 // master sees it, and Registry.Gather shows the merged view the master would serve.
 //
 // Compare whole families against expected exposition text with CompareText (or ExpectText),
-// or read one sample with Value.
+// read one sample with Value (every label given), add samples over some of their labels with
+// Sum, and count series with SeriesCount. The middleware package exports its metric names and
+// help texts (middleware.DefaultRequestsName, middleware.RequestsHelp, ...) for writing the
+// expected text.
 package metricstest

@@ -45,3 +45,37 @@ func ExampleLookup() {
 	fmt.Println(v, err)
 	// Output: 2 <nil>
 }
+
+func ExampleSum() {
+	reg, _ := metrics.NewRegistry(metrics.Options{})
+	defer reg.Close()
+	req := reg.MustNewCounterVec(metrics.CounterOpts{Name: "req_total", Help: "Requests."}, "route", "code")
+	req.With("/a", "200").Add(5)
+	req.With("/a", "500").Add(1)
+	req.With("/b", "200").Add(2)
+	// In a test: metricstest.Sum(t, reg, ...), which fails the test on an error.
+	a, _ := metricstest.LookupSum(reg, "req_total", "route", "/a")  // every code of /a
+	ok, _ := metricstest.LookupSum(reg, "req_total", "code", "200") // every route
+	all, _ := metricstest.LookupSum(reg, "req_total")
+	_, err := metricstest.LookupSum(reg, "req_total", "path", "/a")
+	fmt.Println(a, ok, all)
+	fmt.Println(err != nil) // no series has a label "path"
+	// Output:
+	// 6 7 8
+	// true
+}
+
+func ExampleSeriesCount() {
+	reg, _ := metrics.NewRegistry(metrics.Options{})
+	defer reg.Close()
+	lat := reg.MustNewHistogramVec(metrics.HistogramOpts{Name: "latency_seconds", Help: "Latency.", Buckets: []float64{0.1, 1}}, "route", "method")
+	lat.With("/a", "GET").Observe(0.2)
+	lat.With("/a", "POST").Observe(0.3)
+	lat.With("/b", "GET").Observe(2)
+	// In a test: metricstest.SeriesCount(t, reg, ...).
+	all, _ := metricstest.LookupSeriesCount(reg, "latency_seconds")
+	a, _ := metricstest.LookupSeriesCount(reg, "latency_seconds", "route", "/a")
+	buckets, _ := metricstest.LookupSeriesCount(reg, "latency_seconds_bucket", "route", "/b")
+	fmt.Println(all, a, buckets)
+	// Output: 3 2 3
+}

@@ -142,3 +142,76 @@ func TestValueAndLookup(t *testing.T) {
 		}
 	}
 }
+
+func TestSumAndSeriesCount(t *testing.T) {
+	t.Parallel()
+	w := metricstest.NewWorkers(t, 2)
+	for i, reg := range w {
+		req := reg.MustNewCounterVec(metrics.CounterOpts{Name: "req_total", Help: "h"}, "route", "code")
+		req.With("/a", "200").Add(2)
+		req.With("/a", "500").Add(1)
+		if i == 1 {
+			req.With("/b", "200").Add(4)
+		}
+		lat := reg.MustNewHistogramVec(metrics.HistogramOpts{Name: "lat", Help: "h", Buckets: []float64{0.1, 1}}, "route")
+		lat.With("/a").Observe(0.5)
+		lat.With("/b").Observe(3)
+		reg.MustNewGauge(metrics.GaugeOpts{Name: "busy", Help: "h", Mode: metrics.GaugeAll}).Set(float64(i + 1))
+	}
+	g := w[0] // the merged view of both workers
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"req_total", nil, 10},
+		{"req_total", []string{"route", "/a"}, 6},
+		{"req_total", []string{"code", "200"}, 8},
+		{"req_total", []string{"route", "/a", "code", "500"}, 2},
+		{"req_total", []string{"route", "/c"}, 0}, // a value never seen
+		{"lat_count", nil, 4},
+		{"lat_bucket", []string{"le", "1"}, 2},
+		{"lat_sum", []string{"route", "/b"}, 6},
+		{"busy", nil, 3}, // one series per worker (a "pid" label)
+	} {
+		if got := metricstest.Sum(t, g, c.name, c.labels...); got != c.want {
+			t.Errorf("Sum(%s, %q) = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		name   string
+		labels []string
+		err    string
+	}{
+		{"nope", nil, "no sample named nope"},
+		{"req_total", []string{"rout", "/a"}, `no sample req_total has a label "rout"`},
+		{"req_total", []string{"route"}, "odd number"},
+	} {
+		if _, err := metricstest.LookupSum(g, c.name, c.labels...); err == nil || !strings.Contains(err.Error(), c.err) {
+			t.Errorf("LookupSum(%s, %q) = %v, want an error containing %q", c.name, c.labels, err, c.err)
+		}
+	}
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   int
+	}{
+		{"req_total", nil, 3},
+		{"req_total", []string{"route", "/a"}, 2},
+		{"req_total", []string{"code", "200"}, 2},
+		{"lat", nil, 2},                            // a histogram's series, not its buckets
+		{"lat_bucket", []string{"route", "/a"}, 3}, // samples: 0.1, 1, +Inf
+		{"lat_bucket", []string{"le", "+Inf"}, 2},
+		{"busy", nil, 2}, // one per worker
+		{"nope", nil, 0},
+		{"req_total", []string{"route", "/c"}, 0},
+		{"req_total", []string{"rout", "/a"}, 0},
+	} {
+		if got := metricstest.SeriesCount(t, g, c.name, c.labels...); got != c.want {
+			t.Errorf("SeriesCount(%s, %q) = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	if _, err := metricstest.LookupSeriesCount(g, "req_total", "route"); err == nil {
+		t.Error("odd labels accepted")
+	}
+}

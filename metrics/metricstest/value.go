@@ -30,12 +30,9 @@ func Value(t testing.TB, g metrics.Gatherer, name string, labels ...string) floa
 
 // Lookup is Value that returns an error instead of failing a test.
 func Lookup(g metrics.Gatherer, name string, labels ...string) (float64, error) {
-	if len(labels)%2 != 0 {
-		return 0, fmt.Errorf("metricstest: odd number of label arguments %q: want name, value pairs", labels)
-	}
-	want := make(map[string]string, len(labels)/2)
-	for i := 0; i < len(labels); i += 2 {
-		want[labels[i]] = labels[i+1]
+	want, err := labelMap(labels)
+	if err != nil {
+		return 0, err
 	}
 	fams, err := g.Gather()
 	if err != nil {
@@ -66,6 +63,18 @@ func Lookup(g metrics.Gatherer, name string, labels ...string) (float64, error) 
 	}
 }
 
+// labelMap turns name, value pairs into a map.
+func labelMap(labels []string) (map[string]string, error) {
+	if len(labels)%2 != 0 {
+		return nil, fmt.Errorf("metricstest: odd number of label arguments %q: want name, value pairs", labels)
+	}
+	want := make(map[string]string, len(labels)/2)
+	for i := 0; i < len(labels); i += 2 {
+		want[labels[i]] = labels[i+1]
+	}
+	return want, nil
+}
+
 type sample struct {
 	name   string
 	labels map[string]string
@@ -80,10 +89,13 @@ func (s sample) String() string {
 	return fmt.Sprintf("%s{%s} %v", s.name, strings.Join(parts, ","), s.value)
 }
 
+// matches reports whether s has exactly the labels of want.
 func (s sample) matches(want map[string]string) bool {
-	if len(want) != len(s.labels) {
-		return false
-	}
+	return len(want) == len(s.labels) && s.includes(want)
+}
+
+// includes reports whether s has every label of want (and maybe others).
+func (s sample) includes(want map[string]string) bool {
 	for k, v := range want {
 		have, ok := s.labels[k]
 		if !ok {
