@@ -17,6 +17,11 @@ const (
 	StateKilled   WorkerState = "killed"   // sent SIGKILL, not reaped yet
 )
 
+// WorkerStates returns every WorkerState, in life-cycle order.
+func WorkerStates() []WorkerState {
+	return []WorkerState{StateStarting, StateReady, StateStopping, StateKilled}
+}
+
 // WorkerInfo describes one live worker process (see Master.Workers).
 type WorkerInfo struct {
 	Slot          int         `json:"slot"`
@@ -44,6 +49,11 @@ const (
 	ExitRetired    ExitReason = "retired"     // replaced after Retire (max requests)
 	ExitScaledDown ExitReason = "scaled-down" // its slot was removed (TTOU, SetWorkers)
 )
+
+// ExitReasons returns every ExitReason, the unplanned ones first.
+func ExitReasons() []ExitReason {
+	return []ExitReason{ExitCrashed, ExitBootFailed, ExitTimeout, ExitShutdown, ExitReloaded, ExitRetired, ExitScaledDown}
+}
 
 // Planned reports whether the master asked for this exit.
 func (r ExitReason) Planned() bool {

@@ -22,7 +22,7 @@ const (
 	fdStatus      = 3
 	fdLifeline    = 4
 	fdFirstListen = 5
-	markerVersion = 1
+	markerVersion = 2
 )
 
 type marker struct {
@@ -34,6 +34,7 @@ type marker struct {
 	MaxRequests int    `json:"max_requests,omitempty"`
 	HeartbeatNS int64  `json:"heartbeat_ns"`
 	OrphanNS    int64  `json:"orphan_ns"`
+	Data        string `json:"data,omitempty"` // Config.WorkerData
 }
 
 func (mk marker) encode() string {
