@@ -24,6 +24,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/herdhttp/herd/metrics"
+	"github.com/herdhttp/herd/prefork"
 )
 
 // testCA is a throw-away certificate authority.
@@ -98,13 +99,13 @@ func serveAdmin(t *testing.T, cfg Config) (string, *adminSecurity) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := listenAdmin(cfg, sec)
+	ln, err := listenAdmin(cfg.MetricsBind, sec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := metrics.GathererFunc(func() ([]*dto.MetricFamily, error) { return nil, nil })
-	st := &status{pid: 1, requests: func() uint64 { return 0 }}
-	srv := startAdmin(ln, g, st, sec, slog.New(slog.DiscardHandler))
+	ready := func() []prefork.WorkerInfo { return []prefork.WorkerInfo{{State: prefork.StateReady}} }
+	srv := startAdmin(ln, adminMux(g, ready, sec), slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { stopAdmin(srv) })
 	scheme := "http://"
 	if sec.tls != nil {

@@ -32,14 +32,14 @@ func TestFlagsSetTheConfig(t *testing.T) {
 	want := Config{
 		Bind: defaultBind, Workers: 3, MetricsBind: defaultMetricsBind, ListenerMode: "reuseport",
 		GracefulTimeout: defaultGracefulTimeout, Timeout: defaultTimeout, LogFormat: "text",
-		ReadHeaderTimeout: 2 * time.Second, ReadTimeout: off, WriteTimeout: 5 * time.Second,
-		IdleTimeout: off, MaxHeaderBytes: 8192, PIDFile: "/run/x.pid", AccessLog: "-",
+		ReadHeaderTimeout: 2 * time.Second, ReadTimeout: Off, WriteTimeout: 5 * time.Second,
+		IdleTimeout: Off, MaxHeaderBytes: 8192, PIDFile: "/run/x.pid", AccessLog: "-",
 		AdminTLSCert: "c.pem", AdminTLSKey: "k.pem", AdminBasicAuthFile: "users",
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
 	}
-	if err := c.checkValues(); err != nil {
+	if _, err := c.checkValues(); err != nil {
 		t.Error(err)
 	}
 }
@@ -84,7 +84,7 @@ func TestBadValuesAreOneLineNamingTheFlag(t *testing.T) {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			c, _, err := parseArgs(tc.args)
 			if err == nil {
-				err = c.checkValues()
+				_, err = c.checkValues()
 			}
 			if err == nil {
 				t.Fatal("accepted")
@@ -123,7 +123,10 @@ func FuzzFlags(f *testing.F) {
 			args = strings.Split(line, "\x00")
 		}
 		c, fs, err := parseArgs(args)
-		if err != nil || c.checkValues() != nil {
+		if err != nil {
+			return
+		}
+		if _, err := c.checkValues(); err != nil {
 			return
 		}
 		var again []string
@@ -135,7 +138,7 @@ func FuzzFlags(f *testing.F) {
 		if !reflect.DeepEqual(c, c2) {
 			t.Fatalf("printed flags %q give %+v, not %+v", again, c2, c)
 		}
-		if err := c2.checkValues(); err != nil {
+		if _, err := c2.checkValues(); err != nil {
 			t.Fatalf("printed flags %q fail: %v", again, err)
 		}
 	})
