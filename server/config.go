@@ -14,11 +14,11 @@ import (
 // Config is the whole configuration of a herd program. The zero value works:
 // one process (no fork) serving 127.0.0.1:8080, with its admin endpoints on
 // 127.0.0.1:9090. DefaultConfig returns the defaults the command-line flags
-// use, with one worker per CPU.
+// use, with one worker per CPU the process may use.
 //
 // Durations follow one convention: zero means the documented default, and
 // Off (any negative value) means none, for the timeouts that can be turned
-// off; on the command line "off" or "0" is Off.
+// off; on the command line (and in HERD_ variables) "off" or "0" is Off.
 type Config struct {
 	// Bind is the application's listen address; default "127.0.0.1:8080".
 	Bind string
@@ -101,9 +101,10 @@ type Config struct {
 const Off time.Duration = -1
 
 // DefaultConfig returns the defaults of the command-line flags: one worker
-// per CPU, everything else as in the zero Config.
+// per CPU this process may use (runtime.GOMAXPROCS, which follows a
+// container's CPU limit), everything else as in the zero Config.
 func DefaultConfig() Config {
-	return Config{Workers: runtime.NumCPU()}
+	return Config{Workers: runtime.GOMAXPROCS(0)}
 }
 
 const (

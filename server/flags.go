@@ -3,22 +3,25 @@ package server
 import (
 	"flag"
 	"fmt"
+	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 )
 
-// configFlag is one command-line flag of a Config field.
+// configFlag is one command-line flag of a Config field; the same setting
+// is read from the environment variable envName(name).
 type configFlag struct {
 	name, usage string
 	value       flag.Value // bound to the field
 }
 
 // flags lists every flag of c, bound to c's fields: the one table behind
-// RegisterFlags.
+// RegisterFlags, the HERD_ variables and the configuration logged at start.
 func (c *Config) flags() []configFlag {
 	return []configFlag{
 		{"bind", "application listen `address`", stringFlag{&c.Bind}},
-		{"workers", "number of worker processes (0: serve in one process, no fork)", intFlag{&c.Workers, 0}},
+		{"workers", "number of worker processes (0: serve in one process, no fork; default: GOMAXPROCS, or WEB_CONCURRENCY)", intFlag{&c.Workers, 0}},
 		{"metrics-bind", "admin listener `address` (/metrics, /healthz, /workers), or \"off\"", stringFlag{&c.MetricsBind}},
 		{"metrics-dir", "`dir`ectory for this run's private metric files (default /dev/shm or $TMPDIR)", stringFlag{&c.MetricsDir}},
 		{"listener-mode", "\"reuseport\" (a socket per worker) or \"shared\" (one socket)", stringFlag{&c.ListenerMode}},
@@ -43,12 +46,101 @@ func (c *Config) flags() []configFlag {
 
 // RegisterFlags registers the configuration's flags on fs, with c's current
 // values (defaults applied) as their defaults. Flags write into c when fs is
-// parsed.
+// parsed. Main also reads each flag not given on the command line from the
+// environment variable HERD_<FLAG> (upper case, '-' as '_').
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	*c = c.withDefaults()
 	for _, f := range c.flags() {
-		fs.Var(f.value, f.name, f.usage)
+		fs.Var(f.value, f.name, f.usage+" [$"+envName(f.name)+"]")
 	}
+}
+
+// logAttrs are the effective configuration, one attribute per flag, for
+// the log line at start. Files are named, never read: no secret is logged.
+func (c Config) logAttrs() []any {
+	var attrs []any
+	for _, f := range c.flags() {
+		attrs = append(attrs, slog.String(f.name, f.value.String()))
+	}
+	return attrs
+}
+
+// envPrefix starts the environment variable of every flag.
+const envPrefix = "HERD_"
+
+// webConcurrency is the worker count of gunicorn, Heroku and Puma; it sets
+// -workers when neither the flag nor HERD_WORKERS does.
+const webConcurrency = "WEB_CONCURRENCY"
+
+// envName is the environment variable of a flag: "metrics-dir" is
+// HERD_METRICS_DIR.
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// envSetting is a flag that applyEnv set from an environment variable.
+type envSetting struct{ flag, variable string }
+
+// applyEnv sets every flag of fs that the command line did not set from its
+// HERD_ variable in environ, and -workers from WEB_CONCURRENCY when neither
+// sets it. The command line wins over the environment, the environment over
+// the default; a variable set to "" counts as unset. It returns what it
+// set, or an error naming the first variable whose value the flag refuses.
+func applyEnv(fs *flag.FlagSet, environ []string) (set []envSetting, err error) {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	setFrom := func(name, variable string) bool {
+		v := lookupEnv(environ, variable)
+		if v == "" || err != nil {
+			return false
+		}
+		if e := fs.Set(name, v); e != nil {
+			err = fmt.Errorf("%s: %v", variable, e)
+			return false
+		}
+		set = append(set, envSetting{name, variable})
+		return true
+	}
+	fs.VisitAll(func(f *flag.Flag) {
+		if !given[f.Name] {
+			given[f.Name] = setFrom(f.Name, envName(f.Name))
+		}
+	})
+	if fs.Lookup("workers") != nil && !given["workers"] {
+		setFrom("workers", webConcurrency)
+	}
+	return set, err
+}
+
+// variables lists the variables of set, for the log.
+func variables(set []envSetting) []string {
+	var vs []string
+	for _, e := range set {
+		vs = append(vs, e.variable)
+	}
+	return vs
+}
+
+// blameEnv adds to a configuration error that starts with a flag's name
+// ("-listener-mode: ...") the variable that set that flag, if one did.
+func blameEnv(msg string, set []envSetting) string {
+	for _, e := range set {
+		if strings.HasPrefix(msg, "-"+e.flag+":") || strings.HasPrefix(msg, "-"+e.flag+" ") {
+			return msg + " (set by " + e.variable + ")"
+		}
+	}
+	return msg
+}
+
+// lookupEnv returns the last value of key in environ, as the libc does for
+// duplicates.
+func lookupEnv(environ []string, key string) string {
+	for i := len(environ) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(environ[i], "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
 }
 
 // stringFlag is flag.StringVar's value, declared here so that every flag of

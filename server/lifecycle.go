@@ -14,7 +14,8 @@ import (
 // directory created, the admin listener and the backend's sockets opened
 // and the pidfile written; every failure so far is a configuration error
 // (exit status 2) and nothing has been forked. Then the admin endpoints
-// serve and the backend runs until it is told to stop. Whatever happens, the run directory, the
+// serve, the effective configuration is logged once, and the backend runs
+// until it is told to stop. Whatever happens, the run directory, the
 // pidfile and the sockets are gone when run returns.
 func run(ctx context.Context, s *settings, app App, env runEnv, log *slog.Logger) error {
 	if err := checkAccessLog(s.AccessLog); err != nil {
@@ -50,6 +51,11 @@ func run(ctx context.Context, s *settings, app App, env runEnv, log *slog.Logger
 	adminSrv := startAdmin(admin, adminMux(g, b.workers, s.sec), log)
 	defer stopAdmin(adminSrv)
 	warnExposedAdmin(admin, s.sec, log)
+	attrs := s.logAttrs()
+	if len(env.used) > 0 {
+		attrs = append(attrs, "from_env", env.used)
+	}
+	log.Info("configuration", attrs...)
 	log.Info(b.startMessage(), "pid", os.Getpid(), "workers", s.Workers, "bind", b.addr(),
 		"admin", adminAddr(admin), "metrics_dir", dir)
 	return b.run(ctx)
