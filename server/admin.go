@@ -62,10 +62,11 @@ func adminAddr(ln net.Listener) string {
 }
 
 // adminMux routes the admin endpoints of a run: g is /metrics, workers
-// answers /workers and /healthz. With basic auth, /metrics and
+// answers /workers and /healthz, and dir is the run directory whose free
+// space /healthz reports when it runs out. With basic auth, /metrics and
 // /workers need credentials; /healthz stays open for load balancers and
 // probes (it tells nothing but the state of the service).
-func adminMux(g metrics.Gatherer, workers func() []prefork.WorkerInfo, sec *adminSecurity) *http.ServeMux {
+func adminMux(g metrics.Gatherer, workers func() []prefork.WorkerInfo, dir string, sec *adminSecurity) *http.ServeMux {
 	protect := func(h http.Handler) http.Handler { return h }
 	if sec != nil && sec.auth != nil {
 		protect = sec.auth.wrap
@@ -79,6 +80,9 @@ func adminMux(g metrics.Gatherer, workers func() []prefork.WorkerInfo, sec *admi
 			fmt.Fprintln(w, "no worker ready")
 		} else {
 			fmt.Fprintln(w, "ok")
+		}
+		if note := spaceNote(dir); note != "" {
+			fmt.Fprintln(w, note)
 		}
 	})
 	mux.Handle("GET /workers", protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

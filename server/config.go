@@ -175,7 +175,7 @@ type settings struct {
 
 // Validate checks the configuration without side effects: the values
 // first, then what they name on this machine (the metrics directory, its
-// permissions, the admin TLS and basic-auth files; host
+// permissions and free space, the admin TLS and basic-auth files; host
 // names other than IP addresses are resolved). Each error is one line
 // naming the flag.
 func (c Config) Validate() error {
@@ -201,6 +201,9 @@ func (c Config) validate() (*settings, error) {
 		c.MetricsDir = defaultMetricsParent()
 	}
 	if err := checkMetricsParent(c.MetricsDir); err != nil {
+		return nil, err
+	}
+	if err := checkSpace(c.MetricsDir, c.Workers); err != nil {
 		return nil, err
 	}
 	sec, err := newAdminSecurity(c)

@@ -48,7 +48,7 @@ func run(ctx context.Context, s *settings, app App, env runEnv, log *slog.Logger
 	if bg := b.gatherer(); bg != nil {
 		g = append(g, bg)
 	}
-	adminSrv := startAdmin(admin, adminMux(g, b.workers, s.sec), log)
+	adminSrv := startAdmin(admin, adminMux(g, b.workers, dir, s.sec), log)
 	defer stopAdmin(adminSrv)
 	warnExposedAdmin(admin, s.sec, log)
 	attrs := s.logAttrs()
@@ -58,7 +58,10 @@ func run(ctx context.Context, s *settings, app App, env runEnv, log *slog.Logger
 	log.Info("configuration", attrs...)
 	log.Info(b.startMessage(), "pid", os.Getpid(), "workers", s.Workers, "bind", b.addr(),
 		"admin", adminAddr(admin), "metrics_dir", dir)
-	return b.run(ctx)
+	if err := b.run(ctx); err != nil {
+		return explainFailure(err, dir)
+	}
+	return nil
 }
 
 // checkAccessLog opens (creating) the access log once, so that a path the

@@ -42,7 +42,7 @@ func startServing(cfg Config, dir, id string, app App, log *slog.Logger, rc recy
 			s.close()
 		}
 	}()
-	reg, err := metrics.NewRegistry(metrics.Options{Dir: dir, ID: id, Logger: log})
+	reg, err := metrics.NewRegistry(metrics.Options{Dir: dir, ID: id, Logger: throttled(log, metricsLogEvery)})
 	if err != nil {
 		return nil, err
 	}
