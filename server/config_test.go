@@ -21,6 +21,7 @@ func parseArgs(args []string) (Config, *flag.FlagSet, error) {
 }
 
 func TestFlagsSetTheConfig(t *testing.T) {
+	t.Parallel()
 	c, _, err := parseArgs([]string{
 		"-workers", "3", "-read-header-timeout", "2s", "-read-timeout", "off", "-write-timeout", "5s",
 		"-idle-timeout", "0", "-max-header-bytes", "8192", "-pidfile", "/run/x.pid", "-access-log", "-",
@@ -45,6 +46,7 @@ func TestFlagsSetTheConfig(t *testing.T) {
 }
 
 func TestDefaultTimeouts(t *testing.T) {
+	t.Parallel()
 	c := Config{}.withDefaults()
 	for _, tc := range []struct {
 		name      string
@@ -65,6 +67,7 @@ func TestDefaultTimeouts(t *testing.T) {
 }
 
 func TestBadValuesAreOneLineNamingTheFlag(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		args []string
 		want string
@@ -82,6 +85,7 @@ func TestBadValuesAreOneLineNamingTheFlag(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Parallel()
 			c, _, err := parseArgs(tc.args)
 			if err == nil {
 				_, err = c.checkValues()
