@@ -175,26 +175,18 @@ func TestRunInProcess(t *testing.T) {
 	if b, _ := os.ReadFile(pidfile); strings.TrimSpace(string(b)) != strconv.Itoa(os.Getpid()) {
 		t.Errorf("pidfile holds %q, want %d", b, os.Getpid())
 	}
-	get := func(url string) (int, string) {
-		resp, err := http.Get(url)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	eventually(t, 10*time.Second, "healthz ok", func() bool { code, _ := get("http://" + admin + "/healthz"); return code == 200 })
-	if code, body := get("http://" + app + "/hello"); code != 200 || body != "hello\n" {
+	fetch := func(url string) (int, string) { return get(t, http.DefaultClient, url, "", "") }
+	eventually(t, 10*time.Second, "healthz ok", func() bool { code, _ := fetch("http://" + admin + "/healthz"); return code == 200 })
+	if code, body := fetch("http://" + app + "/hello"); code != 200 || body != "hello\n" {
 		t.Fatalf("GET /hello: %d %q", code, body)
 	}
-	_, body := get("http://" + admin + "/workers")
+	_, body := fetch("http://" + admin + "/workers")
 	var ws []prefork.WorkerInfo
 	if err := json.Unmarshal([]byte(body), &ws); err != nil || len(ws) != 1 || ws[0].ID != "0a" || ws[0].PID != os.Getpid() ||
 		ws[0].State != prefork.StateReady || ws[0].Requests != 1 {
 		t.Errorf("/workers: %s (%v)", body, err)
 	}
-	if _, body := get("http://" + admin + "/metrics"); !strings.Contains(body, `http_requests_total{code="200",method="GET",route="/hello"} 1`) ||
+	if _, body := fetch("http://" + admin + "/metrics"); !strings.Contains(body, `http_requests_total{code="200",method="GET",route="/hello"} 1`) ||
 		!strings.Contains(body, `herd_process_goroutines{pid="0a"}`) || !strings.Contains(body, "herd_metrics_dir_free_bytes ") {
 		t.Errorf("/metrics:\n%s", body)
 	}
