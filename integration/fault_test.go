@@ -340,29 +340,10 @@ func TestSymlinksInTheRunDirectoryAreNotFollowed(t *testing.T) {
 // histogram files. It returns the filler file.
 func startOnFullFilesystem(t *testing.T) (*proc, []workerInfo, string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs")
-	}
-	mnt := t.TempDir()
-	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m,mode=0700"); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) }) // after hello has stopped (cleanups run last-in first-out)
+	mnt := mountTmpfs(t, "1m")
 	p := startHello(t, "-workers", "2", "-metrics-dir", mnt)
 	ws := p.waitReady(2)
-	filler := filepath.Join(mnt, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chunk := make([]byte, 4096)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			break
-		}
-	}
-	f.Close()
-	return p, ws, filler
+	return p, ws, fillFilesystem(t, mnt)
 }
 
 func TestFullFilesystem(t *testing.T) {

@@ -184,8 +184,18 @@ var (
 // kernel, waits until it logs its addresses, and kills it at cleanup.
 func startHello(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startHelloEnv(t, nil, args...)
+}
+
+// startHelloEnv is startHello with environ added to the test's environment.
+func startHelloEnv(t *testing.T, environ []string, args ...string) *proc {
+	t.Helper()
 	args = append([]string{"-bind", "127.0.0.1:0", "-metrics-bind", "127.0.0.1:0", "-metrics-dir", t.TempDir()}, args...)
-	p := &proc{t: t, rawProc: startRaw(t, exec.Command(helloBin, args...))}
+	cmd := exec.Command(helloBin, args...)
+	if environ != nil {
+		cmd.Env = append(os.Environ(), environ...)
+	}
+	p := &proc{t: t, rawProc: startRaw(t, cmd)}
 	line := p.waitLine(t, 20*time.Second, "master started", "serving in one process")
 	p.app = "http://" + bindRE.FindStringSubmatch(line)[1]
 	p.admin = "http://" + adminRE.FindStringSubmatch(line)[1]

@@ -2,9 +2,13 @@ package metrics_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/herdhttp/herd/metrics"
 	"github.com/herdhttp/herd/metrics/metricstest"
 )
 
@@ -45,4 +49,59 @@ func TestProcessMetrics(t *testing.T) {
 	if _, err := metricstest.Lookup(w[0], "herd_process_goroutines", "worker", "1", "pid", "1a"); err == nil {
 		t.Error("a dead worker's process metrics must go")
 	}
+}
+
+// The master's own resources (ProcessGatherer) join its workers' (ProcessMetrics) in one
+// family per name: same type, same help.
+func TestProcessGathererJoinsWorkerFamilies(t *testing.T) {
+	t.Parallel()
+	w := metricstest.NewRegistry(t)
+	if _, err := w.NewProcessMetrics(""); err != nil {
+		t.Fatal(err)
+	}
+	fams, err := metrics.Gatherers{w, metrics.ProcessGatherer("master")}.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := map[string][]string{}
+	for _, mf := range fams {
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "pid" {
+					pids[mf.GetName()] = append(pids[mf.GetName()], lp.GetValue())
+				}
+			}
+		}
+	}
+	for _, name := range []string{"herd_process_cpu_seconds", "herd_process_resident_memory_bytes",
+		"herd_process_open_fds", "herd_process_goroutines", "herd_process_heap_bytes", "herd_process_start_time_seconds"} {
+		if got := strings.Join(pids[name], ","); got != "0a,master" {
+			t.Errorf("%s: series of pid %q, want 0a,master", name, got)
+		}
+	}
+	rss, err := metricstest.Lookup(metrics.ProcessGatherer("master"), "herd_process_resident_memory_bytes", "pid", "master")
+	if err != nil || rss < 1<<20 {
+		t.Errorf("master RSS %v (%v), want at least 1 MiB", rss, err)
+	}
+}
+
+func ExampleProcessGatherer() {
+	// A master serves its own resources next to its workers' merged files.
+	dir, _ := os.MkdirTemp("", "example-")
+	defer os.RemoveAll(dir)
+	g := metrics.Gatherers{
+		metrics.NewDirGatherer(dir, metrics.GathererOpts{OmitSelfMetrics: true}),
+		metrics.ProcessGatherer("master"),
+	}
+	fams, _ := g.Gather()
+	for _, mf := range fams {
+		fmt.Println(mf.GetName(), mf.GetMetric()[0].GetLabel()[0].GetValue())
+	}
+	// Output:
+	// herd_process_cpu_seconds master
+	// herd_process_goroutines master
+	// herd_process_heap_bytes master
+	// herd_process_open_fds master
+	// herd_process_resident_memory_bytes master
+	// herd_process_start_time_seconds master
 }

@@ -90,9 +90,13 @@ type Config struct {
 	Path string
 	// Args is the worker's argv, Args[0] included; nil: os.Args.
 	Args []string
-	// Env is extra "KEY=value" entries for the workers' environment (the server passes its
-	// run directory this way). They override Environ.
+	// Env is extra "KEY=value" entries for the workers' environment. They override Environ.
 	Env []string
+	// WorkerData is handed unchanged to every worker as WorkerProcess.Data, inside the
+	// worker's marker: what the application's workers need from their master that is not
+	// in their arguments (the server passes its run directory this way). The worker reads
+	// no environment variable for it.
+	WorkerData string
 	// Environ is the master's environment: the workers inherit it, and the master reads
 	// LISTEN_PID/LISTEN_FDS (socket activation), NOTIFY_SOCKET, WATCHDOG_USEC/WATCHDOG_PID
 	// (sd_notify), GOMAXPROCS and GOMEMLIMIT from it. nil: os.Environ(), read once in
@@ -182,44 +186,102 @@ const (
 	envGOMEMLIMIT  = "GOMEMLIMIT"
 )
 
-func configErr(format string, args ...any) error {
-	return fmt.Errorf("prefork: "+format, args...)
+// ConfigError is a value of Config that Check (or NewMaster) refuses. Its message is one
+// line, prefixed "prefork: ".
+type ConfigError struct {
+	// Field is the Config field at fault ("Workers", "MaxRequestsJitter"...), or "" when
+	// the error is not about one field (the environment, the executable, a socket).
+	Field string
+	// Msg says what is wrong, without the "prefork: " prefix.
+	Msg string
 }
 
-// validate applies the defaults and checks everything that can be checked without binding
-// sockets. e supplies the environment, pid and executable.
-func (c Config) validate(e *env) (*settings, error) {
-	s := &settings{Config: c}
+func (e *ConfigError) Error() string { return "prefork: " + e.Msg }
+
+func configErr(format string, args ...any) error {
+	return &ConfigError{Msg: fmt.Sprintf(format, args...)}
+}
+
+func fieldErr(field, format string, args ...any) error {
+	return &ConfigError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Check checks the values of c alone: it reads no environment, resolves no name and opens
+// nothing, so a program can check its configuration before it decides to start a master.
+// NewMaster checks the same, and then what c names on this machine. Errors are
+// *ConfigError.
+func (c Config) Check() error {
 	if c.Workers < 1 {
-		return nil, configErr("workers must be at least 1 (got %d)", c.Workers)
+		return fieldErr("Workers", "workers must be at least 1 (got %d)", c.Workers)
 	}
 	if c.Workers > maxWorkers {
-		return nil, configErr("workers must be at most %d (got %d)", maxWorkers, c.Workers)
+		return fieldErr("Workers", "workers must be at most %d (got %d)", maxWorkers, c.Workers)
 	}
 	switch c.Mode {
-	case "":
-		s.Mode = ModeReusePort
-	case ModeReusePort, ModeShared:
+	case "", ModeReusePort, ModeShared:
 	default:
-		return nil, configErr("unknown listener mode %q (want %q or %q)", c.Mode, ModeReusePort, ModeShared)
+		return fieldErr("Mode", "unknown listener mode %q (want %q or %q)", c.Mode, ModeReusePort, ModeShared)
 	}
 	if c.Backlog < 0 {
-		return nil, configErr("backlog must not be negative (got %d)", c.Backlog)
+		return fieldErr("Backlog", "backlog must not be negative (got %d)", c.Backlog)
 	}
 	for _, d := range []struct {
-		name string
-		v    *time.Duration
-		def  time.Duration
+		field, name string
+		v           time.Duration
 	}{
-		{"graceful timeout", &s.GracefulTimeout, DefaultGracefulTimeout},
-		{"timeout", &s.Timeout, DefaultTimeout},
-		{"boot timeout", &s.BootTimeout, 0},
-		{"orphan timeout", &s.OrphanTimeout, DefaultOrphanTimeout},
-		{"crash window", &s.CrashWindow, DefaultCrashWindow},
+		{"GracefulTimeout", "graceful timeout", c.GracefulTimeout},
+		{"Timeout", "timeout", c.Timeout},
+		{"BootTimeout", "boot timeout", c.BootTimeout},
+		{"OrphanTimeout", "orphan timeout", c.OrphanTimeout},
+		{"CrashWindow", "crash window", c.CrashWindow},
 	} {
-		if *d.v < 0 {
-			return nil, configErr("%s must not be negative (got %v)", d.name, *d.v)
+		if d.v < 0 {
+			return fieldErr(d.field, "%s must not be negative (got %v)", d.name, d.v)
 		}
+	}
+	if t := c.Timeout; t != 0 && t/4 < time.Millisecond {
+		return fieldErr("Timeout", "timeout must be at least 4ms (got %v)", t)
+	}
+	if c.MaxRequests < 0 {
+		return fieldErr("MaxRequests", "max requests must not be negative (got %d)", c.MaxRequests)
+	}
+	if c.MaxRequestsJitter < 0 {
+		return fieldErr("MaxRequestsJitter", "max requests jitter must not be negative (got %d)", c.MaxRequestsJitter)
+	}
+	if c.MaxRequestsJitter > 0 && c.MaxRequests == 0 {
+		return fieldErr("MaxRequestsJitter", "max requests jitter needs max requests")
+	}
+	for _, kv := range c.Env {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return fieldErr("Env", "worker environment entry %q is not KEY=value", kv)
+		}
+		if k == markerEnv {
+			return fieldErr("Env", "worker environment must not set %s", markerEnv)
+		}
+	}
+	return nil
+}
+
+// validate checks c (Check), applies the defaults and reads what c names on this machine,
+// short of binding sockets. e supplies the environment, pid and executable.
+func (c Config) validate(e *env) (*settings, error) {
+	if err := c.Check(); err != nil {
+		return nil, err
+	}
+	s := &settings{Config: c}
+	if s.Mode == "" {
+		s.Mode = ModeReusePort
+	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&s.GracefulTimeout, DefaultGracefulTimeout},
+		{&s.Timeout, DefaultTimeout},
+		{&s.OrphanTimeout, DefaultOrphanTimeout},
+		{&s.CrashWindow, DefaultCrashWindow},
+	} {
 		if *d.v == 0 {
 			*d.v = d.def
 		}
@@ -228,30 +290,9 @@ func (c Config) validate(e *env) (*settings, error) {
 		s.BootTimeout = s.Timeout
 	}
 	s.heartbeat = min(s.Timeout/4, time.Second)
-	if s.heartbeat < time.Millisecond {
-		return nil, configErr("timeout must be at least 4ms (got %v)", s.Timeout)
-	}
-	if c.MaxRequests < 0 {
-		return nil, configErr("max requests must not be negative (got %d)", c.MaxRequests)
-	}
-	if c.MaxRequestsJitter < 0 {
-		return nil, configErr("max requests jitter must not be negative (got %d)", c.MaxRequestsJitter)
-	}
-	if c.MaxRequestsJitter > 0 && c.MaxRequests == 0 {
-		return nil, configErr("max requests jitter needs max requests")
-	}
 	s.crashLimit = c.CrashLimit
 	if s.crashLimit == 0 {
 		s.crashLimit = DefaultCrashLimit
-	}
-	for _, kv := range c.Env {
-		k, _, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return nil, configErr("worker environment entry %q is not KEY=value", kv)
-		}
-		if k == markerEnv {
-			return nil, configErr("worker environment must not set %s", markerEnv)
-		}
 	}
 	if s.Path == "" {
 		p, err := e.executable()
@@ -285,7 +326,7 @@ func (c Config) validate(e *env) (*settings, error) {
 		s.Mode = ModeShared
 	} else {
 		if len(c.Addrs) == 0 {
-			return nil, configErr("no address to listen on")
+			return nil, fieldErr("Addrs", "no address to listen on")
 		}
 		for _, a := range c.Addrs {
 			ta, err := resolveAddr(a)
@@ -304,17 +345,17 @@ const maxWorkers = 4096
 func resolveAddr(a string) (*net.TCPAddr, error) {
 	host, port, err := net.SplitHostPort(a)
 	if err != nil {
-		return nil, configErr("bad address %q: %v", a, addrErrText(err))
+		return nil, fieldErr("Addrs", "bad address %q: %v", a, addrErrText(err))
 	}
 	if port == "" {
-		return nil, configErr("bad address %q: missing port", a)
+		return nil, fieldErr("Addrs", "bad address %q: missing port", a)
 	}
 	if n, err := strconv.Atoi(port); err == nil && (n < 0 || n > 65535) {
-		return nil, configErr("bad address %q: port out of range", a)
+		return nil, fieldErr("Addrs", "bad address %q: port out of range", a)
 	}
 	ta, err := net.ResolveTCPAddr("tcp", net.JoinHostPort(host, port))
 	if err != nil {
-		return nil, configErr("bad address %q: %v", a, addrErrText(err))
+		return nil, fieldErr("Addrs", "bad address %q: %v", a, addrErrText(err))
 	}
 	return ta, nil
 }

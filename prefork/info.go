@@ -17,6 +17,11 @@ const (
 	StateKilled   WorkerState = "killed"   // sent SIGKILL, not reaped yet
 )
 
+// WorkerStates returns every WorkerState, in life-cycle order.
+func WorkerStates() []WorkerState {
+	return []WorkerState{StateStarting, StateReady, StateStopping, StateKilled}
+}
+
 // WorkerInfo describes one live worker process (see Master.Workers).
 type WorkerInfo struct {
 	Slot          int         `json:"slot"`
@@ -57,6 +62,11 @@ const (
 	ExitRSS        ExitReason = "rss"         // replaced: its resident memory went above MaxWorkerRSS
 	ExitAge        ExitReason = "age"         // replaced: it reached MaxWorkerAge (plus jitter)
 )
+
+// ExitReasons returns every ExitReason, the unplanned ones first.
+func ExitReasons() []ExitReason {
+	return []ExitReason{ExitCrashed, ExitBootFailed, ExitTimeout, ExitShutdown, ExitReloaded, ExitRetired, ExitScaledDown, ExitRSS, ExitAge}
+}
 
 // Planned reports whether the master asked for this exit.
 func (r ExitReason) Planned() bool {

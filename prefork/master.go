@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -40,8 +41,9 @@ type Master struct {
 
 type command struct {
 	reload  bool
-	workers int // > 0: SetWorkers
-	delta   int // TTIN (+1) / TTOU (-1)
+	workers int            // > 0: SetWorkers
+	delta   int            // TTIN (+1) / TTOU (-1)
+	signal  syscall.Signal // SignalWorkers
 }
 
 // NewMaster validates cfg and opens the listening sockets, so that every configuration
@@ -213,6 +215,13 @@ func (m *Master) SetWorkers(n int) error {
 	m.post(command{workers: n})
 	return nil
 }
+
+// SignalWorkers sends sig to every worker that is ready or stopping; a worker still booting
+// may not have installed its handler yet, and the default action of most signals would kill
+// it. The supervisor sends it, so a pid that was reaped (and may have been reused) is never
+// signalled. It does not wait. The master forwards no signal to its workers by itself: a
+// Hooks.OnReopenLogs that calls SignalWorkers(syscall.SIGUSR1) forwards log rotation.
+func (m *Master) SignalWorkers(sig syscall.Signal) { m.post(command{signal: sig}) }
 
 func (m *Master) post(c command) {
 	m.cmdMu.Lock()

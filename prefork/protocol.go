@@ -26,7 +26,7 @@ const (
 	fdStatus      = 3
 	fdLifeline    = 4
 	fdFirstListen = 5
-	markerVersion = 1
+	markerVersion = 2
 )
 
 type marker struct {
@@ -39,6 +39,7 @@ type marker struct {
 	HeartbeatNS int64  `json:"heartbeat_ns"`
 	OrphanNS    int64  `json:"orphan_ns"`
 	CrashFD     int    `json:"crash_fd,omitempty"`
+	Data        string `json:"data,omitempty"` // Config.WorkerData
 }
 
 func (mk marker) encode() string {

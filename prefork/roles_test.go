@@ -49,6 +49,8 @@ type workerInfo struct {
 	Marker      string            `json:"marker"` // HERD_WORKER as the worker's app sees it: always ""
 	MaxRequests int               `json:"max_requests"`
 	Extra       string            `json:"extra"`
+	Data        string            `json:"data"` // WorkerProcess.Data
+	USR1        int32             `json:"usr1"` // SIGUSR1 signals received
 	Env         map[string]string `json:"env"`
 }
 
@@ -80,6 +82,14 @@ func runTestWorker(w *prefork.WorkerProcess) int {
 	}
 	var served atomic.Uint64
 	w.SetRequestCounter(served.Load)
+	var usr1s atomic.Int32
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		for range usr1 {
+			usr1s.Add(1)
+		}
+	}()
 	if behavior == "hang-after-ready" || behavior == "hang-ignore-abort" {
 		// No heartbeat after Ready: the counter blocks.
 		w.SetRequestCounter(func() uint64 { select {} })
@@ -106,7 +116,7 @@ func runTestWorker(w *prefork.WorkerProcess) int {
 			PID: os.Getpid(), PPID: os.Getppid(), Slot: w.Slot, ID: w.ID,
 			GOMAXPROCS: runtime.GOMAXPROCS(0), GOMEMLIMIT: os.Getenv("GOMEMLIMIT"),
 			Marker: os.Getenv("HERD_WORKER"), MaxRequests: w.MaxRequests(),
-			Extra: os.Getenv("PREFORK_TEST_EXTRA"),
+			Extra: os.Getenv("PREFORK_TEST_EXTRA"), Data: w.Data, USR1: usr1s.Load(),
 			Env: map[string]string{
 				"GOMAXPROCS": os.Getenv("GOMAXPROCS"), "LISTEN_FDS": os.Getenv("LISTEN_FDS"),
 				"LISTEN_PID": os.Getenv("LISTEN_PID"), "NOTIFY_SOCKET": os.Getenv("NOTIFY_SOCKET"),

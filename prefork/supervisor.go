@@ -258,6 +258,12 @@ func (s *supervisor) onCommand(c command) {
 		s.setWorkers(c.workers)
 	case c.delta != 0:
 		s.setWorkers(s.n + c.delta)
+	case c.signal != 0:
+		for _, w := range s.workers {
+			if w.state == StateReady || w.state == StateStopping {
+				s.signal(w, c.signal)
+			}
+		}
 	}
 }
 

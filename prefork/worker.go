@@ -30,6 +30,8 @@ type WorkerProcess struct {
 	// The worker owns them: closing one stops this worker accepting, nothing more (the
 	// master keeps its own copy, so queued connections wait for the slot's next worker).
 	Listeners []net.Listener
+	// Data is the master's Config.WorkerData.
+	Data string
 
 	maxRequests int
 	heartbeat   time.Duration
@@ -106,6 +108,7 @@ func newWorkerProcess(markerValue string, ppid int) (*WorkerProcess, error) {
 	w := &WorkerProcess{
 		Slot:        mk.Slot,
 		ID:          mk.ID,
+		Data:        mk.Data,
 		maxRequests: mk.MaxRequests,
 		heartbeat:   mk.heartbeat(),
 		orphan:      mk.orphan(),

@@ -7,6 +7,7 @@ import (
 )
 
 func TestLogFileReopensAfterRotation(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	p := filepath.Join(dir, "access.log")
 	l, err := openLogFile(p)

@@ -14,65 +14,13 @@ import (
 	"github.com/herdhttp/herd/prefork"
 )
 
-// workerJSON is one element of GET /workers.
-type workerJSON struct {
-	Slot          int       `json:"slot"`
-	ID            string    `json:"id"`
-	PID           int       `json:"pid"`
-	State         string    `json:"state"`
-	Started       time.Time `json:"started"`
-	Restarts      int       `json:"restarts"`
-	Requests      uint64    `json:"requests"`
-	LastHeartbeat time.Time `json:"last_heartbeat,omitzero"`
-}
-
-// status answers /healthz and /workers for either the master or a single
-// process.
-type status struct {
-	master *prefork.Master // nil in single-process mode
-
-	pid      int
-	started  time.Time
-	requests func() uint64
-}
-
-func (s *status) workers() []workerJSON {
-	if s.master == nil {
-		return []workerJSON{{Slot: 0, ID: "0a", PID: s.pid, State: "ready", Started: s.started, Requests: s.requests()}}
-	}
-	infos := s.master.Workers()
-	out := make([]workerJSON, 0, len(infos))
-	for _, w := range infos {
-		out = append(out, workerJSON{
-			Slot:          w.Slot,
-			ID:            w.ID,
-			PID:           w.PID,
-			State:         string(w.State),
-			Started:       w.Started,
-			Restarts:      w.Restarts,
-			Requests:      w.Requests,
-			LastHeartbeat: w.LastHeartbeat,
-		})
-	}
-	return out
-}
-
-func (s *status) healthy() bool {
-	for _, w := range s.workers() {
-		if w.State == "ready" {
-			return true
-		}
-	}
-	return false
-}
-
-// listenAdmin opens the admin listener (with TLS when sec says so), or
-// returns nil when it is "off".
-func listenAdmin(cfg Config, sec *adminSecurity) (net.Listener, error) {
-	if cfg.MetricsBind == "off" {
+// listenAdmin opens the admin listener at addr (with TLS when sec says so),
+// or returns nil when addr is "off".
+func listenAdmin(addr string, sec *adminSecurity) (net.Listener, error) {
+	if addr == "off" {
 		return nil, nil
 	}
-	ln, err := net.Listen("tcp", cfg.MetricsBind)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("-metrics-bind: %w", err)
 	}
@@ -113,10 +61,12 @@ func adminAddr(ln net.Listener) string {
 	return ln.Addr().String()
 }
 
-// adminMux routes the admin endpoints. With basic auth, /metrics and
+// adminMux routes the admin endpoints of a run: g is /metrics, workers
+// answers /workers and /healthz, and dir is the run directory whose free
+// space /healthz reports when it runs out. With basic auth, /metrics and
 // /workers need credentials; /healthz stays open for load balancers and
-// probes (it tells nothing but "ok").
-func adminMux(g metrics.Gatherer, st *status, sec *adminSecurity) *http.ServeMux {
+// probes (it tells nothing but the state of the service).
+func adminMux(g metrics.Gatherer, workers func() []prefork.WorkerInfo, dir string, sec *adminSecurity) *http.ServeMux {
 	protect := func(h http.Handler) http.Handler { return h }
 	if sec != nil && sec.auth != nil {
 		protect = sec.auth.wrap
@@ -125,36 +75,45 @@ func adminMux(g metrics.Gatherer, st *status, sec *adminSecurity) *http.ServeMux
 	mux.Handle("GET /metrics", protect(metrics.Handler(g, metrics.HandlerOpts{})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if !st.healthy() {
+		if !anyReady(workers()) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintln(w, "no worker ready")
-			return
+		} else {
+			fmt.Fprintln(w, "ok")
 		}
-		fmt.Fprintln(w, "ok")
+		if note := spaceNote(dir); note != "" {
+			fmt.Fprintln(w, note)
+		}
 	})
 	mux.Handle("GET /workers", protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		enc.Encode(st.workers())
+		enc.Encode(workers())
 	})))
 	return mux
 }
 
-// startAdmin serves the admin endpoints on ln (if not nil) and returns the
-// server to stop later.
+func anyReady(ws []prefork.WorkerInfo) bool {
+	for _, w := range ws {
+		if w.State == prefork.StateReady {
+			return true
+		}
+	}
+	return false
+}
+
+// startAdmin serves h on ln (if not nil) and returns the server to stop
+// later.
 //
 // Its timeouts are fixed: scrapers and probes send small requests and read
 // promptly, and a slow client must not hold the master's resources.
-func startAdmin(ln net.Listener, g metrics.Gatherer, st *status, sec *adminSecurity, log *slog.Logger) *http.Server {
+func startAdmin(ln net.Listener, h http.Handler, log *slog.Logger) *http.Server {
 	if ln == nil {
 		return nil
 	}
-	if st.started.IsZero() {
-		st.started = time.Now()
-	}
 	srv := &http.Server{
-		Handler:           adminMux(g, st, sec),
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,

@@ -24,6 +24,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/herdhttp/herd/metrics"
+	"github.com/herdhttp/herd/prefork"
 )
 
 // testCA is a throw-away certificate authority.
@@ -98,13 +99,13 @@ func serveAdmin(t *testing.T, cfg Config) (string, *adminSecurity) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := listenAdmin(cfg, sec)
+	ln, err := listenAdmin(cfg.MetricsBind, sec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := metrics.GathererFunc(func() ([]*dto.MetricFamily, error) { return nil, nil })
-	st := &status{pid: 1, requests: func() uint64 { return 0 }}
-	srv := startAdmin(ln, g, st, sec, slog.New(slog.DiscardHandler))
+	ready := func() []prefork.WorkerInfo { return []prefork.WorkerInfo{{State: prefork.StateReady}} }
+	srv := startAdmin(ln, adminMux(g, ready, t.TempDir(), sec), slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { stopAdmin(srv) })
 	scheme := "http://"
 	if sec.tls != nil {
@@ -129,6 +130,7 @@ func get(t *testing.T, c *http.Client, url, user, pass string) (int, string) {
 }
 
 func TestAdminBasicAuth(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	users := filepath.Join(dir, "users")
 	h, err := hashPassword("s3cret", minRounds)
@@ -178,6 +180,7 @@ func TestAdminBasicAuth(t *testing.T) {
 }
 
 func TestBasicAuthFileErrors(t *testing.T) {
+	t.Parallel()
 	good, _ := hashPassword("x", minRounds)
 	for _, tc := range []struct{ name, content, want string }{
 		{"empty", "# nobody\n", "no user"},
@@ -189,6 +192,7 @@ func TestBasicAuthFileErrors(t *testing.T) {
 		{"twice", "alice:" + good + "\nalice:" + good + "\n", "twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			p := filepath.Join(t.TempDir(), "users")
 			os.WriteFile(p, []byte(tc.content), 0o600)
 			_, err := newBasicAuth(p)
@@ -203,6 +207,7 @@ func TestBasicAuthFileErrors(t *testing.T) {
 const pythonHashCmd = `import base64,getpass,hashlib,os; s=os.urandom(16); n=600000; h=hashlib.pbkdf2_hmac("sha256", getpass.getpass().encode(), s, n); b=lambda x: base64.b64encode(x).decode().rstrip("=").replace("+", "."); print(f"$pbkdf2-sha256${n}${b(s)}${b(h)}")`
 
 func TestPythonMadeHashVerifies(t *testing.T) {
+	t.Parallel()
 	py, err := exec.LookPath("python3")
 	if err != nil {
 		t.Skip("python3 not installed")
@@ -241,6 +246,7 @@ func BenchmarkPasswordCheck(b *testing.B) {
 }
 
 func TestAdminTLS(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	ca := newTestCA(t, "herd test CA")
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
@@ -287,6 +293,7 @@ func TestAdminTLS(t *testing.T) {
 }
 
 func TestAdminMutualTLS(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	ca := newTestCA(t, "herd test CA")
 	clients := newTestCA(t, "herd client CA")

@@ -2,19 +2,23 @@ package server
 
 import (
 	"errors"
-	"flag"
 	"fmt"
-	"net"
+	"log/slog"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/herdhttp/herd/prefork"
 )
 
 // Config is the whole configuration of a herd program. The zero value works:
 // one process (no fork) serving 127.0.0.1:8080, with its admin endpoints on
 // 127.0.0.1:9090. DefaultConfig returns the defaults the command-line flags
-// use, with one worker per CPU.
+// use, with one worker per CPU the process may use.
+//
+// Durations follow one convention: zero means the documented default, and
+// Off (any negative value) means none, for the timeouts that can be turned
+// off; on the command line (and in HERD_ variables) "off" or "0" is Off.
 type Config struct {
 	// Bind is the application's listen address; default "127.0.0.1:8080".
 	Bind string
@@ -29,11 +33,14 @@ type Config struct {
 	// when it exists, else the system's temporary directory.
 	MetricsDir string
 	// ListenerMode is "reuseport" (default: one SO_REUSEPORT socket per
-	// worker slot, kept open by the master) or "shared" (one socket).
+	// worker slot, kept open by the master) or "shared" (one socket); see
+	// prefork.ListenerMode.
 	ListenerMode string
-	// GracefulTimeout bounds a worker's drain on stop; default 30s.
+	// GracefulTimeout bounds a worker's drain on stop; default 30s. It
+	// cannot be Off.
 	GracefulTimeout time.Duration
-	// Timeout kills a worker whose heartbeat is silent this long; default 30s.
+	// Timeout kills a worker whose heartbeat is silent this long; default
+	// 30s. It cannot be Off.
 	Timeout time.Duration
 	// MaxRequests recycles a worker after it served this many requests;
 	// 0 (default) never.
@@ -46,21 +53,21 @@ type Config struct {
 
 	// ReadHeaderTimeout bounds how long a worker waits for a request's
 	// headers, from the moment the connection is ready to read one: the
-	// defence against slow-header (slowloris) clients. Default 10s;
-	// negative: none.
+	// defence against slow-header (slowloris) clients. Default 10s; Off:
+	// none.
 	ReadHeaderTimeout time.Duration
 	// ReadTimeout bounds reading a whole request, headers and body. Default
-	// 60s; negative: none (a handler reading the body of a client that
-	// sends one byte a minute then waits forever).
+	// 60s; Off: none (a handler reading the body of a client that sends one
+	// byte a minute then waits forever).
 	ReadTimeout time.Duration
 	// WriteTimeout bounds the time from the end of the request headers to
-	// the end of the response. Default: none (zero or negative), because it
-	// also cuts off slow handlers and streamed responses without telling
-	// them; set it, or a per-request deadline with http.ResponseController,
-	// when responses are large and clients untrusted.
+	// the end of the response. Default: Off, because it also cuts off slow
+	// handlers and streamed responses without telling them; set it, or a
+	// per-request deadline with http.ResponseController, when responses are
+	// large and clients untrusted.
 	WriteTimeout time.Duration
 	// IdleTimeout closes a keep-alive connection that has been idle this
-	// long. Default 120s; negative: none.
+	// long. Default 120s; Off: none.
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds the size of a request's headers (request line
 	// included); larger requests get 431 Request Header Fields Too Large.
@@ -90,10 +97,14 @@ type Config struct {
 	AccessLog string
 }
 
+// Off, as a Config timeout, turns the timeout off. Zero means the default.
+const Off time.Duration = -1
+
 // DefaultConfig returns the defaults of the command-line flags: one worker
-// per CPU, everything else as in the zero Config.
+// per CPU this process may use (runtime.GOMAXPROCS, which follows a
+// container's CPU limit), everything else as in the zero Config.
 func DefaultConfig() Config {
-	return Config{Workers: runtime.NumCPU()}
+	return Config{Workers: runtime.GOMAXPROCS(0)}
 }
 
 const (
@@ -116,38 +127,33 @@ func (c Config) withDefaults() Config {
 		c.MetricsBind = defaultMetricsBind
 	}
 	if c.ListenerMode == "" {
-		c.ListenerMode = "reuseport"
-	}
-	if c.GracefulTimeout == 0 {
-		c.GracefulTimeout = defaultGracefulTimeout
-	}
-	if c.Timeout == 0 {
-		c.Timeout = defaultTimeout
+		c.ListenerMode = string(prefork.ModeReusePort)
 	}
 	if c.LogFormat == "" {
 		c.LogFormat = "text"
 	}
-	if c.ReadHeaderTimeout == 0 {
-		c.ReadHeaderTimeout = defaultReadHeaderTimeout
-	}
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = defaultReadTimeout
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = off
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = defaultIdleTimeout
+	for _, d := range []struct {
+		p   *time.Duration
+		def time.Duration
+	}{
+		{&c.GracefulTimeout, defaultGracefulTimeout},
+		{&c.Timeout, defaultTimeout},
+		{&c.ReadHeaderTimeout, defaultReadHeaderTimeout},
+		{&c.ReadTimeout, defaultReadTimeout},
+		{&c.WriteTimeout, Off},
+		{&c.IdleTimeout, defaultIdleTimeout},
+	} {
+		if *d.p == 0 {
+			*d.p = d.def
+		} else if *d.p < 0 {
+			*d.p = Off
+		}
 	}
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = defaultMaxHeaderBytes
 	}
 	return c
 }
-
-// off is how withDefaults stores a timeout that is disabled: zero means
-// "the default" in Config, so "none" is negative.
-const off time.Duration = -1
 
 // httpTimeout converts a Config timeout to net/http's convention (zero:
 // none).
@@ -158,165 +164,100 @@ func httpTimeout(d time.Duration) time.Duration {
 	return d
 }
 
-// RegisterFlags registers the configuration's flags on fs, with c's current
-// values as their defaults. Flags write into c when fs is parsed.
-func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	d := c.withDefaults()
-	*c = d
-	fs.StringVar(&c.Bind, "bind", d.Bind, "application listen `address`")
-	fs.Var(intFlag{&c.Workers, 0}, "workers", "number of worker processes (0: serve in one process, no fork)")
-	fs.StringVar(&c.MetricsBind, "metrics-bind", d.MetricsBind, "admin listener `address` (/metrics, /healthz, /workers), or \"off\"")
-	fs.StringVar(&c.MetricsDir, "metrics-dir", d.MetricsDir, "`dir`ectory for this run's private metric files (default /dev/shm or $TMPDIR)")
-	fs.StringVar(&c.ListenerMode, "listener-mode", d.ListenerMode, "\"reuseport\" (a socket per worker) or \"shared\" (one socket)")
-	fs.DurationVar(&c.GracefulTimeout, "graceful-timeout", d.GracefulTimeout, "how long a stopping worker may drain")
-	fs.DurationVar(&c.Timeout, "timeout", d.Timeout, "kill a worker whose heartbeat is silent this long")
-	fs.Var(intFlag{&c.MaxRequests, 0}, "max-requests", "recycle a worker after this many requests (0: never)")
-	fs.Var(intFlag{&c.MaxRequestsJitter, 0}, "max-requests-jitter", "random extra requests added to -max-requests per worker")
-	fs.StringVar(&c.LogFormat, "log-format", d.LogFormat, "\"text\" or \"json\"")
-	fs.Var(timeoutFlag{&c.ReadHeaderTimeout}, "read-header-timeout", "how long a worker waits for a request's headers (\"off\": no limit)")
-	fs.Var(timeoutFlag{&c.ReadTimeout}, "read-timeout", "how long a worker waits for a whole request, body included (\"off\": no limit)")
-	fs.Var(timeoutFlag{&c.WriteTimeout}, "write-timeout", "limit from the end of the request headers to the end of the response (\"off\": no limit)")
-	fs.Var(timeoutFlag{&c.IdleTimeout}, "idle-timeout", "close keep-alive connections idle this long (\"off\": never)")
-	fs.Var(intFlag{&c.MaxHeaderBytes, 1}, "max-header-bytes", "largest request header accepted, in bytes (larger: 431)")
-	fs.StringVar(&c.AdminTLSCert, "admin-tls-cert", d.AdminTLSCert, "PEM certificate `file` for the admin listener (with -admin-tls-key: HTTPS)")
-	fs.StringVar(&c.AdminTLSKey, "admin-tls-key", d.AdminTLSKey, "PEM private key `file` for the admin listener")
-	fs.StringVar(&c.AdminTLSClientCA, "admin-tls-client-ca", d.AdminTLSClientCA, "PEM CA `file`: admin clients must present a certificate it signed")
-	fs.StringVar(&c.AdminBasicAuthFile, "admin-basic-auth-file", d.AdminBasicAuthFile, "`file` of user:pbkdf2-hash lines: basic auth on /metrics and /workers")
-	fs.StringVar(&c.PIDFile, "pidfile", d.PIDFile, "write the master's pid to this `file`")
-	fs.StringVar(&c.AccessLog, "access-log", d.AccessLog, "append an access log (combined format) to this `file` (\"-\": stdout); SIGUSR1 reopens it")
-}
-
-// timeoutFlag parses a duration where "0" and "off" mean no limit (stored
-// as off, since zero means the default in Config).
-type timeoutFlag struct{ p *time.Duration }
-
-func (f timeoutFlag) String() string {
-	if f.p == nil {
-		return ""
-	}
-	if *f.p < 0 {
-		return "off"
-	}
-	return f.p.String()
-}
-
-func (f timeoutFlag) Set(s string) error {
-	if s == "off" {
-		*f.p = off
-		return nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("not a duration (like 10s) or \"off\": %q", s)
-	}
-	if d < 0 {
-		return fmt.Errorf("must not be negative, got %s (0 or \"off\": no limit)", s)
-	}
-	if d == 0 {
-		d = off
-	}
-	*f.p = d
-	return nil
-}
-
-// intFlag parses an int of at least min.
-type intFlag struct {
-	p   *int
-	min int
-}
-
-func (f intFlag) String() string {
-	if f.p == nil {
-		return ""
-	}
-	return strconv.Itoa(*f.p)
-}
-
-func (f intFlag) Set(s string) error {
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return fmt.Errorf("not a number: %q", s)
-	}
-	if n < f.min {
-		return fmt.Errorf("must be %d or more, got %d", f.min, n)
-	}
-	*f.p = n
-	return nil
+// settings is a Config that passed validate, with its defaults applied and
+// everything it names loaded: what a run uses. Nothing after validate checks
+// the configuration again.
+type settings struct {
+	Config                  // MetricsDir is the directory actually used
+	listener appListener    // Bind and ListenerMode
+	sec      *adminSecurity // the admin listener's TLS and basic auth
 }
 
 // Validate checks the configuration without side effects: the values
-// first, then what they name on this machine (the metrics directory and its
-// permissions, the admin TLS and basic-auth files; host names other than
-// IP addresses are resolved). Each error is one line naming the problem.
+// first, then what they name on this machine (the metrics directory, its
+// permissions and free space, the admin TLS and basic-auth files; host
+// names other than IP addresses are resolved). Each error is one line
+// naming the flag.
 func (c Config) Validate() error {
-	c = c.withDefaults()
-	if err := c.checkValues(); err != nil {
-		return err
-	}
-	for _, a := range []struct{ flag, addr string }{{"-bind", c.Bind}, {"-metrics-bind", c.MetricsBind}} {
-		if a.addr == "off" {
-			continue
-		}
-		if err := lookupAddr(a.flag, a.addr); err != nil {
-			return err
-		}
-	}
-	parent := c.MetricsDir
-	if parent == "" {
-		parent = defaultMetricsParent()
-	}
-	if err := checkMetricsParent(parent); err != nil {
-		return err
-	}
-	if _, err := newAdminSecurity(c); err != nil {
-		return err
-	}
-	return nil
+	_, err := c.validate()
+	return err
 }
 
-// checkValues is the part of Validate that looks at nothing but c (c has
-// its defaults applied).
-func (c Config) checkValues() error {
-	if c.Workers < 0 {
-		return fmt.Errorf("-workers: must be 0 or more, got %d", c.Workers)
+func (c Config) validate() (*settings, error) {
+	c = c.withDefaults()
+	l, err := c.checkValues()
+	if err != nil {
+		return nil, err
 	}
-	if err := checkAddr("-bind", c.Bind); err != nil {
-		return err
+	if err := l.resolve(); err != nil {
+		return nil, err
 	}
 	if c.MetricsBind != "off" {
-		if err := checkAddr("-metrics-bind", c.MetricsBind); err != nil {
-			return err
+		if err := lookupHost("-metrics-bind", c.MetricsBind); err != nil {
+			return nil, err
 		}
 	}
-	if c.ListenerMode != "reuseport" && c.ListenerMode != "shared" {
-		return fmt.Errorf("-listener-mode: must be \"reuseport\" or \"shared\", got %q", c.ListenerMode)
+	if c.MetricsDir == "" {
+		c.MetricsDir = defaultMetricsParent()
 	}
-	if c.GracefulTimeout < 0 {
-		return fmt.Errorf("-graceful-timeout: must not be negative, got %s", c.GracefulTimeout)
+	if err := checkMetricsParent(c.MetricsDir); err != nil {
+		return nil, err
 	}
-	if c.Timeout < 0 {
-		return fmt.Errorf("-timeout: must not be negative, got %s", c.Timeout)
+	if err := checkSpace(c.MetricsDir, c.Workers); err != nil {
+		return nil, err
 	}
-	if c.MaxRequests < 0 || c.MaxRequestsJitter < 0 {
-		return errors.New("-max-requests and -max-requests-jitter must not be negative")
+	sec, err := newAdminSecurity(c)
+	if err != nil {
+		return nil, err
 	}
-	if c.MaxRequestsJitter > 0 && c.MaxRequests == 0 {
-		return errors.New("-max-requests-jitter needs -max-requests")
+	return &settings{Config: c, listener: l, sec: sec}, nil
+}
+
+// checkValues is the part of validate that looks at nothing but c (c has
+// its defaults applied). The rules of prefork's settings are prefork's
+// (prefork.Config.Check); their errors are given the flag's name here.
+func (c Config) checkValues() (appListener, error) {
+	if c.Workers < 0 {
+		return appListener{}, fmt.Errorf("-workers: must be 0 or more, got %d", c.Workers)
+	}
+	l, err := newAppListener(c.Bind, c.ListenerMode)
+	if err != nil {
+		return appListener{}, err
+	}
+	if c.MetricsBind != "off" {
+		if err := checkTCPAddr("-metrics-bind", c.MetricsBind); err != nil {
+			return appListener{}, err
+		}
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"-graceful-timeout", c.GracefulTimeout}, {"-timeout", c.Timeout}} {
+		if d.v < 0 {
+			return appListener{}, fmt.Errorf("%s: cannot be off; give a duration such as 30s", d.flag)
+		}
+	}
+	// The in-process backend is one worker that prefork does not start:
+	// the same rules hold for it.
+	pc := prefork.Config{Workers: max(c.Workers, 1)}
+	c.configurePrefork(&pc, l)
+	if err := pc.Check(); err != nil {
+		return appListener{}, preforkError(err)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
-		return fmt.Errorf("-log-format: must be \"text\" or \"json\", got %q", c.LogFormat)
+		return appListener{}, fmt.Errorf("-log-format: must be \"text\" or \"json\", got %q", c.LogFormat)
 	}
 	if c.MaxHeaderBytes < 0 {
-		return fmt.Errorf("-max-header-bytes: must be 1 or more, got %d", c.MaxHeaderBytes)
+		return appListener{}, fmt.Errorf("-max-header-bytes: must be 1 or more, got %d", c.MaxHeaderBytes)
 	}
 	if (c.AdminTLSCert == "") != (c.AdminTLSKey == "") {
-		return errors.New("-admin-tls-cert and -admin-tls-key go together")
+		return appListener{}, errors.New("-admin-tls-cert and -admin-tls-key go together")
 	}
 	if c.AdminTLSClientCA != "" && c.AdminTLSCert == "" {
-		return errors.New("-admin-tls-client-ca needs -admin-tls-cert and -admin-tls-key")
+		return appListener{}, errors.New("-admin-tls-client-ca needs -admin-tls-cert and -admin-tls-key")
 	}
 	if c.MetricsBind == "off" && (c.AdminTLSCert != "" || c.AdminBasicAuthFile != "") {
-		return errors.New("-admin-tls-* and -admin-basic-auth-file need an admin listener (-metrics-bind is off)")
+		return appListener{}, errors.New("-admin-tls-* and -admin-basic-auth-file need an admin listener (-metrics-bind is off)")
 	}
 	for _, f := range []struct{ flag, v string }{
 		{"-metrics-dir", c.MetricsDir}, {"-pidfile", c.PIDFile}, {"-access-log", c.AccessLog},
@@ -324,34 +265,55 @@ func (c Config) checkValues() error {
 		{"-admin-tls-client-ca", c.AdminTLSClientCA}, {"-admin-basic-auth-file", c.AdminBasicAuthFile},
 	} {
 		if strings.ContainsRune(f.v, 0) {
-			return fmt.Errorf("%s: path contains a NUL byte", f.flag)
+			return appListener{}, fmt.Errorf("%s: path contains a NUL byte", f.flag)
 		}
 	}
-	return nil
+	return l, nil
 }
 
-// checkAddr checks the syntax of a listen address.
-func checkAddr(flagName, addr string) error {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("%s: %w", flagName, err)
-	}
-	n, err := strconv.Atoi(port)
-	if err != nil || n < 0 || n > 65535 {
-		return fmt.Errorf("%s: bad port %q", flagName, port)
-	}
-	return nil
+// configurePrefork sets the fields of a prefork.Config that come from c
+// and its listener l: everything prefork needs, so that it reads nothing
+// else of the configuration.
+func (c Config) configurePrefork(pc *prefork.Config, l appListener) {
+	pc.GracefulTimeout = c.GracefulTimeout
+	pc.Timeout = c.Timeout
+	pc.MaxRequests = c.MaxRequests
+	pc.MaxRequestsJitter = c.MaxRequestsJitter
+	l.configurePrefork(pc)
 }
 
-// lookupAddr resolves the host of a listen address that is a name.
-func lookupAddr(flagName, addr string) error {
-	host, _, _ := net.SplitHostPort(addr)
-	if host != "" && net.ParseIP(host) == nil && host != "localhost" {
-		// Names other than localhost need a resolver at start-up;
-		// listen addresses are IPs in practice.
-		if _, err := net.LookupHost(host); err != nil {
-			return fmt.Errorf("%s: unknown host %q", flagName, host)
-		}
+// preforkConfig is the configuration of the worker pool of a run whose
+// metric files go to dir.
+func (s *settings) preforkConfig(dir string, environ []string, log *slog.Logger, hooks prefork.Hooks) prefork.Config {
+	pc := prefork.Config{
+		Workers:    s.Workers,
+		WorkerData: dir,
+		Environ:    environ,
+		Logger:     log,
+		Hooks:      hooks,
 	}
-	return nil
+	s.configurePrefork(&pc, s.listener)
+	return pc
+}
+
+// preforkError names the flag of the prefork.Config field a
+// prefork.ConfigError is about.
+func preforkError(err error) error {
+	var ce *prefork.ConfigError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	flag, ok := map[string]string{
+		"Workers":           "-workers",
+		"Mode":              "-listener-mode",
+		"Addrs":             "-bind",
+		"GracefulTimeout":   "-graceful-timeout",
+		"Timeout":           "-timeout",
+		"MaxRequests":       "-max-requests",
+		"MaxRequestsJitter": "-max-requests-jitter",
+	}[ce.Field]
+	if !ok {
+		return err
+	}
+	return fmt.Errorf("%s: %s", flag, ce.Msg)
 }

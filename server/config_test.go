@@ -21,6 +21,7 @@ func parseArgs(args []string) (Config, *flag.FlagSet, error) {
 }
 
 func TestFlagsSetTheConfig(t *testing.T) {
+	t.Parallel()
 	c, _, err := parseArgs([]string{
 		"-workers", "3", "-read-header-timeout", "2s", "-read-timeout", "off", "-write-timeout", "5s",
 		"-idle-timeout", "0", "-max-header-bytes", "8192", "-pidfile", "/run/x.pid", "-access-log", "-",
@@ -32,19 +33,20 @@ func TestFlagsSetTheConfig(t *testing.T) {
 	want := Config{
 		Bind: defaultBind, Workers: 3, MetricsBind: defaultMetricsBind, ListenerMode: "reuseport",
 		GracefulTimeout: defaultGracefulTimeout, Timeout: defaultTimeout, LogFormat: "text",
-		ReadHeaderTimeout: 2 * time.Second, ReadTimeout: off, WriteTimeout: 5 * time.Second,
-		IdleTimeout: off, MaxHeaderBytes: 8192, PIDFile: "/run/x.pid", AccessLog: "-",
+		ReadHeaderTimeout: 2 * time.Second, ReadTimeout: Off, WriteTimeout: 5 * time.Second,
+		IdleTimeout: Off, MaxHeaderBytes: 8192, PIDFile: "/run/x.pid", AccessLog: "-",
 		AdminTLSCert: "c.pem", AdminTLSKey: "k.pem", AdminBasicAuthFile: "users",
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
 	}
-	if err := c.checkValues(); err != nil {
+	if _, err := c.checkValues(); err != nil {
 		t.Error(err)
 	}
 }
 
 func TestDefaultTimeouts(t *testing.T) {
+	t.Parallel()
 	c := Config{}.withDefaults()
 	for _, tc := range []struct {
 		name      string
@@ -65,6 +67,7 @@ func TestDefaultTimeouts(t *testing.T) {
 }
 
 func TestBadValuesAreOneLineNamingTheFlag(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		args []string
 		want string
@@ -82,9 +85,10 @@ func TestBadValuesAreOneLineNamingTheFlag(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Parallel()
 			c, _, err := parseArgs(tc.args)
 			if err == nil {
-				err = c.checkValues()
+				_, err = c.checkValues()
 			}
 			if err == nil {
 				t.Fatal("accepted")
@@ -123,7 +127,10 @@ func FuzzFlags(f *testing.F) {
 			args = strings.Split(line, "\x00")
 		}
 		c, fs, err := parseArgs(args)
-		if err != nil || c.checkValues() != nil {
+		if err != nil {
+			return
+		}
+		if _, err := c.checkValues(); err != nil {
 			return
 		}
 		var again []string
@@ -135,7 +142,7 @@ func FuzzFlags(f *testing.F) {
 		if !reflect.DeepEqual(c, c2) {
 			t.Fatalf("printed flags %q give %+v, not %+v", again, c2, c)
 		}
-		if err := c2.checkValues(); err != nil {
+		if _, err := c2.checkValues(); err != nil {
 			t.Fatalf("printed flags %q fail: %v", again, err)
 		}
 	})

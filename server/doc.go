@@ -14,7 +14,7 @@
 //		cfg := server.DefaultConfig()
 //		fs := flag.NewFlagSet(os.Args[0], flag.ContinueOnError)
 //		cfg.RegisterFlags(fs)
-//		os.Exit(server.Main(cfg, fs, os.Args[1:], func(reg *metrics.Registry) (http.Handler, error) {
+//		os.Exit(server.Main(&cfg, fs, os.Args[1:], func(reg *metrics.Registry) (http.Handler, error) {
 //			r := chi.NewRouter()
 //			r.Use(middleware.Instrument(reg))
 //			r.Get("/hello", hello)
@@ -25,18 +25,36 @@
 // The master serves an admin listener (Config.MetricsBind) with:
 //
 //	GET /metrics   every worker's metric files merged (text, OpenMetrics or protobuf)
-//	GET /healthz   200 while at least one worker is ready, 503 otherwise
-//	GET /workers   JSON: slot, pid, state, start time, restarts, requests, heartbeat
+//	GET /healthz   200 while at least one worker is ready, 503 otherwise; the body
+//	               also says when the metrics directory is full
+//	GET /workers   JSON: prefork.WorkerInfo of each worker process
 //
 // With Workers == 0 nothing is forked: the same handler and the same admin
 // endpoints run in one process, for development and tests.
+//
+// # Configuration
+//
+// Config is the one configuration; Validate checks it once, before anything
+// starts, and every error is one line naming the flag (Main exits 2 with
+// it). Zero fields mean their defaults, and Off turns a timeout off ("off"
+// or "0" on the command line). Main reads every flag that the command line
+// did not set from the environment variable HERD_<FLAG> (upper case, '-' as
+// '_': HERD_METRICS_DIR), and -workers from WEB_CONCURRENCY when neither
+// sets it; the default worker count is runtime.GOMAXPROCS, which follows a
+// container's CPU limit. The master logs its effective configuration once at
+// start (file names, never their contents).
 //
 // The metrics directory. -metrics-dir (default /dev/shm, else $TMPDIR) only
 // ever receives one private run directory per run (mode 0700; files 0600),
 // removed when the master exits. The directory itself must not be a
 // symbolic link, must belong to the master's user or root, and must not be
 // writable by anyone else unless it has the sticky bit (as /tmp and /dev/shm
-// do): otherwise it is refused with exit status 2 before anything starts.
+// do), and its filesystem must have room for every worker's metric files
+// (256 KiB each, and one worker more for a rolling restart): otherwise it is
+// refused with exit status 2 before anything starts. A filesystem that fills
+// up later costs new series, never a worker: they are counted in
+// herd_metrics_write_errors_total, logged at most once a minute, and
+// /healthz says so.
 //
 // Slow and hostile clients. Workers serve with ReadHeaderTimeout (10s),
 // ReadTimeout (60s), IdleTimeout (120s) and MaxHeaderBytes (64 KiB: larger
@@ -51,7 +69,8 @@
 //
 // Logs. -access-log FILE (or "-") writes an access log in the combined
 // format from every worker; SIGUSR1 to the master reopens it in every worker
-// (the master forwards the signal). -pidfile writes the master's pid.
+// (the master forwards the signal through prefork's supervisor). -pidfile
+// writes the master's pid.
 //
 // Draining. A worker told to stop closes its listeners (in reuseport mode the
 // master keeps its own copy of the socket, so queued connections wait for the
@@ -59,4 +78,36 @@
 // "Connection: close", closes connections that stay idle, and only then calls
 // http.Server.Shutdown. net/http's Shutdown alone can drop a request that
 // arrives on a keep-alive connection while it runs.
+//
+// # Architecture
+//
+// Packages, each importing only those before it: mmapstore (the metric file
+// format), metrics (registries, the merge, the /metrics handler), middleware
+// (request instrumentation), prefork (processes: spawn, signals, reaping,
+// recycling, exit reasons, the sockets of a master; no HTTP, no metrics) and
+// server (HTTP, configuration, metrics of the run). prefork and metrics do
+// not know each other; server joins them.
+//
+// Inside server, one lifecycle (run, lifecycle.go) runs over a backend
+// (backend.go): inProcess serves the application in this process,
+// workerPool (workerpool.go) in worker processes that a prefork.Master
+// supervises. A worker process runs runWorker (worker.go); it and inProcess
+// share serving (serving.go): the registry, the application, the access log
+// and the drainer. The application's sockets are an appListener
+// (listener.go); a new kind of address is a new endpoint type there.
+//
+// The life of a request: the kernel hands the connection to a worker's
+// socket (one per slot in reuseport mode); the worker's http.Server runs the
+// drainer's wrapper (counting, max-requests), the access log, then the
+// application, whose middleware counts and times the request into the
+// worker's memory-mapped metric files: atomic operations, no lock, no
+// system call.
+//
+// The life of a scrape: the admin listener (in the master, or the single
+// process) answers /metrics with a metrics.Gatherers of the run directory's
+// files, merged as client_python does (metrics.DirGatherer), the free space
+// of the run directory, and the backend's own families (the master's
+// resources and its supervision metrics, computed from prefork's view of
+// the workers). No worker is asked anything: a hung worker cannot stall a
+// scrape.
 package server

@@ -25,6 +25,7 @@ func serveDrainer(t *testing.T, cfg Config, h http.Handler) string {
 }
 
 func TestReadTimeoutEndsASlowBody(t *testing.T) {
+	t.Parallel()
 	readErr := make(chan error, 1)
 	addr := serveDrainer(t, Config{ReadTimeout: 300 * time.Millisecond}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, err := io.ReadAll(r.Body)
@@ -59,6 +60,7 @@ func TestReadTimeoutEndsASlowBody(t *testing.T) {
 }
 
 func TestWriteTimeoutEndsASlowReader(t *testing.T) {
+	t.Parallel()
 	wrote := make(chan error, 1)
 	addr := serveDrainer(t, Config{WriteTimeout: 300 * time.Millisecond}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		chunk := make([]byte, 64<<10)
@@ -88,6 +90,7 @@ func TestWriteTimeoutEndsASlowReader(t *testing.T) {
 }
 
 func TestMaxHeaderBytes(t *testing.T) {
+	t.Parallel()
 	addr := serveDrainer(t, Config{MaxHeaderBytes: 1024}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	for _, tc := range []struct{ size, want int }{{100, 200}, {8192, 431}} {
 		c, err := net.Dial("tcp", addr)

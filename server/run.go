@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/herdhttp/herd/metrics"
 	"github.com/herdhttp/herd/prefork"
@@ -25,14 +23,13 @@ type App func(reg *metrics.Registry) (http.Handler, error)
 // started. Main exits with status 2 for it.
 var ErrConfig = errors.New("server: bad configuration")
 
-// runDirEnv carries the master's run directory to its workers, next to
-// prefork's worker marker; read once in runWorker and then unset.
-const runDirEnv = "HERD_RUN_DIR"
-
-// Main parses args with fs (on which cfg's flags were registered), runs the
-// program until it is told to stop, and returns the process exit status: 0
-// after a clean stop, 2 for bad flags or configuration (one line on stderr,
-// nothing started), 1 for a failure while running.
+// Main parses args with fs (on which cfg's flags were registered), then
+// reads every flag that args did not set from its environment variable
+// HERD_<FLAG> (and -workers from WEB_CONCURRENCY when neither sets it),
+// runs the program until it is told to stop, and returns the process exit
+// status: 0 after a clean stop, 2 for bad flags, variables or configuration
+// (one line on stderr, nothing started), 1 for a failure while running (the
+// last line on stderr says why).
 func Main(cfg *Config, fs *flag.FlagSet, args []string, app App) int {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
@@ -48,12 +45,21 @@ func Main(cfg *Config, fs *flag.FlagSet, args []string, app App) int {
 		fmt.Fprintf(os.Stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
 		return 2
 	}
-	err := Run(context.Background(), *cfg, app)
+	// A worker's marker is prefork's, not a setting: take it out of the
+	// environment before reading the environment.
+	prefork.Worker()
+	environ := os.Environ()
+	fromEnv, err := applyEnv(fs, environ)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", fs.Name(), err)
+		return 2
+	}
+	err = runWith(context.Background(), *cfg, app, runEnv{environ: environ, used: variables(fromEnv)})
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, ErrConfig):
-		fmt.Fprintf(os.Stderr, "%s: %v\n", fs.Name(), errors.Unwrap(err))
+		fmt.Fprintf(os.Stderr, "%s: %s\n", fs.Name(), blameEnv(errors.Unwrap(err).Error(), fromEnv))
 		return 2
 	default:
 		fmt.Fprintf(os.Stderr, "%s: %v\n", fs.Name(), err)
@@ -69,30 +75,31 @@ func (e configError) Error() string        { return e.err.Error() }
 func (e configError) Unwrap() error        { return e.err }
 func (e configError) Is(target error) bool { return target == ErrConfig }
 
+// runEnv is what Main read from the environment, once.
+type runEnv struct {
+	environ []string // the process's environment; nil: prefork reads it
+	used    []string // the variables that set flags
+}
+
 // Run runs this process's role until ctx is cancelled or a stop signal
 // arrives: a worker if a herd master started this process, else a master
 // (Workers >= 1) or a single process (Workers == 0). Errors in the
 // configuration satisfy errors.Is(err, ErrConfig) and are returned before
-// anything is started.
+// anything is started. Run reads no HERD_ variable: Main does.
 func Run(ctx context.Context, cfg Config, app App) error {
-	cfg = cfg.withDefaults()
-	log := newLogger(cfg, os.Stderr)
+	return runWith(ctx, cfg, app, runEnv{})
+}
+
+func runWith(ctx context.Context, cfg Config, app App, env runEnv) error {
 	if w, ok := prefork.Worker(); ok {
-		dir := os.Getenv(runDirEnv)
-		os.Unsetenv(runDirEnv)
-		return runWorker(ctx, cfg, w, dir, app, log)
+		cfg = cfg.withDefaults()
+		return runWorker(ctx, cfg, w, app, newLogger(cfg, os.Stderr))
 	}
-	if err := cfg.Validate(); err != nil {
+	s, err := cfg.validate()
+	if err != nil {
 		return configError{err}
 	}
-	if cfg.Workers == 0 {
-		ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT)
-		defer stop()
-		return runSingle(ctx, cfg, app, log)
-	}
-	// The master's signals (TERM, INT, QUIT, HUP, TTIN, TTOU, USR1) are
-	// prefork's to handle.
-	return runMaster(ctx, cfg, log)
+	return run(ctx, s, app, env, newLogger(s.Config, os.Stderr))
 }
 
 func newLogger(cfg Config, w io.Writer) *slog.Logger {

@@ -8,6 +8,7 @@ import (
 )
 
 func TestMetricsDirPolicy(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	mk := func(name string, mode os.FileMode) string {
 		p := filepath.Join(base, name)
@@ -51,6 +52,7 @@ func TestMetricsDirPolicy(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(filepath.Base(tc.dir), func(t *testing.T) {
+			t.Parallel()
 			err := checkMetricsParent(tc.dir)
 			switch {
 			case tc.want == "" && err != nil:
@@ -65,6 +67,7 @@ func TestMetricsDirPolicy(t *testing.T) {
 }
 
 func TestRunDirIsPrivate(t *testing.T) {
+	t.Parallel()
 	parent := t.TempDir()
 	os.Chmod(parent, 0o777|os.ModeSticky)
 	dir, err := makeRunDir(parent)

@@ -18,20 +18,7 @@ import (
 //	herd_worker_restarts_total{worker}      counter: workers the slot started before its current one
 //	herd_worker_requests_total{worker}      counter: requests served by the slot's current worker(s),
 //	                                        as of their last heartbeat (resets when the worker is replaced)
-//	herd_worker_exits_total{reason}         counter: worker exits by reason (crashed, boot-failed,
-//	                                        timeout, shutdown, reloaded, retired, scaled-down)
-const (
-	workersName  = "herd_workers"
-	restartsName = "herd_worker_restarts_total"
-	requestsName = "herd_worker_requests_total"
-	exitsName    = "herd_worker_exits_total"
-)
-
-var (
-	workerStates = []prefork.WorkerState{prefork.StateStarting, prefork.StateReady, prefork.StateStopping, prefork.StateKilled}
-	exitReasons  = []prefork.ExitReason{prefork.ExitCrashed, prefork.ExitBootFailed, prefork.ExitTimeout,
-		prefork.ExitShutdown, prefork.ExitReloaded, prefork.ExitRetired, prefork.ExitScaledDown}
-)
+//	herd_worker_exits_total{reason}         counter: worker exits by reason (prefork.ExitReasons)
 
 // exitCounts counts worker exits by reason; fed by prefork's OnWorkerExit hook.
 type exitCounts struct {
@@ -57,49 +44,34 @@ func (c *exitCounts) get(r prefork.ExitReason) uint64 {
 // supervisionMetrics gathers the families above from workers() and exits.
 func supervisionMetrics(workers func() []prefork.WorkerInfo, exits *exitCounts) metrics.Gatherer {
 	return metrics.GathererFunc(func() ([]*dto.MetricFamily, error) {
-		ws := workers()
 		perState := map[prefork.WorkerState]float64{}
 		restarts := map[int]float64{}
 		requests := map[int]float64{}
-		for _, w := range ws {
+		for _, w := range workers() {
 			perState[w.State]++
 			restarts[w.Slot] = max(restarts[w.Slot], float64(w.Restarts))
 			requests[w.Slot] += float64(w.Requests)
 		}
-		byState := family(workersName, "Worker processes of this master, by state.", dto.MetricType_GAUGE)
-		for _, s := range workerStates {
-			byState.Metric = append(byState.Metric, sample("state", string(s), perState[s], false))
+		byState := metrics.NewConstFamily("herd_workers", "Worker processes of this master, by state.", dto.MetricType_GAUGE, "state")
+		for _, s := range prefork.WorkerStates() {
+			byState.Add(perState[s], string(s))
 		}
-		exitsFam := family(exitsName, "Worker process exits, by reason.", dto.MetricType_COUNTER)
-		for _, r := range exitReasons {
-			exitsFam.Metric = append(exitsFam.Metric, sample("reason", string(r), float64(exits.get(r)), true))
+		byReason := metrics.NewConstFamily("herd_worker_exits_total", "Worker process exits, by reason.", dto.MetricType_COUNTER, "reason")
+		for _, r := range prefork.ExitReasons() {
+			byReason.Add(float64(exits.get(r)), string(r))
 		}
+		restartsFam := metrics.NewConstFamily("herd_worker_restarts_total", "Workers each slot started before its current one.", dto.MetricType_COUNTER, "worker")
+		requestsFam := metrics.NewConstFamily("herd_worker_requests_total", "Requests served by each slot's current worker, as of its last heartbeat.", dto.MetricType_COUNTER, "worker")
 		slots := make([]int, 0, len(restarts))
 		for s := range restarts {
 			slots = append(slots, s)
 		}
 		slices.Sort(slots)
-		restartsFam := family(restartsName, "Workers each slot started before its current one.", dto.MetricType_COUNTER)
-		requestsFam := family(requestsName, "Requests served by each slot's current worker, as of its last heartbeat.", dto.MetricType_COUNTER)
 		for _, s := range slots {
 			slot := strconv.Itoa(s)
-			restartsFam.Metric = append(restartsFam.Metric, sample("worker", slot, restarts[s], true))
-			requestsFam.Metric = append(requestsFam.Metric, sample("worker", slot, requests[s], true))
+			restartsFam.Add(restarts[s], slot)
+			requestsFam.Add(requests[s], slot)
 		}
-		return []*dto.MetricFamily{byState, exitsFam, restartsFam, requestsFam}, nil
+		return []*dto.MetricFamily{byState.Family(), byReason.Family(), restartsFam.Family(), requestsFam.Family()}, nil
 	})
-}
-
-func family(name, help string, t dto.MetricType) *dto.MetricFamily {
-	return &dto.MetricFamily{Name: &name, Help: &help, Type: t.Enum()}
-}
-
-func sample(label, value string, v float64, counter bool) *dto.Metric {
-	m := &dto.Metric{Label: []*dto.LabelPair{{Name: &label, Value: &value}}}
-	if counter {
-		m.Counter = &dto.Counter{Value: &v}
-	} else {
-		m.Gauge = &dto.Gauge{Value: &v}
-	}
-	return m
 }

@@ -1,0 +1,229 @@
+package server
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// configFlag is one command-line flag of a Config field; the same setting
+// is read from the environment variable envName(name).
+type configFlag struct {
+	name, usage string
+	value       flag.Value // bound to the field
+}
+
+// flags lists every flag of c, bound to c's fields: the one table behind
+// RegisterFlags, the HERD_ variables and the configuration logged at start.
+func (c *Config) flags() []configFlag {
+	return []configFlag{
+		{"bind", "application listen `address`", stringFlag{&c.Bind}},
+		{"workers", "number of worker processes (0: serve in one process, no fork; default: GOMAXPROCS, or WEB_CONCURRENCY)", intFlag{&c.Workers, 0}},
+		{"metrics-bind", "admin listener `address` (/metrics, /healthz, /workers), or \"off\"", stringFlag{&c.MetricsBind}},
+		{"metrics-dir", "`dir`ectory for this run's private metric files (default /dev/shm or $TMPDIR)", stringFlag{&c.MetricsDir}},
+		{"listener-mode", "\"reuseport\" (a socket per worker) or \"shared\" (one socket)", stringFlag{&c.ListenerMode}},
+		{"graceful-timeout", "how long a stopping worker may drain", durationFlag{&c.GracefulTimeout, false}},
+		{"timeout", "kill a worker whose heartbeat is silent this long", durationFlag{&c.Timeout, false}},
+		{"max-requests", "recycle a worker after this many requests (0: never)", intFlag{&c.MaxRequests, 0}},
+		{"max-requests-jitter", "random extra requests added to -max-requests per worker", intFlag{&c.MaxRequestsJitter, 0}},
+		{"log-format", "\"text\" or \"json\"", stringFlag{&c.LogFormat}},
+		{"read-header-timeout", "how long a worker waits for a request's headers (\"off\": no limit)", durationFlag{&c.ReadHeaderTimeout, true}},
+		{"read-timeout", "how long a worker waits for a whole request, body included (\"off\": no limit)", durationFlag{&c.ReadTimeout, true}},
+		{"write-timeout", "limit from the end of the request headers to the end of the response (\"off\": no limit)", durationFlag{&c.WriteTimeout, true}},
+		{"idle-timeout", "close keep-alive connections idle this long (\"off\": never)", durationFlag{&c.IdleTimeout, true}},
+		{"max-header-bytes", "largest request header accepted, in bytes (larger: 431)", intFlag{&c.MaxHeaderBytes, 1}},
+		{"admin-tls-cert", "PEM certificate `file` for the admin listener (with -admin-tls-key: HTTPS)", stringFlag{&c.AdminTLSCert}},
+		{"admin-tls-key", "PEM private key `file` for the admin listener", stringFlag{&c.AdminTLSKey}},
+		{"admin-tls-client-ca", "PEM CA `file`: admin clients must present a certificate it signed", stringFlag{&c.AdminTLSClientCA}},
+		{"admin-basic-auth-file", "`file` of user:pbkdf2-hash lines: basic auth on /metrics and /workers", stringFlag{&c.AdminBasicAuthFile}},
+		{"pidfile", "write the master's pid to this `file`", stringFlag{&c.PIDFile}},
+		{"access-log", "append an access log (combined format) to this `file` (\"-\": stdout); SIGUSR1 reopens it", stringFlag{&c.AccessLog}},
+	}
+}
+
+// RegisterFlags registers the configuration's flags on fs, with c's current
+// values (defaults applied) as their defaults. Flags write into c when fs is
+// parsed. Main also reads each flag not given on the command line from the
+// environment variable HERD_<FLAG> (upper case, '-' as '_').
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	*c = c.withDefaults()
+	for _, f := range c.flags() {
+		fs.Var(f.value, f.name, f.usage+" [$"+envName(f.name)+"]")
+	}
+}
+
+// logAttrs are the effective configuration, one attribute per flag, for
+// the log line at start. Files are named, never read: no secret is logged.
+func (c Config) logAttrs() []any {
+	var attrs []any
+	for _, f := range c.flags() {
+		attrs = append(attrs, slog.String(f.name, f.value.String()))
+	}
+	return attrs
+}
+
+// envPrefix starts the environment variable of every flag.
+const envPrefix = "HERD_"
+
+// webConcurrency is the worker count of gunicorn, Heroku and Puma; it sets
+// -workers when neither the flag nor HERD_WORKERS does.
+const webConcurrency = "WEB_CONCURRENCY"
+
+// envName is the environment variable of a flag: "metrics-dir" is
+// HERD_METRICS_DIR.
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// envSetting is a flag that applyEnv set from an environment variable.
+type envSetting struct{ flag, variable string }
+
+// applyEnv sets every flag of fs that the command line did not set from its
+// HERD_ variable in environ, and -workers from WEB_CONCURRENCY when neither
+// sets it. The command line wins over the environment, the environment over
+// the default; a variable set to "" counts as unset. It returns what it
+// set, or an error naming the first variable whose value the flag refuses.
+func applyEnv(fs *flag.FlagSet, environ []string) (set []envSetting, err error) {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	setFrom := func(name, variable string) bool {
+		v := lookupEnv(environ, variable)
+		if v == "" || err != nil {
+			return false
+		}
+		if e := fs.Set(name, v); e != nil {
+			err = fmt.Errorf("%s: %v", variable, e)
+			return false
+		}
+		set = append(set, envSetting{name, variable})
+		return true
+	}
+	fs.VisitAll(func(f *flag.Flag) {
+		if !given[f.Name] {
+			given[f.Name] = setFrom(f.Name, envName(f.Name))
+		}
+	})
+	if fs.Lookup("workers") != nil && !given["workers"] {
+		setFrom("workers", webConcurrency)
+	}
+	return set, err
+}
+
+// variables lists the variables of set, for the log.
+func variables(set []envSetting) []string {
+	var vs []string
+	for _, e := range set {
+		vs = append(vs, e.variable)
+	}
+	return vs
+}
+
+// blameEnv adds to a configuration error that starts with a flag's name
+// ("-listener-mode: ...") the variable that set that flag, if one did.
+func blameEnv(msg string, set []envSetting) string {
+	for _, e := range set {
+		if strings.HasPrefix(msg, "-"+e.flag+":") || strings.HasPrefix(msg, "-"+e.flag+" ") {
+			return msg + " (set by " + e.variable + ")"
+		}
+	}
+	return msg
+}
+
+// lookupEnv returns the last value of key in environ, as the libc does for
+// duplicates.
+func lookupEnv(environ []string, key string) string {
+	for i := len(environ) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(environ[i], "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// stringFlag is flag.StringVar's value, declared here so that every flag of
+// the table is built the same way.
+type stringFlag struct{ p *string }
+
+func (f stringFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return *f.p
+}
+
+func (f stringFlag) Set(s string) error {
+	*f.p = s
+	return nil
+}
+
+// durationFlag parses a duration. With canOff, "off" and "0" mean no limit
+// (stored as Off, since zero means the default in Config); without, they
+// are refused.
+type durationFlag struct {
+	p      *time.Duration
+	canOff bool
+}
+
+func (f durationFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	if *f.p < 0 {
+		return "off"
+	}
+	return f.p.String()
+}
+
+func (f durationFlag) Set(s string) error {
+	d := Off
+	if s != "off" {
+		var err error
+		d, err = time.ParseDuration(s)
+		switch {
+		case err != nil && f.canOff:
+			return fmt.Errorf("not a duration (like 10s) or \"off\": %q", s)
+		case err != nil:
+			return fmt.Errorf("not a duration (like 30s): %q", s)
+		case d < 0 && f.canOff:
+			return fmt.Errorf("must not be negative, got %s (0 or \"off\": no limit)", s)
+		case d < 0:
+			return fmt.Errorf("must not be negative, got %s", s)
+		}
+	}
+	if d <= 0 {
+		if !f.canOff {
+			return fmt.Errorf("cannot be off, got %q; give a duration such as 30s", s)
+		}
+		d = Off
+	}
+	*f.p = d
+	return nil
+}
+
+// intFlag parses an int of at least min.
+type intFlag struct {
+	p   *int
+	min int
+}
+
+func (f intFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return strconv.Itoa(*f.p)
+}
+
+func (f intFlag) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return fmt.Errorf("not a number: %q", s)
+	}
+	if n < f.min {
+		return fmt.Errorf("must be %d or more, got %d", f.min, n)
+	}
+	*f.p = n
+	return nil
+}

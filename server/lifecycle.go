@@ -1,0 +1,78 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"os"
+
+	"github.com/herdhttp/herd/metrics"
+	"github.com/herdhttp/herd/prefork"
+)
+
+// run is the one lifecycle of a herd program that a user started, over
+// either backend. In order: the access log is checked, the private run
+// directory created, the admin listener and the backend's sockets opened
+// and the pidfile written; every failure so far is a configuration error
+// (exit status 2) and nothing has been forked. Then the admin endpoints
+// serve, the effective configuration is logged once, and the backend runs
+// until it is told to stop. Whatever happens, the run directory, the
+// pidfile and the sockets are gone when run returns.
+func run(ctx context.Context, s *settings, app App, env runEnv, log *slog.Logger) error {
+	if err := checkAccessLog(s.AccessLog); err != nil {
+		return configError{err}
+	}
+	dir, err := makeRunDir(s.MetricsDir)
+	if err != nil {
+		return configError{err}
+	}
+	defer os.RemoveAll(dir)
+	admin, err := listenAdmin(s.MetricsBind, s.sec)
+	if err != nil {
+		return configError{err}
+	}
+	defer closeAdmin(admin)
+	b, err := s.newBackend(dir, app, env.environ, log)
+	if err != nil {
+		return configError{err}
+	}
+	defer b.close()
+	if s.PIDFile != "" {
+		if err := prefork.WritePIDFile(s.PIDFile); err != nil {
+			return configError{err}
+		}
+		defer prefork.RemovePIDFile(s.PIDFile)
+	}
+
+	s.sec.setLogger(log)
+	g := metrics.Gatherers{metrics.NewDirGatherer(dir, metrics.GathererOpts{Logger: log}), spaceGatherer(dir)}
+	if bg := b.gatherer(); bg != nil {
+		g = append(g, bg)
+	}
+	adminSrv := startAdmin(admin, adminMux(g, b.workers, dir, s.sec), log)
+	defer stopAdmin(adminSrv)
+	warnExposedAdmin(admin, s.sec, log)
+	attrs := s.logAttrs()
+	if len(env.used) > 0 {
+		attrs = append(attrs, "from_env", env.used)
+	}
+	log.Info("configuration", attrs...)
+	log.Info(b.startMessage(), "pid", os.Getpid(), "workers", s.Workers, "bind", b.addr(),
+		"admin", adminAddr(admin), "metrics_dir", dir)
+	if err := b.run(ctx); err != nil {
+		return explainFailure(err, dir)
+	}
+	return nil
+}
+
+// checkAccessLog opens (creating) the access log once, so that a path the
+// workers could not open is a configuration error before anything starts.
+func checkAccessLog(path string) error {
+	if path == "" || path == "-" {
+		return nil
+	}
+	f, err := openAppend(path)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
