@@ -403,7 +403,7 @@ func (s *settings) readEnviron(pid int) error {
 	}
 	_, s.hasMaxProcs = lookupEnv(s.environ, envGOMAXPROCS)
 	if v, ok := lookupEnv(s.environ, envGOMEMLIMIT); ok && v != "off" && v != "" {
-		n, err := parseByteCount(v)
+		n, err := ParseByteCount(v)
 		if err != nil {
 			return configErr("bad %s=%q: %v", envGOMEMLIMIT, v, err)
 		}
@@ -412,9 +412,9 @@ func (s *settings) readEnviron(pid int) error {
 	return nil
 }
 
-// parseByteCount parses GOMEMLIMIT's syntax: a non-negative integer with an optional unit
-// B, KiB, MiB, GiB or TiB.
-func parseByteCount(s string) (int64, error) {
+// ParseByteCount parses GOMEMLIMIT's syntax: a non-negative integer with an optional unit
+// B, KiB, MiB, GiB or TiB ("512MiB").
+func ParseByteCount(s string) (int64, error) {
 	units := []struct {
 		suffix string
 		shift  uint

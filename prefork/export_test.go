@@ -51,8 +51,7 @@ func NewMasterForTest(cfg Config) (*Master, *FakeSignals, error) {
 }
 
 var (
-	MergeEnv       = mergeEnv
-	ParseByteCount = parseByteCount
+	MergeEnv = mergeEnv
 )
 
 // ForkCall is one worker start as a test's fork seam sees it (SetForkForTest).

@@ -48,6 +48,15 @@ type Config struct {
 	// MaxRequestsJitter adds a random 0..MaxRequestsJitter to each worker's
 	// MaxRequests so that workers do not all restart at once.
 	MaxRequestsJitter int
+	// MaxWorkerRSS replaces a worker whose resident memory goes above this
+	// many bytes, draining it like MaxRequests; 0 (default) never.
+	MaxWorkerRSS int64
+	// MaxWorkerAge replaces a worker this long after it started, draining
+	// it like MaxRequests; 0 or Off (default) never.
+	MaxWorkerAge time.Duration
+	// MaxWorkerAgeJitter adds a random 0..MaxWorkerAgeJitter to each
+	// worker's MaxWorkerAge.
+	MaxWorkerAgeJitter time.Duration
 	// LogFormat is "text" (default) or "json".
 	LogFormat string
 
@@ -279,6 +288,9 @@ func (c Config) configurePrefork(pc *prefork.Config, l appListener) {
 	pc.Timeout = c.Timeout
 	pc.MaxRequests = c.MaxRequests
 	pc.MaxRequestsJitter = c.MaxRequestsJitter
+	pc.MaxWorkerRSS = c.MaxWorkerRSS
+	pc.MaxWorkerAge = max(c.MaxWorkerAge, 0) // Off: never
+	pc.MaxWorkerAgeJitter = max(c.MaxWorkerAgeJitter, 0)
 	l.configurePrefork(pc)
 }
 
@@ -304,13 +316,16 @@ func preforkError(err error) error {
 		return err
 	}
 	flag, ok := map[string]string{
-		"Workers":           "-workers",
-		"Mode":              "-listener-mode",
-		"Addrs":             "-bind",
-		"GracefulTimeout":   "-graceful-timeout",
-		"Timeout":           "-timeout",
-		"MaxRequests":       "-max-requests",
-		"MaxRequestsJitter": "-max-requests-jitter",
+		"Workers":            "-workers",
+		"Mode":               "-listener-mode",
+		"Addrs":              "-bind",
+		"GracefulTimeout":    "-graceful-timeout",
+		"Timeout":            "-timeout",
+		"MaxRequests":        "-max-requests",
+		"MaxRequestsJitter":  "-max-requests-jitter",
+		"MaxWorkerRSS":       "-max-worker-rss",
+		"MaxWorkerAge":       "-max-worker-age",
+		"MaxWorkerAgeJitter": "-max-worker-age-jitter",
 	}[ce.Field]
 	if !ok {
 		return err

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/herdhttp/herd/prefork"
 )
 
 // configFlag is one command-line flag of a Config field; the same setting
@@ -29,6 +31,9 @@ func (c *Config) flags() []configFlag {
 		{"timeout", "kill a worker whose heartbeat is silent this long", durationFlag{&c.Timeout, false}},
 		{"max-requests", "recycle a worker after this many requests (0: never)", intFlag{&c.MaxRequests, 0}},
 		{"max-requests-jitter", "random extra requests added to -max-requests per worker", intFlag{&c.MaxRequestsJitter, 0}},
+		{"max-worker-rss", "replace a worker whose resident memory goes above this `size` (512MiB; 0: never)", byteSizeFlag{&c.MaxWorkerRSS}},
+		{"max-worker-age", "replace a worker this long after it started (\"off\": never)", durationFlag{&c.MaxWorkerAge, true}},
+		{"max-worker-age-jitter", "random extra age added to -max-worker-age per worker", durationFlag{&c.MaxWorkerAgeJitter, true}},
 		{"log-format", "\"text\" or \"json\"", stringFlag{&c.LogFormat}},
 		{"read-header-timeout", "how long a worker waits for a request's headers (\"off\": no limit)", durationFlag{&c.ReadHeaderTimeout, true}},
 		{"read-timeout", "how long a worker waits for a whole request, body included (\"off\": no limit)", durationFlag{&c.ReadTimeout, true}},
@@ -223,6 +228,26 @@ func (f intFlag) Set(s string) error {
 	}
 	if n < f.min {
 		return fmt.Errorf("must be %d or more, got %d", f.min, n)
+	}
+	*f.p = n
+	return nil
+}
+
+// byteSizeFlag parses a size in bytes with an optional unit (B, KiB, MiB,
+// GiB, TiB), GOMEMLIMIT's syntax.
+type byteSizeFlag struct{ p *int64 }
+
+func (f byteSizeFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return strconv.FormatInt(*f.p, 10)
+}
+
+func (f byteSizeFlag) Set(s string) error {
+	n, err := prefork.ParseByteCount(s)
+	if err != nil {
+		return fmt.Errorf("not a size in bytes (like 512MiB): %q", s)
 	}
 	*f.p = n
 	return nil

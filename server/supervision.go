@@ -19,6 +19,7 @@ import (
 //	herd_worker_requests_total{worker}      counter: requests served by the slot's current worker(s),
 //	                                        as of their last heartbeat (resets when the worker is replaced)
 //	herd_worker_exits_total{reason}         counter: worker exits by reason (prefork.ExitReasons)
+//	herd_worker_start_fd_exhausted_total    counter: worker starts retried for want of a file descriptor
 
 // exitCounts counts worker exits by reason; fed by prefork's OnWorkerExit hook.
 type exitCounts struct {
@@ -42,7 +43,7 @@ func (c *exitCounts) get(r prefork.ExitReason) uint64 {
 }
 
 // supervisionMetrics gathers the families above from workers() and exits.
-func supervisionMetrics(workers func() []prefork.WorkerInfo, exits *exitCounts) metrics.Gatherer {
+func supervisionMetrics(workers func() []prefork.WorkerInfo, counters func() prefork.Counters, exits *exitCounts) metrics.Gatherer {
 	return metrics.GathererFunc(func() ([]*dto.MetricFamily, error) {
 		perState := map[prefork.WorkerState]float64{}
 		restarts := map[int]float64{}
@@ -72,6 +73,8 @@ func supervisionMetrics(workers func() []prefork.WorkerInfo, exits *exitCounts) 
 			restartsFam.Add(restarts[s], slot)
 			requestsFam.Add(requests[s], slot)
 		}
-		return []*dto.MetricFamily{byState.Family(), byReason.Family(), restartsFam.Family(), requestsFam.Family()}, nil
+		fdFam := metrics.NewConstFamily("herd_worker_start_fd_exhausted_total", "Worker starts that found no free file descriptor (EMFILE, ENFILE) and were retried.", dto.MetricType_COUNTER)
+		fdFam.Add(float64(counters().FDExhausted))
+		return []*dto.MetricFamily{byState.Family(), byReason.Family(), restartsFam.Family(), requestsFam.Family(), fdFam.Family()}, nil
 	})
 }

@@ -56,5 +56,5 @@ func (p *workerPool) addr() string {
 // gatherer is the master's own resources (it writes no metric file) and
 // the supervision metrics.
 func (p *workerPool) gatherer() metrics.Gatherer {
-	return metrics.Gatherers{metrics.ProcessGatherer("master"), supervisionMetrics(p.m.Workers, p.exits)}
+	return metrics.Gatherers{metrics.ProcessGatherer("master"), supervisionMetrics(p.m.Workers, p.m.Counters, p.exits)}
 }
