@@ -59,7 +59,11 @@
 // mmapstore reserves every byte with fallocate(2) before it maps or uses it
 // (and fills the holes of a sparse file it continues), so a full filesystem
 // is an error from Open or File.Cell, when a series is created, and never a
-// crash. The worker keeps serving its existing series.
+// crash. The worker keeps serving its existing series. On a filesystem
+// without fallocate (ramfs, NFSv3, ext4 without extents, many FUSE mounts)
+// the store writes instead: zeros past the end of the file, and into the
+// holes the filesystem reports (SEEK_HOLE) what they hold; it never writes
+// over a byte the file already has, so a continued file keeps its counts.
 //
 // Growing a file must not invalidate Cells that live handles point at, and
 // remapping would. So Open maps Options.MaxSize bytes (1 GiB by default) once,

@@ -31,6 +31,9 @@ type Options struct {
 	// noLock skips the exclusive lock, for tests in which other processes add to the
 	// cells of a file that its writer holds.
 	noLock bool
+	// fallocate replaces fallocate(2) for tests (nil: the system call), so that the
+	// fallback for filesystems without it runs everywhere.
+	fallocate func(fd int, mode uint32, off, n int64) error
 }
 
 // Errors of the writer side.
@@ -57,6 +60,8 @@ type File struct {
 	mapLen  int // length of every mapping this File makes
 	created bool
 	noLock  bool
+	// fallocate is fallocate(2), or the test seam of Options.
+	fallocate func(fd int, mode uint32, off, n int64) error
 
 	mu         sync.Mutex // guards the fields below
 	layout     Layout
@@ -94,7 +99,10 @@ type retired struct {
 // not ending in ".db", see MovedAside) and a new one created; an empty one is
 // replaced.
 func Open(path string, opts Options) (*File, error) {
-	f := &File{path: path, mode: opts.Mode, layout: opts.Layout, noLock: opts.noLock}
+	f := &File{path: path, mode: opts.Mode, layout: opts.Layout, noLock: opts.noLock, fallocate: opts.fallocate}
+	if f.fallocate == nil {
+		f.fallocate = unix.Fallocate
+	}
 	if f.mode == 0 {
 		f.mode = 0o600
 	}
@@ -244,7 +252,7 @@ func (f *File) adopt(fd *os.File) error {
 	}
 	// A file made by Python is sparse: writing into its holes would need
 	// memory that a full tmpfs cannot give, and that is a SIGBUS. Reserve it.
-	if err := reserve(fd, 0, int64(size)); err != nil {
+	if err := f.reserve(fd, 0, int64(size)); err != nil {
 		unix.Munmap(data)
 		return fmt.Errorf("reserve %d bytes: %w", size, err)
 	}
@@ -338,7 +346,7 @@ func (f *File) makeFile(size int, fill func(data []byte), replace bool) (*os.Fil
 	if err := f.lock(fd); err != nil { // held from before the rename: never unlocked at the path
 		return fail(nil, err)
 	}
-	if err := reserve(fd, 0, int64(size)); err != nil {
+	if err := f.reserve(fd, 0, int64(size)); err != nil {
 		return fail(nil, fmt.Errorf("reserve %d bytes: %w", size, err))
 	}
 	data, err := unix.Mmap(int(fd.Fd()), 0, max(f.mapLen, roundPage(size)), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
@@ -372,39 +380,6 @@ func renameNoReplace(from, to string) error {
 		return fs.ErrExist
 	}
 	return err
-}
-
-// reserve allocates file blocks for [off, off+n) and extends the file to
-// cover it. Unlike ftruncate, which makes a sparse file whose pages are only
-// allocated when first touched through the mapping (and a full tmpfs turns
-// that touch into SIGBUS), this fails up front with ENOSPC.
-func reserve(fd *os.File, off, n int64) error {
-	if n <= 0 {
-		return nil
-	}
-	for {
-		err := unix.Fallocate(int(fd.Fd()), 0, off, n)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != unix.EOPNOTSUPP {
-			return err
-		}
-		break
-	}
-	// No fallocate on this filesystem: writing zeros also allocates blocks,
-	// and fails with ENOSPC instead of faulting later.
-	zeros := make([]byte, 64<<10)
-	for n > 0 {
-		chunk := min(n, int64(len(zeros)))
-		w, err := fd.WriteAt(zeros[:chunk], off)
-		if err != nil {
-			return err
-		}
-		off += int64(w)
-		n -= int64(w)
-	}
-	return nil
 }
 
 // Path returns the path the file was opened at.
@@ -477,10 +452,10 @@ func (f *File) growLocked(need int) error {
 		want *= 2
 	}
 	want = min(want, len(f.data))
-	err := reserve(f.fd, int64(f.size), int64(want-f.size))
+	err := f.reserve(f.fd, int64(f.size), int64(want-f.size))
 	if err != nil && want > roundPage(need) {
 		want = min(roundPage(need), len(f.data))
-		err = reserve(f.fd, int64(f.size), int64(want-f.size))
+		err = f.reserve(f.fd, int64(f.size), int64(want-f.size))
 	}
 	if err != nil {
 		return fmt.Errorf("grow to %d bytes: %w", want, err)
