@@ -78,11 +78,13 @@
 // writing into an unlinked inode: in client_python every later increment is
 // silently lost. File.Check notices a deleted or replaced file (fstat's link
 // count, or the inode at the path differing from the open one) and recreates
-// it, atomically, with the current entries and values, re-pointing every Cell.
-// A goroutine that loaded a Cell's pointer just before the switch may still
-// add into the old mapping, so old mappings stay mapped until Close and every
-// Check moves such late adds over: nothing is lost. Check is cheap (two
-// stats); package metrics calls it before reading its own directory.
+// it, atomically, with the current entries and values, then maps the new file
+// over the old one's addresses (MAP_FIXED): Cells, and goroutines inside a
+// Cell method at that moment, write into the new file without knowing it, and
+// adds that reached the old file after the copy are carried over: nothing is
+// lost, and nothing of the deleted file is kept, however often it is deleted.
+// Check is cheap (two stats); package metrics calls it before reading its own
+// directory.
 //
 // # Reading: Reader
 //

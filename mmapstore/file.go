@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -71,21 +70,9 @@ type File struct {
 	used       int    // bytes in use; mirrors the header
 	dev, ino   uint64 // identity of the file at path, to notice deletion or replacement
 	index      map[string]*Cell
-	cells      []*Cell   // in file order
-	retired    []retired // cells' slots in replaced files, drained by Check and Close
-	oldMaps    [][]byte  // mappings of replaced files: stale pointers may still write there
+	cells      []*Cell // in file order
 	movedAside string
 	closed     bool
-}
-
-// retired is a cell's value word in a file that Check replaced, with the value
-// it had when it was copied to the new file. A goroutine that loaded the old
-// pointer just before the switch may still add there; Check moves such late
-// adds over.
-type retired struct {
-	cell *Cell
-	old  *uint64
-	seen uint64
 }
 
 // Open opens the metric file at path for writing.
@@ -464,97 +451,6 @@ func (f *File) growLocked(need int) error {
 	return nil
 }
 
-// Check notices that the file was deleted, or replaced by another file, under
-// the live mapping (the seed article's third trap: writes would go on into an
-// unlinked inode and be lost). If so it recreates the file at its path,
-// atomically, with the current entries and values, and re-points every Cell at
-// it; it returns whether it did. The old mappings stay mapped until Close, and
-// every Check moves adds that reached them late (a goroutine that loaded a
-// Cell's pointer just before the switch) into the new file, so no add is lost.
-// Check costs two stat calls; call it before reading the directory (a scrape)
-// or periodically. Safe for concurrent use with everything.
-func (f *File) Check() (recreated bool, err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
-		return false, ErrClosed
-	}
-	f.drainLocked()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.fd.Fd()), &st); err != nil {
-		return false, fmt.Errorf("mmapstore: check %s: %w", f.path, err)
-	}
-	gone := st.Nlink == 0
-	if !gone {
-		err := unix.Lstat(f.path, &st)
-		switch {
-		case errors.Is(err, unix.ENOENT):
-			gone = true
-		case err != nil:
-			return false, fmt.Errorf("mmapstore: check %s: %w", f.path, err)
-		default:
-			gone = uint64(st.Dev) != f.dev || uint64(st.Ino) != f.ino
-		}
-	}
-	if !gone {
-		return false, nil
-	}
-	if f.lockedByOther() {
-		// Another File wrote the file now at the path: replacing it would lose its
-		// entries. Two writers for one path is the caller's bug; say so.
-		return false, fmt.Errorf("mmapstore: check %s: replaced by another writer's file: %w", f.path, ErrLocked)
-	}
-	if err := f.recreateLocked(); err != nil {
-		return false, fmt.Errorf("mmapstore: recreate %s: %w", f.path, err)
-	}
-	return true, nil
-}
-
-func (f *File) recreateLocked() error {
-	var moved []retired
-	oldData := f.data
-	fd, data, err := f.makeFile(f.size, func(data []byte) {
-		// Keys and padding never change once written; values are copied one
-		// by one with atomic loads and the copied value remembered, so that
-		// later adds to the old word can be told apart.
-		copy(data[:f.used], oldData[:f.used])
-		moved = make([]retired, 0, len(f.cells))
-		for _, c := range f.cells {
-			old := word(oldData, c.off)
-			v := atomic.LoadUint64(old)
-			atomic.StoreUint64(word(data, c.off), v)
-			if c.ts {
-				atomic.StoreUint64(word(data, c.off+8), atomic.LoadUint64(word(oldData, c.off+8)))
-			}
-			moved = append(moved, retired{cell: c, old: old, seen: v})
-		}
-		atomic.StoreUint32(usedWord(data), uint32(f.used))
-	}, true)
-	if err != nil {
-		return err
-	}
-	for _, c := range f.cells {
-		c.p.Store(word(data, c.off))
-	}
-	f.retired = append(f.retired, moved...)
-	f.oldMaps = append(f.oldMaps, oldData)
-	f.fd.Close()
-	f.fd, f.data = fd, data
-	return f.stampIdentity()
-}
-
-// drainLocked moves adds that reached replaced files' words after the copy.
-func (f *File) drainLocked() {
-	for i := range f.retired {
-		r := &f.retired[i]
-		cur := atomic.LoadUint64(r.old)
-		if cur != r.seen {
-			r.cell.Add(math.Float64frombits(cur) - math.Float64frombits(r.seen))
-			r.seen = cur
-		}
-	}
-}
-
 // Close unmaps and closes the file, which releases its lock; the file itself
 // stays on disk for readers (and for a successor to continue).
 // The File's Cells stay usable but are detached: they keep their last values
@@ -569,8 +465,6 @@ func (f *File) Close() error {
 		return nil
 	}
 	f.closed = true
-	f.drainLocked()
-	f.retired = nil
 	for _, c := range f.cells {
 		var w [2]uint64
 		p := c.p.Load()
@@ -581,12 +475,10 @@ func (f *File) Close() error {
 		c.p.Store(&w[0])
 	}
 	var errs []error
-	for _, m := range append(f.oldMaps, f.data) {
-		if err := unix.Munmap(m); err != nil {
-			errs = append(errs, err)
-		}
+	if err := unix.Munmap(f.data); err != nil {
+		errs = append(errs, err)
 	}
-	f.oldMaps, f.data = nil, nil
+	f.data = nil
 	if err := f.fd.Close(); err != nil {
 		errs = append(errs, err)
 	}
