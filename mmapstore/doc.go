@@ -86,6 +86,14 @@
 // Check is cheap (two stats); package metrics calls it before reading its own
 // directory.
 //
+// # Leftovers
+//
+// A writer killed while it makes a file leaves its temporary file
+// (".counter_0a.db.tmp-<n>"), and Open leaves a corrupt file it moved aside
+// ("counter_0a.db.corrupt-<ns>"). Readers ignore both (their names do not end
+// in ".db"); RemoveLeftovers removes them, for every file id before the
+// writers start, or for one id once its writer has exited.
+//
 // # Reading: Reader
 //
 // The master reads the directory on every scrape. A Reader maps each file

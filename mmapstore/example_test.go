@@ -50,3 +50,28 @@ func ExampleEncodeKey() {
 	fmt.Printf("%s\n", mmapstore.EncodeKey("m", "m_total", []string{"b", "a"}, []string{"é😀", "<&>"}, "help"))
 	// Output: ["m", "m_total", {"a": "<&>", "b": "\u00e9\ud83d\ude00"}, "help"]
 }
+
+// A supervisor removes what writers left behind: every leftover before its
+// workers start, one worker's after that worker exits.
+func ExampleRemoveLeftovers() {
+	dir, err := os.MkdirTemp("", "mmapstore-example")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	for _, name := range []string{
+		"counter_0a.db",                               // a metric file: never removed
+		".counter_0a.db.tmp-123",                      // worker 0a was killed while it made a file
+		"gauge_all_1a.db.corrupt-1700000000000000000", // worker 1a moved a corrupt file aside
+	} {
+		os.WriteFile(filepath.Join(dir, name), nil, 0o600)
+	}
+
+	n, err := mmapstore.RemoveLeftovers(dir, "0a") // worker 0a exited
+	fmt.Println(n, err)
+	n, err = mmapstore.RemoveLeftovers(dir, "") // before any worker starts
+	fmt.Println(n, err)
+	// Output:
+	// 1 <nil>
+	// 1 <nil>
+}

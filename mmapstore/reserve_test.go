@@ -2,6 +2,7 @@ package mmapstore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -162,6 +163,8 @@ func TestNoFallocateGrowth(t *testing.T) {
 		t.Fatalf("ReadFile: %d samples, %v", len(fs.Samples), err)
 	}
 }
+
+func putUsed(b []byte, used int) { binary.LittleEndian.PutUint32(b, uint32(used)) }
 
 func blocksOf(t *testing.T, path string) int64 {
 	t.Helper()
