@@ -96,8 +96,8 @@
 //
 // # Reading: Reader
 //
-// The master reads the directory on every scrape. A Reader maps each file
-// read-only, remembers how far it parsed it and the keys it found, and on
+// The master reads the directory on every scrape. A Reader maps the bytes in
+// use of each file read-only (never its whole size), remembers how far it parsed it and the keys it found, and on
 // later scans parses only entries appended since; identical key bytes in many
 // files (every worker has the same series) are decoded once and shared. A
 // steady-state scan is a stat per file and an atomic load per value, written
@@ -114,4 +114,11 @@
 // shrink that races with a read is caught as a memory fault
 // (debug.SetPanicOnFault) instead of killing the master. ReadFile is the
 // uncached, one-shot form.
+//
+// A Reader does not trust its directory: a file whose bytes in use are not
+// all on disk (a sparse file: reading its holes would make a tmpfs allocate
+// them) is skipped, and so are, with ReaderOptions, files of users it does
+// not trust and whatever passes its limits on files per scan, bytes per file
+// and series per scan. Each skip has a reason (SkippedFile.Kind), so that a
+// caller can count and report it.
 package mmapstore
