@@ -417,7 +417,9 @@ func (r *Reader) parseLocked(rf *readerFile, used, budget int) error {
 		rf.layout, rf.layoutKnown = l, true
 	}
 	n := len(rf.offs)
-	if budget >= 0 {
+	// Count only when the budget could be short: an entry takes at least
+	// minEntrySize bytes, which bounds how many the new bytes can hold.
+	if budget >= 0 && n+(used-rf.parsed)/minEntrySize > budget {
 		added := 0
 		if err := walk(rf.data, rf.parsed, used, rf.layout, func(rawEntry) error { added++; return nil }); err != nil {
 			return err
