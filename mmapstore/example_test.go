@@ -75,3 +75,39 @@ func ExampleRemoveLeftovers() {
 	// 1 <nil>
 	// 1 <nil>
 }
+
+// A reader of a directory that others write limits what it takes, and says
+// why it skipped a file.
+func ExampleNewReaderWith() {
+	dir, err := os.MkdirTemp("", "mmapstore-example")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	for _, id := range []string{"1", "2", "3"} {
+		f, err := mmapstore.Open(filepath.Join(dir, "counter_"+id+".db"), mmapstore.Options{})
+		if err != nil {
+			panic(err)
+		}
+		c, _ := f.Cell(mmapstore.EncodeKey("jobs", "jobs_total", nil, nil, "Jobs."))
+		c.Add(1)
+		f.Close()
+	}
+
+	r := mmapstore.NewReaderWith(mmapstore.ReaderOptions{
+		MaxFiles: 2,                      // files per scan
+		Owners:   []int{os.Geteuid(), 0}, // files of other users are skipped
+	})
+	defer r.Close()
+	files, skipped, err := r.ScanDir(dir)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("read:", len(files))
+	for _, s := range skipped {
+		fmt.Println("skipped:", filepath.Base(s.Path), s.Kind())
+	}
+	// Output:
+	// read: 2
+	// skipped: counter_3.db too-many-files
+}
