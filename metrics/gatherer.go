@@ -34,6 +34,10 @@ type GathererOpts struct {
 	// OmitSelfMetrics leaves out the gatherer's own families (herd_metrics_files,
 	// herd_metrics_files_skipped, herd_metrics_scrape_duration_seconds). Zero: included.
 	OmitSelfMetrics bool
+	// Reader is the Reader the gatherer scans with, and so its limits and trusted file
+	// owners (mmapstore.NewReaderWith); the gatherer's Close closes it. Zero:
+	// mmapstore.NewReader(), with the default limits.
+	Reader *mmapstore.Reader
 }
 
 // DirGatherer merges every metric file of one directory, the way client_python's
@@ -58,7 +62,11 @@ type DirGatherer struct {
 // NewDirGatherer returns a Gatherer over dir. The directory is read on every Gather, not
 // now: it may not exist yet.
 func NewDirGatherer(dir string, opts GathererOpts) *DirGatherer {
-	return &DirGatherer{dir: dir, opts: opts, reader: mmapstore.NewReader(), merger: newMerger(),
+	reader := opts.Reader
+	if reader == nil {
+		reader = mmapstore.NewReader()
+	}
+	return &DirGatherer{dir: dir, opts: opts, reader: reader, merger: newMerger(),
 		logged: make(map[string]string)}
 }
 

@@ -9,7 +9,7 @@ import (
 // Cell is the stable handle of one entry's value. A File hands out one Cell
 // per key and the Cell stays valid, at the same address, for the life of the
 // File: growth never moves it (the mapping is reserved once), and when Check
-// recreates a deleted file it re-points the Cell at the new file.
+// recreates a deleted file it maps the new file at the same address.
 //
 // Add, Set, SetWithTimestamp and Load are safe for concurrent use, lock-free,
 // and neither allocate nor make system calls: one atomic pointer load, then an

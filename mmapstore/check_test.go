@@ -3,6 +3,7 @@ package mmapstore
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -83,8 +84,8 @@ func TestTrap3_DeletedFileDoesNotSwallowWrites(t *testing.T) {
 }
 
 // TestCheckDrainsLateAdds: a goroutine that loaded a Cell's pointer just
-// before Check switched it writes into the old mapping; the next Check moves
-// that add over.
+// before Check recreated the file writes through it afterwards; the add
+// reaches the new file.
 func TestCheckDrainsLateAdds(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "counter_0a.db")
 	f, _ := Open(path, Options{})
@@ -98,7 +99,7 @@ func TestCheckDrainsLateAdds(t *testing.T) {
 	if ok, _ := f.Check(); !ok {
 		t.Fatal("not recreated")
 	}
-	stale.Add(10) // the late add, into the old file
+	stale.Add(10) // the late add, through the pointer loaded before the recreation
 	c.Add(100)
 	if ok, _ := f.Check(); ok {
 		t.Fatal("recreated twice")
@@ -106,7 +107,7 @@ func TestCheckDrainsLateAdds(t *testing.T) {
 	if c.Load() != 111 || readValue(t, path, key) != 111 {
 		t.Errorf("cell %v, file %v, want 111", c.Load(), readValue(t, path, key))
 	}
-	stale.Add(1000) // later still: Close drains too
+	stale.Add(1000) // later still
 	f.Close()
 	if c.Load() != 1111 {
 		t.Errorf("after Close: cell %v, want 1111", c.Load())
@@ -157,5 +158,63 @@ func TestCheckAfterClose(t *testing.T) {
 	f.Close()
 	if _, err := f.Check(); err != ErrClosed {
 		t.Errorf("Check after Close = %v", err)
+	}
+}
+
+// mappingsOf returns the lines of /proc/self/maps that map a file in dir.
+func mappingsOf(t *testing.T, dir string) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, dir+"/") {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// TestRecreationPinsNoOldFile: a tool that deletes the file again and again
+// must not make the writer keep the deleted files (their memory, on a
+// tmpfs) or their mappings; a goroutine that still holds a Cell's pointer
+// from before every recreation adds into the current file.
+func TestRecreationPinsNoOldFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "counter_0a.db")
+	f, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	key := EncodeKey("c", "c_total", nil, nil, "")
+	c, _ := f.Cell(key)
+	c.Add(1)
+	stale := &Cell{ts: c.ts}
+	stale.p.Store(c.p.Load()) // what a goroutine inside Add holds
+	const rounds = 200
+	for i := range rounds {
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := f.Check(); !ok || err != nil {
+			t.Fatalf("round %d: Check = %v, %v", i, ok, err)
+		}
+		c.Add(1)
+	}
+	maps := mappingsOf(t, dir)
+	if len(maps) != 1 || strings.Contains(maps[0], "(deleted)") {
+		t.Errorf("after %d recreations the process maps %d files of the directory, want 1 (the current one):\n%s",
+			rounds, len(maps), strings.Join(maps[:min(len(maps), 5)], "\n"))
+	}
+	stale.Add(1000)
+	stale.SetWithTimestamp(stale.Load(), 7) // a late timestamp store lands too
+	if got := readValue(t, path, key); got != 1+rounds+1000 || c.Load() != 1+rounds+1000 {
+		t.Errorf("file %v, cell %v, want %d", got, c.Load(), 1+rounds+1000)
+	}
+	if ts := c.loadTimestamp(); ts != 7 {
+		t.Errorf("timestamp %v, want 7", ts)
 	}
 }

@@ -59,7 +59,11 @@
 // mmapstore reserves every byte with fallocate(2) before it maps or uses it
 // (and fills the holes of a sparse file it continues), so a full filesystem
 // is an error from Open or File.Cell, when a series is created, and never a
-// crash. The worker keeps serving its existing series.
+// crash. The worker keeps serving its existing series. On a filesystem
+// without fallocate (ramfs, NFSv3, ext4 without extents, many FUSE mounts)
+// the store writes instead: zeros past the end of the file, and into the
+// holes the filesystem reports (SEEK_HOLE) what they hold; it never writes
+// over a byte the file already has, so a continued file keeps its counts.
 //
 // Growing a file must not invalidate Cells that live handles point at, and
 // remapping would. So Open maps Options.MaxSize bytes (1 GiB by default) once,
@@ -74,16 +78,26 @@
 // writing into an unlinked inode: in client_python every later increment is
 // silently lost. File.Check notices a deleted or replaced file (fstat's link
 // count, or the inode at the path differing from the open one) and recreates
-// it, atomically, with the current entries and values, re-pointing every Cell.
-// A goroutine that loaded a Cell's pointer just before the switch may still
-// add into the old mapping, so old mappings stay mapped until Close and every
-// Check moves such late adds over: nothing is lost. Check is cheap (two
-// stats); package metrics calls it before reading its own directory.
+// it, atomically, with the current entries and values, then maps the new file
+// over the old one's addresses (MAP_FIXED): Cells, and goroutines inside a
+// Cell method at that moment, write into the new file without knowing it, and
+// adds that reached the old file after the copy are carried over: nothing is
+// lost, and nothing of the deleted file is kept, however often it is deleted.
+// Check is cheap (two stats); package metrics calls it before reading its own
+// directory.
+//
+// # Leftovers
+//
+// A writer killed while it makes a file leaves its temporary file
+// (".counter_0a.db.tmp-<n>"), and Open leaves a corrupt file it moved aside
+// ("counter_0a.db.corrupt-<ns>"). Readers ignore both (their names do not end
+// in ".db"); RemoveLeftovers removes them, for every file id before the
+// writers start, or for one id once its writer has exited.
 //
 // # Reading: Reader
 //
-// The master reads the directory on every scrape. A Reader maps each file
-// read-only, remembers how far it parsed it and the keys it found, and on
+// The master reads the directory on every scrape. A Reader maps the bytes in
+// use of each file read-only (never its whole size), remembers how far it parsed it and the keys it found, and on
 // later scans parses only entries appended since; identical key bytes in many
 // files (every worker has the same series) are decoded once and shared. A
 // steady-state scan is a stat per file and an atomic load per value, written
@@ -100,4 +114,11 @@
 // shrink that races with a read is caught as a memory fault
 // (debug.SetPanicOnFault) instead of killing the master. ReadFile is the
 // uncached, one-shot form.
+//
+// A Reader does not trust its directory: a file whose bytes in use are not
+// all on disk (a sparse file: reading its holes would make a tmpfs allocate
+// them) is skipped, and so are, with ReaderOptions, files of users it does
+// not trust and whatever passes its limits on files per scan, bytes per file
+// and series per scan. Each skip has a reason (SkippedFile.Kind), so that a
+// caller can count and report it.
 package mmapstore

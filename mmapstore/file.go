@@ -1,16 +1,11 @@
 package mmapstore
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io/fs"
-	"math"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -31,6 +26,9 @@ type Options struct {
 	// noLock skips the exclusive lock, for tests in which other processes add to the
 	// cells of a file that its writer holds.
 	noLock bool
+	// fallocate replaces fallocate(2) for tests (nil: the system call), so that the
+	// fallback for filesystems without it runs everywhere.
+	fallocate func(fd int, mode uint32, off, n int64) error
 }
 
 // Errors of the writer side.
@@ -57,6 +55,8 @@ type File struct {
 	mapLen  int // length of every mapping this File makes
 	created bool
 	noLock  bool
+	// fallocate is fallocate(2), or the test seam of Options.
+	fallocate func(fd int, mode uint32, off, n int64) error
 
 	mu         sync.Mutex // guards the fields below
 	layout     Layout
@@ -66,211 +66,9 @@ type File struct {
 	used       int    // bytes in use; mirrors the header
 	dev, ino   uint64 // identity of the file at path, to notice deletion or replacement
 	index      map[string]*Cell
-	cells      []*Cell   // in file order
-	retired    []retired // cells' slots in replaced files, drained by Check and Close
-	oldMaps    [][]byte  // mappings of replaced files: stale pointers may still write there
+	cells      []*Cell // in file order
 	movedAside string
 	closed     bool
-}
-
-// retired is a cell's value word in a file that Check replaced, with the value
-// it had when it was copied to the new file. A goroutine that loaded the old
-// pointer just before the switch may still add there; Check moves such late
-// adds over.
-type retired struct {
-	cell *Cell
-	old  *uint64
-	seen uint64
-}
-
-// Open opens the metric file at path for writing.
-//
-// If the file does not exist, Open creates it atomically: it writes the header
-// and reserves 64 KiB with fallocate under a temporary name in the same
-// directory, then renames it into place, so no reader ever sees a half-made
-// file. If it exists and is a valid metric file, Open continues it: its entries
-// are indexed and their values kept (a restarted worker continues its
-// predecessor's counts). A corrupt existing file is renamed aside (to a name
-// not ending in ".db", see MovedAside) and a new one created; an empty one is
-// replaced.
-func Open(path string, opts Options) (*File, error) {
-	f := &File{path: path, mode: opts.Mode, layout: opts.Layout, noLock: opts.noLock}
-	if f.mode == 0 {
-		f.mode = 0o600
-	}
-	if f.layout != Current && f.layout != Legacy {
-		return nil, fmt.Errorf("mmapstore: open %s: unknown layout %d", path, int(f.layout))
-	}
-	f.mapLen = mapLen(opts.MaxSize)
-	for range 3 { // a concurrent creator can win the rename race; then adopt its file
-		// O_NOFOLLOW: a symbolic link planted at a worker's file name must
-		// not make it write its counts into a file outside the directory.
-		fd, err := os.OpenFile(path, os.O_RDWR|unix.O_NOFOLLOW, 0)
-		if errors.Is(err, unix.ELOOP) {
-			err = &badFileError{fmt.Errorf("%w: a symbolic link", ErrCorrupt)}
-		}
-		switch {
-		case err == nil:
-			// Lock before looking: a file another writer holds must be neither
-			// continued nor, if it looks corrupt, moved aside or replaced.
-			if err := f.lock(fd); err != nil {
-				fd.Close()
-				return nil, fmt.Errorf("mmapstore: open %s: %w", path, err)
-			}
-			err = f.adopt(fd)
-			if err == nil {
-				return f, nil
-			}
-			fd.Close()
-			fallthrough
-		case isBadFile(err):
-			var bad *badFileError
-			if !errors.As(err, &bad) {
-				return nil, fmt.Errorf("mmapstore: open %s: %w", path, err)
-			}
-			f.layout = opts.Layout // adopt may have detected the bad file's
-			if !errors.Is(err, ErrEmptyFile) {
-				aside := fmt.Sprintf("%s.corrupt-%d", path, time.Now().UnixNano())
-				if err := os.Rename(path, aside); err != nil {
-					return nil, fmt.Errorf("mmapstore: open %s: move corrupt file aside: %w", path, err)
-				}
-				f.movedAside = aside
-			}
-			if err := f.create(true); err != nil {
-				return nil, fmt.Errorf("mmapstore: open %s: %w", path, err)
-			}
-			return f, nil
-		case errors.Is(err, fs.ErrNotExist):
-			err = f.create(false)
-			if err == nil {
-				return f, nil
-			}
-			if !errors.Is(err, fs.ErrExist) {
-				return nil, fmt.Errorf("mmapstore: create %s: %w", path, err)
-			}
-		default:
-			return nil, fmt.Errorf("mmapstore: open %s: %w", path, err)
-		}
-	}
-	return nil, fmt.Errorf("mmapstore: open %s: file keeps being replaced", path)
-}
-
-func isBadFile(err error) bool {
-	var bad *badFileError
-	return errors.As(err, &bad)
-}
-
-// lock takes the File's exclusive lock on fd without waiting: ErrLocked if
-// another open file description of the file holds it.
-func (f *File) lock(fd *os.File) error {
-	if f.noLock {
-		return nil
-	}
-	for {
-		err := unix.Flock(int(fd.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		switch err {
-		case nil:
-			return nil
-		case unix.EINTR:
-			continue
-		case unix.EWOULDBLOCK:
-			return ErrLocked
-		}
-		return fmt.Errorf("flock: %w", err)
-	}
-}
-
-// lockedByOther reports whether the file now at f.path is held by another
-// writer. It takes and drops the lock through a descriptor of its own.
-func (f *File) lockedByOther() bool {
-	if f.noLock {
-		return false
-	}
-	fd, err := os.Open(f.path)
-	if err != nil {
-		return false
-	}
-	defer fd.Close() // drops the lock if we got it
-	return f.lock(fd) == ErrLocked
-}
-
-func mapLen(maxSize int64) int {
-	const gib = 1 << 30
-	page := int64(os.Getpagesize())
-	if maxSize <= 0 {
-		maxSize = gib
-	}
-	maxSize = (maxSize + page - 1) / page * page
-	if limit := int64(maxFileSize) / page * page; maxSize > limit {
-		maxSize = limit
-	}
-	if maxSize < initialSize {
-		maxSize = initialSize
-	}
-	return int(maxSize)
-}
-
-// badFileError marks an existing file that is not a usable metric file.
-type badFileError struct{ err error }
-
-func (e *badFileError) Error() string { return e.err.Error() }
-func (e *badFileError) Unwrap() error { return e.err }
-
-// adopt maps and indexes an existing file.
-func (f *File) adopt(fd *os.File) error {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(fd.Fd()), &st); err != nil {
-		return err
-	}
-	if st.Size == 0 {
-		return &badFileError{ErrEmptyFile}
-	}
-	if st.Size > maxFileSize {
-		return &badFileError{fmt.Errorf("%w: %d bytes", ErrCorrupt, st.Size)}
-	}
-	size := int(st.Size)
-	n := max(f.mapLen, roundPage(size))
-	data, err := unix.Mmap(int(fd.Fd()), 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		return fmt.Errorf("mmap: %w", err)
-	}
-	used, err := checkHeader(data[:size])
-	if err == nil && used > headerSize {
-		f.layout, err = detectLayout(data, headerSize, used, f.layout)
-	}
-	if err != nil {
-		unix.Munmap(data)
-		return &badFileError{err}
-	}
-	// A file made by Python is sparse: writing into its holes would need
-	// memory that a full tmpfs cannot give, and that is a SIGBUS. Reserve it.
-	if err := reserve(fd, 0, int64(size)); err != nil {
-		unix.Munmap(data)
-		return fmt.Errorf("reserve %d bytes: %w", size, err)
-	}
-	f.fd, f.data, f.size, f.used = fd, data, size, used
-	f.dev, f.ino = uint64(st.Dev), uint64(st.Ino)
-	f.index = make(map[string]*Cell)
-	if used == headerSize {
-		binary.LittleEndian.PutUint32(data, headerSize) // Python's 0 means 8
-	}
-	err = walk(data, headerSize, used, f.layout, func(e rawEntry) error {
-		if _, dup := f.index[string(e.key)]; dup {
-			return nil
-		}
-		// A key that readers cannot decode makes them skip the whole file:
-		// better to start a fresh one than to write where nobody reads.
-		if _, err := DecodeKey(e.key); err != nil {
-			return &badFileError{fmt.Errorf("%w: %w", ErrCorrupt, err)}
-		}
-		f.addCell(string(e.key), e.valueOff)
-		return nil
-	})
-	if err != nil {
-		unix.Munmap(data)
-		f.fd, f.data, f.index, f.cells = nil, nil, nil, nil
-	}
-	return err
 }
 
 func (f *File) addCell(key string, off int) *Cell {
@@ -279,132 +77,6 @@ func (f *File) addCell(key string, off int) *Cell {
 	f.index[key] = c
 	f.cells = append(f.cells, c)
 	return c
-}
-
-func roundPage(n int) int {
-	p := os.Getpagesize()
-	return (n + p - 1) / p * p
-}
-
-// create makes a new empty file at f.path and maps it. With replace, it
-// renames over whatever is there; without, it fails with fs.ErrExist if a
-// file appeared meanwhile.
-func (f *File) create(replace bool) error {
-	fd, data, err := f.makeFile(initialSize, func(data []byte) {
-		binary.LittleEndian.PutUint32(data, headerSize)
-	}, replace)
-	if err != nil {
-		return err
-	}
-	f.fd, f.data, f.size, f.used = fd, data, initialSize, headerSize
-	f.index = make(map[string]*Cell)
-	f.created = true
-	return f.stampIdentity()
-}
-
-func (f *File) stampIdentity() error {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.fd.Fd()), &st); err != nil {
-		return err
-	}
-	f.dev, f.ino = uint64(st.Dev), uint64(st.Ino)
-	return nil
-}
-
-// makeFile creates a file under a temporary name beside f.path (a name that
-// does not end in ".db", so readers ignore it), reserves size bytes, maps it,
-// lets fill write the content, and renames it to f.path.
-func (f *File) makeFile(size int, fill func(data []byte), replace bool) (*os.File, []byte, error) {
-	dir, base := filepath.Split(f.path)
-	if dir == "" {
-		dir = "."
-	}
-	fd, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return nil, nil, err
-	}
-	tmp := fd.Name()
-	fail := func(data []byte, err error) (*os.File, []byte, error) {
-		if data != nil {
-			unix.Munmap(data)
-		}
-		fd.Close()
-		os.Remove(tmp)
-		return nil, nil, err
-	}
-	if err := fd.Chmod(f.mode); err != nil {
-		return fail(nil, err)
-	}
-	if err := f.lock(fd); err != nil { // held from before the rename: never unlocked at the path
-		return fail(nil, err)
-	}
-	if err := reserve(fd, 0, int64(size)); err != nil {
-		return fail(nil, fmt.Errorf("reserve %d bytes: %w", size, err))
-	}
-	data, err := unix.Mmap(int(fd.Fd()), 0, max(f.mapLen, roundPage(size)), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		return fail(nil, fmt.Errorf("mmap: %w", err))
-	}
-	fill(data)
-	if replace {
-		err = os.Rename(tmp, f.path)
-	} else {
-		err = renameNoReplace(tmp, f.path)
-	}
-	if err != nil {
-		return fail(data, err)
-	}
-	return fd, data, nil
-}
-
-// renameNoReplace renames without overwriting an existing target, so that two
-// processes racing to create one file end up sharing the first one.
-func renameNoReplace(from, to string) error {
-	err := unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
-	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
-		// Filesystem without RENAME_NOREPLACE: link fails if the target exists.
-		if err = os.Link(from, to); err == nil {
-			os.Remove(from)
-		}
-		return err
-	}
-	if errors.Is(err, unix.EEXIST) {
-		return fs.ErrExist
-	}
-	return err
-}
-
-// reserve allocates file blocks for [off, off+n) and extends the file to
-// cover it. Unlike ftruncate, which makes a sparse file whose pages are only
-// allocated when first touched through the mapping (and a full tmpfs turns
-// that touch into SIGBUS), this fails up front with ENOSPC.
-func reserve(fd *os.File, off, n int64) error {
-	if n <= 0 {
-		return nil
-	}
-	for {
-		err := unix.Fallocate(int(fd.Fd()), 0, off, n)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != unix.EOPNOTSUPP {
-			return err
-		}
-		break
-	}
-	// No fallocate on this filesystem: writing zeros also allocates blocks,
-	// and fails with ENOSPC instead of faulting later.
-	zeros := make([]byte, 64<<10)
-	for n > 0 {
-		chunk := min(n, int64(len(zeros)))
-		w, err := fd.WriteAt(zeros[:chunk], off)
-		if err != nil {
-			return err
-		}
-		off += int64(w)
-		n -= int64(w)
-	}
-	return nil
 }
 
 // Path returns the path the file was opened at.
@@ -477,107 +149,16 @@ func (f *File) growLocked(need int) error {
 		want *= 2
 	}
 	want = min(want, len(f.data))
-	err := reserve(f.fd, int64(f.size), int64(want-f.size))
+	err := f.reserve(f.fd, int64(f.size), int64(want-f.size))
 	if err != nil && want > roundPage(need) {
 		want = min(roundPage(need), len(f.data))
-		err = reserve(f.fd, int64(f.size), int64(want-f.size))
+		err = f.reserve(f.fd, int64(f.size), int64(want-f.size))
 	}
 	if err != nil {
 		return fmt.Errorf("grow to %d bytes: %w", want, err)
 	}
 	f.size = want
 	return nil
-}
-
-// Check notices that the file was deleted, or replaced by another file, under
-// the live mapping (the seed article's third trap: writes would go on into an
-// unlinked inode and be lost). If so it recreates the file at its path,
-// atomically, with the current entries and values, and re-points every Cell at
-// it; it returns whether it did. The old mappings stay mapped until Close, and
-// every Check moves adds that reached them late (a goroutine that loaded a
-// Cell's pointer just before the switch) into the new file, so no add is lost.
-// Check costs two stat calls; call it before reading the directory (a scrape)
-// or periodically. Safe for concurrent use with everything.
-func (f *File) Check() (recreated bool, err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
-		return false, ErrClosed
-	}
-	f.drainLocked()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.fd.Fd()), &st); err != nil {
-		return false, fmt.Errorf("mmapstore: check %s: %w", f.path, err)
-	}
-	gone := st.Nlink == 0
-	if !gone {
-		err := unix.Lstat(f.path, &st)
-		switch {
-		case errors.Is(err, unix.ENOENT):
-			gone = true
-		case err != nil:
-			return false, fmt.Errorf("mmapstore: check %s: %w", f.path, err)
-		default:
-			gone = uint64(st.Dev) != f.dev || uint64(st.Ino) != f.ino
-		}
-	}
-	if !gone {
-		return false, nil
-	}
-	if f.lockedByOther() {
-		// Another File wrote the file now at the path: replacing it would lose its
-		// entries. Two writers for one path is the caller's bug; say so.
-		return false, fmt.Errorf("mmapstore: check %s: replaced by another writer's file: %w", f.path, ErrLocked)
-	}
-	if err := f.recreateLocked(); err != nil {
-		return false, fmt.Errorf("mmapstore: recreate %s: %w", f.path, err)
-	}
-	return true, nil
-}
-
-func (f *File) recreateLocked() error {
-	var moved []retired
-	oldData := f.data
-	fd, data, err := f.makeFile(f.size, func(data []byte) {
-		// Keys and padding never change once written; values are copied one
-		// by one with atomic loads and the copied value remembered, so that
-		// later adds to the old word can be told apart.
-		copy(data[:f.used], oldData[:f.used])
-		moved = make([]retired, 0, len(f.cells))
-		for _, c := range f.cells {
-			old := word(oldData, c.off)
-			v := atomic.LoadUint64(old)
-			atomic.StoreUint64(word(data, c.off), v)
-			if c.ts {
-				atomic.StoreUint64(word(data, c.off+8), atomic.LoadUint64(word(oldData, c.off+8)))
-			}
-			moved = append(moved, retired{cell: c, old: old, seen: v})
-		}
-		atomic.StoreUint32(usedWord(data), uint32(f.used))
-	}, true)
-	if err != nil {
-		return err
-	}
-	for _, c := range f.cells {
-		c.p.Store(word(data, c.off))
-	}
-	f.retired = append(f.retired, moved...)
-	f.oldMaps = append(f.oldMaps, oldData)
-	f.fd.Close()
-	f.fd, f.data = fd, data
-	return f.stampIdentity()
-}
-
-// drainLocked moves adds that reached replaced files' words after the copy.
-func (f *File) drainLocked() {
-	for i := range f.retired {
-		r := &f.retired[i]
-		cur := atomic.LoadUint64(r.old)
-		if cur != r.seen {
-			r.cell.Add(math.Float64frombits(cur) - math.Float64frombits(r.seen))
-			r.seen = cur
-		}
-	}
 }
 
 // Close unmaps and closes the file, which releases its lock; the file itself
@@ -594,8 +175,6 @@ func (f *File) Close() error {
 		return nil
 	}
 	f.closed = true
-	f.drainLocked()
-	f.retired = nil
 	for _, c := range f.cells {
 		var w [2]uint64
 		p := c.p.Load()
@@ -606,12 +185,10 @@ func (f *File) Close() error {
 		c.p.Store(&w[0])
 	}
 	var errs []error
-	for _, m := range append(f.oldMaps, f.data) {
-		if err := unix.Munmap(m); err != nil {
-			errs = append(errs, err)
-		}
+	if err := unix.Munmap(f.data); err != nil {
+		errs = append(errs, err)
 	}
-	f.oldMaps, f.data = nil, nil
+	f.data = nil
 	if err := f.fd.Close(); err != nil {
 		errs = append(errs, err)
 	}

@@ -2,7 +2,6 @@ package mmapstore
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"math"
 	"os"
@@ -318,5 +317,3 @@ func TestParseFileName(t *testing.T) {
 		}
 	}
 }
-
-func putUsed(b []byte, used int) { binary.LittleEndian.PutUint32(b, uint32(used)) }

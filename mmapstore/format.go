@@ -44,6 +44,9 @@ const (
 	initialSize = 1 << 16 // Python's initial file size; ours is reserved, not sparse
 	// maxFileSize bounds a file by what the int32 `used` field can count.
 	maxFileSize = 1<<31 - 1
+	// minEntrySize is the smallest entry: the length, the shortest key
+	// ("[]"), its padding and a legacy value.
+	minEntrySize = 4 + 2 + 2 + 8
 )
 
 // Errors a reader reports for files it skips. They are wrapped with details;

@@ -23,6 +23,9 @@ func TestMain(m *testing.M) {
 		if path, ok := strings.CutPrefix(spec, "hold|"); ok {
 			os.Exit(holdChild(path))
 		}
+		if path, ok := strings.CutPrefix(spec, "making|"); ok {
+			os.Exit(makingChild(path))
+		}
 		os.Exit(hammerChild(spec))
 	}
 	os.Exit(m.Run())

@@ -4,10 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,7 +45,9 @@ type FileSamples struct {
 }
 
 // SkippedFile is a file a scan passed over, and why. Reason wraps one of
-// ErrEmptyFile, ErrTruncated, ErrCorrupt, ErrUnknownName or an I/O error.
+// ErrEmptyFile, ErrTruncated, ErrCorrupt, ErrUnknownName, ErrSparse,
+// ErrForeignOwner, ErrTooManyFiles, ErrFileTooLarge, ErrTooManySeries or an
+// I/O error; Kind names which.
 type SkippedFile struct {
 	Path   string
 	Reason error
@@ -63,10 +67,16 @@ type ReaderStats struct {
 // value with an atomic load. Identical key bytes in many files (every worker
 // has the same series) are decoded once and share one *Key.
 //
+// A Reader maps only the bytes in use of a file, and skips files that are
+// sparse there, owned by a user it does not trust, or past its limits (see
+// ReaderOptions).
+//
 // A Reader is safe for concurrent use; scans are serialised. Close releases
 // its mappings.
 type Reader struct {
-	mu      sync.Mutex // guards all fields; held for a whole scan
+	lim limits // fixed at NewReaderWith
+
+	mu      sync.Mutex // guards the fields below; held for a whole scan
 	files   map[string]*readerFile
 	keys    map[string]*internedKey
 	stats   ReaderStats
@@ -74,6 +84,7 @@ type Reader struct {
 	seq     uint64        // the last readerFile.seq handed out
 	out     []FileSamples // ScanDir's result, reused
 	scratch []Sample      // ScanDirFunc's samples, reused for every file
+	skipped []SkippedFile // the last scan's, for Skipped
 }
 
 type internedKey struct {
@@ -85,7 +96,8 @@ type internedKey struct {
 // readerFile is the cached state of one file.
 type readerFile struct {
 	dev, ino    uint64
-	data        []byte // read-only mapping of the file's size at mapping time
+	data        []byte // read-only mapping of the bytes in use at mapping time, page-rounded
+	size        int64  // the file's size at mapping time
 	layout      Layout
 	layoutKnown bool
 	parsed      int    // offset up to which entries are parsed
@@ -99,9 +111,19 @@ type readerFile struct {
 	seen    uint64         // the Reader's gen of the last scan that listed the file
 }
 
-// NewReader returns an empty Reader.
-func NewReader() *Reader {
-	return &Reader{files: make(map[string]*readerFile), keys: make(map[string]*internedKey)}
+// NewReader returns an empty Reader with the default limits.
+func NewReader() *Reader { return NewReaderWith(ReaderOptions{}) }
+
+// NewReaderWith returns an empty Reader with the limits of opts.
+func NewReaderWith(opts ReaderOptions) *Reader {
+	return &Reader{lim: opts.limits(), files: make(map[string]*readerFile), keys: make(map[string]*internedKey)}
+}
+
+// Skipped returns the files the last scan skipped (a copy).
+func (r *Reader) Skipped() []SkippedFile {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.skipped)
 }
 
 // ScanDir reads every *.db file of dir (sorted by name). Files that are not
@@ -153,6 +175,7 @@ func (r *Reader) scanLocked(dir string, keep bool, fn func(fs *FileSamples)) (sk
 
 	r.gen++
 	clean := filepath.Clean(dir)
+	files, series := 0, 0 // looked at, and entries taken, for the limits
 	for _, e := range ents {
 		name := e.Name()
 		if !strings.HasSuffix(name, ".db") {
@@ -162,18 +185,29 @@ func (r *Reader) scanLocked(dir string, keep bool, fn func(fs *FileSamples)) (sk
 		typ, mode, id, ok := ParseFileName(name)
 		if !ok {
 			r.forgetLocked(path)
-			skipped = append(skipped, SkippedFile{path, fmt.Errorf("%w: %s", ErrUnknownName, name)})
+			skipped = append(skipped, SkippedFile{Path: path, Reason: fmt.Errorf("%w: %s", ErrUnknownName, name)})
 			continue
 		}
+		if r.lim.maxFiles > 0 && files >= r.lim.maxFiles {
+			r.forgetLocked(path)
+			skipped = append(skipped, SkippedFile{Path: path, Reason: ErrTooManyFiles})
+			continue
+		}
+		files++
 		fs := FileSamples{Path: path, Type: typ, Mode: mode, ID: id}
-		gone, err := r.scanFileLocked(path, &fs, keep)
+		budget := -1 // entries this file may have; -1: no limit
+		if r.lim.maxSeries > 0 {
+			budget = r.lim.maxSeries - series
+		}
+		gone, err := r.scanFileLocked(path, &fs, keep, budget)
 		switch {
 		case gone:
 			r.forgetLocked(path)
 		case err != nil:
 			r.forgetLocked(path)
-			skipped = append(skipped, SkippedFile{path, err})
+			skipped = append(skipped, SkippedFile{Path: path, Reason: err})
 		default:
+			series += len(fs.Samples)
 			fn(&fs)
 		}
 	}
@@ -182,12 +216,14 @@ func (r *Reader) scanLocked(dir string, keep bool, fn func(fs *FileSamples)) (sk
 			r.forgetLocked(path)
 		}
 	}
+	r.skipped = skipped
 	return skipped, nil
 }
 
 // scanFileLocked brings the cached state of path up to date and fills
 // fs.Samples. gone reports a file that vanished since the directory listing.
-func (r *Reader) scanFileLocked(path string, fs *FileSamples, keep bool) (gone bool, err error) {
+// budget is how many entries the file may have (-1: any).
+func (r *Reader) scanFileLocked(path string, fs *FileSamples, keep bool, budget int) (gone bool, err error) {
 	var st unix.Stat_t
 	// Lstat: a symbolic link in the directory is a foreign file, never
 	// followed (it could count another directory's file twice).
@@ -199,6 +235,9 @@ func (r *Reader) scanFileLocked(path string, fs *FileSamples, keep bool) (gone b
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return false, fmt.Errorf("%w: not a regular file", ErrCorrupt)
+	}
+	if err := r.lim.checkOwner(&st); err != nil {
+		return false, err
 	}
 	rf := r.files[path]
 	if rf != nil && (rf.dev != uint64(st.Dev) || rf.ino != uint64(st.Ino)) {
@@ -217,21 +256,21 @@ func (r *Reader) scanFileLocked(path string, fs *FileSamples, keep bool) (gone b
 		r.files[path] = rf
 	}
 	rf.seen = r.gen
-	if int(st.Size) != len(rf.data) {
-		if err := rf.remap(path); err != nil {
+	if rf.data == nil || st.Size < rf.size {
+		// New, or shrunk: a load from a lost page would fault.
+		if err := r.remapLocked(path, rf); err != nil {
 			return errors.Is(err, unix.ENOENT), err
 		}
 	}
-	return false, guardFault(func() error { return r.readLocked(path, rf, fs, keep) })
+	return false, guardFault(func() error { return r.readLocked(path, rf, fs, keep, budget) })
 }
 
 // readLocked parses what was appended to rf and loads every value into
 // rf.samples (keep) or the Reader's scratch buffer.
-func (r *Reader) readLocked(path string, rf *readerFile, fs *FileSamples, keep bool) error {
-	if len(rf.data) >= headerSize && readUsed(rf.data) > len(rf.data) {
-		// The writer grew the file after our stat: map it again before
-		// calling it truncated.
-		if err := rf.remap(path); err != nil {
+func (r *Reader) readLocked(path string, rf *readerFile, fs *FileSamples, keep bool, budget int) error {
+	if readUsed(rf.data) > len(rf.data) {
+		// The writer appended past what we mapped: map the bytes in use again.
+		if err := r.remapLocked(path, rf); err != nil {
 			return err
 		}
 	}
@@ -243,9 +282,11 @@ func (r *Reader) readLocked(path string, rf *readerFile, fs *FileSamples, keep b
 		r.releaseEntriesLocked(rf)
 	}
 	if used > rf.parsed {
-		if err := r.parseLocked(rf, used); err != nil {
+		if err := r.parseLocked(rf, used, budget); err != nil {
 			return err
 		}
+	} else if budget >= 0 && len(rf.offs) > budget {
+		return fmt.Errorf("%w: %d entries, %d left of the scan's %d", ErrTooManySeries, len(rf.offs), budget, r.lim.maxSeries)
 	}
 	n := len(rf.offs)
 	buf := &r.scratch
@@ -301,10 +342,12 @@ func guardFault(fn func() error) (err error) {
 	return fn()
 }
 
-// remap maps the file at its current size (from fstat). The identity is
-// checked on the opened descriptor, so a replacement racing with the stat
-// starts over.
-func (rf *readerFile) remap(path string) error {
+// remapLocked maps the bytes in use of the file at path, after checking
+// them against the limits and the blocks on disk. The identity is checked on
+// the opened descriptor, so a replacement racing with the stat starts over.
+// Only the bytes in use are mapped (and read ahead): a file's size says
+// nothing of what it holds, and a sparse 2 GiB file must not cost 2 GiB.
+func (r *Reader) remapLocked(path string, rf *readerFile) error {
 	fd, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if errors.Is(err, unix.ELOOP) {
 		return fmt.Errorf("%w: not a regular file", ErrCorrupt)
@@ -323,26 +366,49 @@ func (rf *readerFile) remap(path string) error {
 	if uint64(st.Dev) != rf.dev || uint64(st.Ino) != rf.ino {
 		return fmt.Errorf("%w: replaced while being read", ErrTruncated)
 	}
-	if st.Size < headerSize {
-		if st.Size == 0 {
+	if err := r.lim.checkOwner(&st); err != nil {
+		return err
+	}
+	var hdr [headerSize]byte
+	if n, err := fd.ReadAt(hdr[:], 0); n < headerSize {
+		switch {
+		case err != nil && !errors.Is(err, io.EOF):
+			return err
+		case n == 0:
 			return ErrEmptyFile
 		}
-		return fmt.Errorf("%w: %d bytes, shorter than the header", ErrTruncated, st.Size)
+		return fmt.Errorf("%w: %d bytes, shorter than the header", ErrTruncated, n)
 	}
-	size := int(min(st.Size, maxFileSize))
-	data, err := unix.Mmap(int(fd.Fd()), 0, size, unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
+	used := int(int32(binary.LittleEndian.Uint32(hdr[:])))
+	if used == 0 {
+		used = headerSize // Python's 0: nothing written yet
+	}
+	switch {
+	case used < headerSize:
+		return fmt.Errorf("%w: used = %d", ErrCorrupt, used)
+	case int64(used) > st.Size:
+		return fmt.Errorf("%w: used = %d but the file has %d bytes", ErrTruncated, used, st.Size)
+	case r.lim.maxBytes > 0 && int64(used) > r.lim.maxBytes:
+		return fmt.Errorf("%w: %d bytes in use, the limit is %d", ErrFileTooLarge, used, r.lim.maxBytes)
+	}
+	if err := checkSparse(int(fd.Fd()), &st, used); err != nil {
+		return err
+	}
+	data, err := unix.Mmap(int(fd.Fd()), 0, roundPage(used), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
 		return fmt.Errorf("mmap: %w", err)
 	}
 	if rf.data != nil {
 		unix.Munmap(rf.data)
 	}
-	rf.data = data
+	rf.data, rf.size = data, st.Size
 	return nil
 }
 
-// parseLocked parses the entries in [rf.parsed, used).
-func (r *Reader) parseLocked(rf *readerFile, used int) error {
+// parseLocked parses the entries in [rf.parsed, used). With budget >= 0, the
+// file may have at most budget entries in all: the new ones are counted
+// first (a walk of their framing), and none is taken if there are too many.
+func (r *Reader) parseLocked(rf *readerFile, used, budget int) error {
 	if !rf.layoutKnown {
 		l, err := detectLayout(rf.data, rf.parsed, used, Current)
 		if err != nil {
@@ -351,6 +417,17 @@ func (r *Reader) parseLocked(rf *readerFile, used int) error {
 		rf.layout, rf.layoutKnown = l, true
 	}
 	n := len(rf.offs)
+	// Count only when the budget could be short: an entry takes at least
+	// minEntrySize bytes, which bounds how many the new bytes can hold.
+	if budget >= 0 && n+(used-rf.parsed)/minEntrySize > budget {
+		added := 0
+		if err := walk(rf.data, rf.parsed, used, rf.layout, func(rawEntry) error { added++; return nil }); err != nil {
+			return err
+		}
+		if n+added > budget {
+			return fmt.Errorf("%w: %d entries, %d left of the scan's %d", ErrTooManySeries, n+added, budget, r.lim.maxSeries)
+		}
+	}
 	err := walk(rf.data, rf.parsed, used, rf.layout, func(e rawEntry) error {
 		ik := r.keys[string(e.key)]
 		if ik == nil {
@@ -422,54 +499,4 @@ func (r *Reader) Close() error {
 	clear(r.out[:cap(r.out)])
 	r.out, r.scratch = nil, nil
 	return nil
-}
-
-// ReadFile reads one file without caching or mapping it (tests, tools). The
-// name only fills in Type, Mode and ID; a file whose name does not parse is
-// still read. It returns the errors that ScanDir reports as skip reasons.
-func ReadFile(path string) (FileSamples, error) {
-	fs := FileSamples{Path: path}
-	fs.Type, fs.Mode, fs.ID, _ = ParseFileName(filepath.Base(path))
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fs, fmt.Errorf("mmapstore: read %s: %w", path, err)
-	}
-	samples, layout, err := parseBytes(data)
-	if err != nil {
-		return fs, fmt.Errorf("mmapstore: read %s: %w", path, err)
-	}
-	fs.Layout, fs.Samples = layout, samples
-	return fs, nil
-}
-
-// parseBytes parses a whole file image.
-func parseBytes(data []byte) ([]Sample, Layout, error) {
-	used, err := checkHeader(data)
-	if err != nil {
-		return nil, Current, err
-	}
-	layout, err := detectLayout(data, headerSize, used, Current)
-	if err != nil {
-		return nil, layout, err
-	}
-	var samples []Sample
-	keys := make(map[string]*Key)
-	err = walk(data, headerSize, used, layout, func(e rawEntry) error {
-		k := keys[string(e.key)]
-		if k == nil {
-			d, err := DecodeKey(e.key)
-			if err != nil {
-				return fmt.Errorf("%w: %w", ErrCorrupt, err)
-			}
-			k = &d
-			keys[string(e.key)] = k
-		}
-		s := Sample{Key: k, Value: math.Float64frombits(binary.LittleEndian.Uint64(data[e.valueOff:]))}
-		if layout == Current {
-			s.Timestamp = math.Float64frombits(binary.LittleEndian.Uint64(data[e.valueOff+8:]))
-		}
-		samples = append(samples, s)
-		return nil
-	})
-	return samples, layout, err
 }

@@ -148,15 +148,15 @@ func TestGuardFault(t *testing.T) {
 	var st unix.Stat_t
 	unix.Stat(path, &st)
 	rf.dev, rf.ino = uint64(st.Dev), uint64(st.Ino)
-	if err := rf.remap(path); err != nil {
+	r := NewReader()
+	if err := r.remapLocked(path, rf); err != nil {
 		t.Fatal(err)
 	}
 	defer unix.Munmap(rf.data)
 	os.Truncate(path, 0)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	r := NewReader()
 	var fs FileSamples
-	err := guardFault(func() error { return r.readLocked(path, rf, &fs, true) })
+	err := guardFault(func() error { return r.readLocked(path, rf, &fs, true, -1) })
 	if !errors.Is(err, ErrTruncated) {
 		t.Fatalf("guardFault = %v", err)
 	}
@@ -345,7 +345,9 @@ func TestReaderGrowthAfterStat(t *testing.T) {
 	var st unix.Stat_t
 	unix.Stat(path, &st)
 	rf.dev, rf.ino = uint64(st.Dev), uint64(st.Ino)
-	if err := rf.remap(path); err != nil {
+	r := NewReader()
+	defer r.Close()
+	if err := r.remapLocked(path, rf); err != nil {
 		t.Fatal(err)
 	}
 	small := len(rf.data)
@@ -353,10 +355,8 @@ func TestReaderGrowthAfterStat(t *testing.T) {
 		c, _ := f.Cell(EncodeKey("c", "c_total", []string{"i"}, []string{fmt.Sprint(i)}, "help"))
 		c.Set(float64(i))
 	}
-	r := NewReader()
-	defer r.Close()
 	var fs FileSamples
-	if err := guardFault(func() error { return r.readLocked(path, rf, &fs, true) }); err != nil {
+	if err := guardFault(func() error { return r.readLocked(path, rf, &fs, true, -1) }); err != nil {
 		t.Fatal(err)
 	}
 	defer unix.Munmap(rf.data)

@@ -12,24 +12,52 @@
 // $prometheus_multiproc_dir), so the exporter can share the app's
 // environment file. Flags:
 //
-//	-dir DIR          the multiprocess directory to read (required unless set in the environment)
-//	-bind ADDR        listen address (default 127.0.0.1:9095)
-//	-log-format FMT   "text" (default) or "json"
+//	-dir DIR              the multiprocess directory to read (required unless set in the environment)
+//	-bind ADDR            listen address (default 127.0.0.1:9095)
+//	-log-format FMT       "text" (default) or "json"
+//	-files-owner USERS    users (names or uids, comma-separated) who write DIR, trusted
+//	                      besides the exporter's own user and root (default: none)
+//	-max-files N          most metric files one scrape reads (default 10000)
+//	-max-file-bytes N     most bytes in use of one file (default 268435456: 256 MiB)
+//	-max-series N         most series entries one scrape reads, over all files (default 2000000)
+//	-max-connections N    most open client connections (default 64)
+//	-idle-timeout D       idle keep-alive connections are closed after D (default 120s)
 //
 // Routes:
 //
 //	GET /metrics   every file of DIR merged with client_python's rules
 //	               (text 0.0.4, OpenMetrics or protobuf by Accept; gzip)
-//	GET /healthz   200 while DIR is a readable directory, else 503
+//	GET /healthz   200 while DIR is a readable directory that passes the rules below, else 503
 //
 // It reads both file layouts: the 16-byte entries of client_python 0.18 and
 // later, and the 8-byte entries of 0.4 to 0.17 (Debian 12 ships 0.16). It
 // never writes into DIR. Unlike Python's collector, a bad file (zero
-// length, truncated, corrupt, a foreign *.db) is skipped and logged, not a
-// failed scrape; only files appended since the last scrape are parsed again.
+// length, truncated, corrupt, a foreign *.db) is skipped, not a failed
+// scrape; only files appended since the last scrape are parsed again.
 //
-// Bad flags, a missing directory or a port in use are reported as one line
-// on stderr with exit status 2, before anything is served. SIGTERM or
+// # Trust
+//
+// The exporter does not trust DIR more than herd's master trusts its
+// -metrics-dir: DIR must be a real directory (not a symbolic link), owned by
+// the exporter's user, root or a -files-owner user, and writable by nobody
+// else unless it has the sticky bit; otherwise it exits with status 2 at
+// start, and /metrics and /healthz answer errors if DIR becomes so later.
+// Files owned by any other user are skipped, so that a user who may add
+// files to a sticky directory cannot inject numbers. So are files that are
+// sparse where they claim to hold data (reading their holes would cost
+// memory), and whatever passes the -max-* limits. Each skipped file is
+// counted in herd_metrics_files_skipped and, by reason, in
+// herd_exporter_files_skipped{reason}; the log gets one line per reason for
+// the files a scrape newly skips (how many, and the first three), never one
+// line per file.
+//
+// The HTTP server has the timeouts of herd's admin listener (headers 10 s,
+// request 30 s, response 60 s, idle -idle-timeout, headers at most 16 KiB)
+// and serves at most -max-connections connections at once: one more is
+// closed at once.
+//
+// Bad flags, a bad or unsafe directory or a port in use are reported as one
+// line on stderr with exit status 2, before anything is served. SIGTERM or
 // SIGINT stop it cleanly (exit status 0).
 //
 // Python's mark_process_dead still belongs in the app's gunicorn child_exit

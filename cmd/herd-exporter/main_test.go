@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -139,8 +140,10 @@ func flatten(t *testing.T, text string) map[string]sample {
 	return out
 }
 
-// selfFamilies are the exporter's own gauges, absent from Python's output.
-func isSelf(key string) bool { return strings.HasPrefix(key, "herd_metrics_") }
+// isSelf: the exporter's own gauges, absent from Python's output.
+func isSelf(key string) bool {
+	return strings.HasPrefix(key, "herd_metrics_") || strings.HasPrefix(key, "herd_exporter_")
+}
 
 // compareByValue fails for every sample that differs between Python's
 // collector (want) and the exporter (got), ignoring the exporter's own
@@ -190,6 +193,16 @@ func get(t *testing.T, h http.Handler, path, accept string) (string, http.Header
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
+// testConfig is the configuration of the command line "-dir dir args...".
+func testConfig(t *testing.T, dir string, args ...string) config {
+	t.Helper()
+	c, err := parseFlags(append([]string{"-dir", dir}, args...), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // TestGoldenClientPython serves the golden directories written by the newest
 // client_python and compares with its own MultiProcessCollector's output.
 func TestGoldenClientPython(t *testing.T) {
@@ -203,7 +216,7 @@ func TestGoldenClientPython(t *testing.T) {
 			if err != nil {
 				t.Fatalf("golden files missing (shared/ must sit beside the repository): %v", err)
 			}
-			h := newHandler(dir, discardLogger())
+			h := newHandler(testConfig(t, dir), discardLogger())
 			got, hdr := get(t, h, "/metrics", "")
 			if ct := hdr.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
 				t.Errorf("Content-Type %q, want text 0.0.4", ct)
@@ -258,7 +271,7 @@ func (m mpDir) py(args ...string) string {
 // process appearing, and the files growing.
 func TestPythonLegacyLayoutMatchesPythonsCollector(t *testing.T) {
 	mp := mpDir{t, t.TempDir()}
-	h := newHandler(mp.dir, discardLogger())
+	h := newHandler(testConfig(t, mp.dir), discardLogger())
 	check := func(step string) {
 		t.Helper()
 		want := flatten(t, mp.py("collect"))
@@ -317,7 +330,7 @@ func TestBadFilesAreSkippedNotFatal(t *testing.T) {
 	}
 	var logBuf strings.Builder
 	log := slog.New(slog.NewTextHandler(&logBuf, nil)) // written by this goroutine only
-	h := newHandler(mp.dir, log)
+	h := newHandler(testConfig(t, mp.dir), log)
 	body, _ := get(t, h, "/metrics", "")
 	got := flatten(t, body)
 	compareByValue(t, want, got)
@@ -338,7 +351,7 @@ func TestBadFilesAreSkippedNotFatal(t *testing.T) {
 
 func TestHealthz(t *testing.T) {
 	dir := t.TempDir()
-	h := newHandler(dir, discardLogger())
+	h := newHandler(testConfig(t, dir), discardLogger())
 	if body, _ := get(t, h, "/healthz", ""); body != "ok\n" {
 		t.Errorf("/healthz = %q", body)
 	}
@@ -355,6 +368,25 @@ type exporter struct {
 	cmd  *exec.Cmd
 	addr string
 	done chan struct{}
+	log  lockedBuffer // its standard error
+}
+
+// lockedBuffer is a strings.Builder for one writer and concurrent readers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) WriteString(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.WriteString(s)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // bindRE finds the listen address in the start line, text or JSON.
@@ -373,13 +405,12 @@ func startExporter(t *testing.T, env []string, args ...string) *exporter {
 	}
 	e := &exporter{cmd: cmd, done: make(chan struct{})}
 	started := make(chan string, 1)
-	var log strings.Builder
 	logDone := make(chan struct{})
 	go func() {
 		defer close(logDone)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			log.WriteString(sc.Text() + "\n")
+			e.log.WriteString(sc.Text() + "\n")
 			if strings.Contains(sc.Text(), "herd-exporter started") {
 				select {
 				case started <- sc.Text():
@@ -401,7 +432,7 @@ func startExporter(t *testing.T, env []string, args ...string) *exporter {
 	case line := <-started:
 		e.addr = bindRE.FindStringSubmatch(line)[1]
 	case <-e.done:
-		t.Fatalf("herd-exporter exited before serving:\n%s", log.String())
+		t.Fatalf("herd-exporter exited before serving:\n%s", e.log.String())
 	case <-time.After(10 * time.Second):
 		t.Fatal("herd-exporter did not start in 10 s")
 	}
@@ -472,6 +503,13 @@ func TestFlagErrors(t *testing.T) {
 		{"unknown flag", nil, []string{"-dir", dir, "-workers", "2"}, "flag provided but not defined: -workers"},
 		{"extra argument", nil, []string{"-dir", dir, "extra"}, `unexpected argument "extra"`},
 		{"bad log format", nil, []string{"-dir", dir, "-log-format", "xml"}, "-log-format"},
+		{"no files", nil, []string{"-dir", dir, "-max-files", "0"}, "-max-files: must be at least 1, got 0"},
+		{"negative bytes", nil, []string{"-dir", dir, "-max-file-bytes", "-1"}, "-max-file-bytes: must be at least 1"},
+		{"no series", nil, []string{"-dir", dir, "-max-series", "0"}, "-max-series: must be at least 1"},
+		{"no connections", nil, []string{"-dir", dir, "-max-connections", "0"}, "-max-connections: must be at least 1"},
+		{"bad idle timeout", nil, []string{"-dir", dir, "-idle-timeout", "soon"}, "-idle-timeout"},
+		{"zero idle timeout", nil, []string{"-dir", dir, "-idle-timeout", "0s"}, "-idle-timeout: must be positive"},
+		{"unknown owner", nil, []string{"-dir", dir, "-files-owner", "no-such-user-here"}, `-files-owner: no user "no-such-user-here"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -504,7 +542,8 @@ func TestHelp(t *testing.T) {
 	if err != nil {
 		t.Fatalf("-h: %v\n%s", err, out)
 	}
-	for _, f := range []string{"-dir", "-bind", "-log-format", "PROMETHEUS_MULTIPROC_DIR"} {
+	for _, f := range []string{"-dir", "-bind", "-log-format", "PROMETHEUS_MULTIPROC_DIR", "-files-owner",
+		"-max-files", "-max-file-bytes", "-max-series", "-max-connections", "-idle-timeout"} {
 		if !strings.Contains(string(out), f) {
 			t.Errorf("-h does not mention %s:\n%s", f, out)
 		}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/herdhttp/herd/metrics"
+	"github.com/herdhttp/herd/mmapstore"
+)
+
+// skippedName is the exporter's family of skipped files by reason.
+const (
+	skippedName = "herd_exporter_files_skipped"
+	skippedHelp = "Metric files skipped by the last scrape, by reason (see the log)."
+	// logExamples is how many new skipped files a log line names per reason.
+	logExamples = 3
+)
+
+// gatherer reads the directory for a scrape: the directory rules first (a
+// directory that became unsafe is refused), then every file through a
+// DirGatherer with a Reader of the exporter's limits and trusted owners. It
+// adds herd_exporter_files_skipped{reason} and logs, per scrape, one line per
+// reason for the files newly skipped: a directory of 20,000 bad files costs a
+// few lines, not 20,000.
+type gatherer struct {
+	dir     string
+	trusted []int
+	reader  *mmapstore.Reader
+	files   *metrics.DirGatherer
+	log     *slog.Logger
+
+	mu   sync.Mutex        // serialises scrapes, so that Skipped is this scrape's
+	prev map[string]string // path -> kind, skipped by the previous scrape
+}
+
+func newGatherer(c config, log *slog.Logger) *gatherer {
+	r := mmapstore.NewReaderWith(mmapstore.ReaderOptions{
+		MaxFiles:     c.maxFiles,
+		MaxFileBytes: c.maxFileBytes,
+		MaxSeries:    c.maxSeries,
+		Owners:       c.trusted,
+	})
+	return &gatherer{
+		dir:     c.dir,
+		trusted: c.trusted,
+		reader:  r,
+		// No Logger: the skipped files are logged here, summarised.
+		files: metrics.NewDirGatherer(c.dir, metrics.GathererOpts{Reader: r}),
+		log:   log,
+	}
+}
+
+func (g *gatherer) Gather() ([]*dto.MetricFamily, error) {
+	if err := checkDir(g.dir, g.trusted); err != nil {
+		return nil, fmt.Errorf("refusing to read the directory: %w", err)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	fams, err := g.files.Gather()
+	if err != nil {
+		return nil, err
+	}
+	counts := g.logSkipped(g.reader.Skipped())
+	fams = slices.DeleteFunc(fams, func(mf *dto.MetricFamily) bool { return mf.GetName() == skippedName })
+	fam := skippedFamily(counts)
+	i, _ := slices.BinarySearchFunc(fams, skippedName, func(mf *dto.MetricFamily, name string) int {
+		return cmp.Compare(mf.GetName(), name)
+	})
+	return slices.Insert(fams, i, fam), nil
+}
+
+func (g *gatherer) Close() error { return g.files.Close() }
+
+// logSkipped logs, per reason, the files skipped now that were not skipped
+// for that reason by the previous scrape (how many, and the first few), and
+// returns the count of every reason.
+func (g *gatherer) logSkipped(skipped []mmapstore.SkippedFile) map[string]int {
+	type fresh struct {
+		n        int
+		examples []string
+	}
+	counts := map[string]int{}
+	news := map[string]*fresh{}
+	cur := make(map[string]string, len(skipped))
+	for _, s := range skipped {
+		k := s.Kind()
+		counts[k]++
+		cur[s.Path] = k
+		if g.prev[s.Path] == k {
+			continue
+		}
+		f := news[k]
+		if f == nil {
+			f = &fresh{}
+			news[k] = f
+		}
+		f.n++
+		if len(f.examples) < logExamples {
+			f.examples = append(f.examples, filepath.Base(s.Path)+": "+s.Reason.Error())
+		}
+	}
+	g.prev = cur
+	for _, k := range mmapstore.SkipKinds() {
+		if f := news[k]; f != nil {
+			g.log.Warn("skipped metric files", "reason", k, "files", counts[k], "new", f.n,
+				"first", strings.Join(f.examples, "; "))
+		}
+	}
+	return counts
+}
+
+func skippedFamily(counts map[string]int) *dto.MetricFamily {
+	name, help := skippedName, skippedHelp
+	mf := &dto.MetricFamily{Name: &name, Help: &help, Type: dto.MetricType_GAUGE.Enum()}
+	for _, k := range mmapstore.SkipKinds() {
+		label, value, v := "reason", k, float64(counts[k])
+		mf.Metric = append(mf.Metric, &dto.Metric{
+			Label: []*dto.LabelPair{{Name: &label, Value: &value}},
+			Gauge: &dto.Gauge{Value: &v},
+		})
+	}
+	return mf
+}
+
+// newHandler serves /metrics (the merged directory) and /healthz.
+func newHandler(c config, log *slog.Logger) http.Handler {
+	g := newGatherer(c, log)
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler(g, metrics.HandlerOpts{Logger: log}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := checkDir(c.dir, c.trusted); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, err)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, "<html><head><title>%s</title></head><body><h1>%s</h1><p><a href=\"/metrics\">/metrics</a> <a href=\"/healthz\">/healthz</a></p></body></html>\n", name, name)
+	})
+	return mux
+}
