@@ -1,7 +1,10 @@
 package integration
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -68,4 +71,30 @@ func TestStoppedWorkerReplacedAndLogged(t *testing.T) {
 		now := readyPIDs(ws)
 		return len(now) == 2 && !now[victim.PID]
 	})
+}
+
+func TestLeftoversOfADeadWorkerAreRemoved(t *testing.T) {
+	p := startHello(t, "-workers", "1")
+	w := p.waitReady(1)[0]
+	// What a worker killed while making a file, or one that moved a corrupt
+	// file aside, leaves behind; and one of another id, which must stay.
+	mine := []string{"." + "counter_" + w.ID + ".db.tmp-12345", "counter_" + w.ID + ".db.corrupt-1700000000"}
+	other := ".counter_9z.db.tmp-1"
+	for _, name := range append(mine, other) {
+		if err := os.WriteFile(filepath.Join(p.dir, name), make([]byte, 4096), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	syscall.Kill(w.PID, syscall.SIGKILL)
+	p.waitWorkers(15*time.Second, "the killed worker is replaced", func(ws []workerInfo) bool {
+		return len(readyPIDs(ws)) == 1 && !readyPIDs(ws)[w.PID]
+	})
+	for _, name := range mine {
+		if _, err := os.Stat(filepath.Join(p.dir, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still there after its worker died (%v)", name, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(p.dir, other)); err != nil {
+		t.Errorf("%s, another worker's, was removed: %v", other, err)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"syscall"
 
 	"github.com/herdhttp/herd/metrics"
+	"github.com/herdhttp/herd/mmapstore"
 	"github.com/herdhttp/herd/prefork"
 )
 
@@ -24,11 +25,18 @@ func newWorkerPool(s *settings, dir string, environ []string, log *slog.Logger) 
 	p := &workerPool{exits: &exitCounts{}, log: log}
 	m, err := prefork.NewMaster(s.preforkConfig(dir, environ, log, prefork.Hooks{
 		// A dead worker's live* gauges go with it, as Python's
-		// mark_process_dead does; its counters stay.
+		// mark_process_dead does; its counters stay. So do the files
+		// it was making or had moved aside when it died; no other
+		// worker with its id runs before this hook returns.
 		OnWorkerExit: func(e prefork.WorkerExit) {
 			p.exits.add(e.Reason)
 			if err := metrics.RemoveLiveFiles(dir, e.ID); err != nil {
 				log.Warn("removing live gauge files", "worker", e.Slot, "id", e.ID, "err", err)
+			}
+			if n, err := mmapstore.RemoveLeftovers(dir, e.ID); err != nil {
+				log.Warn("removing leftover metric files", "worker", e.Slot, "id", e.ID, "err", err)
+			} else if n > 0 {
+				log.Info("removed leftover metric files", "worker", e.Slot, "id", e.ID, "files", n)
 			}
 		},
 		// The master writes no access log; its workers do.
