@@ -12,6 +12,8 @@
 #                           many short rounds on running servers (-keep)
 #   make bench-e2e          herd-bench: every herd layout against every peer, the
 #                           Python ones included, one fresh server per run (long)
+#   make bench-scale        the master's scrape of 4 to 256 workers' files (bench/scale),
+#                           the figures under docs/performance.md's scaling model
 #   make bench-micro        every package's micro-benchmarks
 #
 # BENCH_ROUNDS sets bench-percore's rounds; BENCH_FLAGS passes flags on to
@@ -40,7 +42,7 @@ BENCH_GO_PEERS := \
 # Where a request's CPU time goes, from the cheapest server up.
 BENCH_SPLIT := -split 'net/http,chi,chi+herd,herd reuseport'
 
-.PHONY: bench bench-scrape bench-middleware bench-percore bench-e2e bench-micro \
+.PHONY: bench bench-scrape bench-middleware bench-percore bench-e2e bench-scale bench-micro \
 	bench-deps bench-go-deps bench-tools
 
 bench: bench-scrape bench-middleware bench-percore
@@ -85,6 +87,9 @@ bench-e2e: bench-deps bench-tools
 		-peer 'gunicorn+FastAPI=bench/python/run-gunicorn.sh {addr} {workers} asgi' \
 		-peer 'gunicorn+FastAPI/http-mw=bench/python/run-gunicorn.sh {addr} {workers} http' \
 		-baseline net/http $(BENCH_SPLIT) $(BENCH_FLAGS)
+
+bench-scale:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x -count 3 ./bench/scale/
 
 bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
