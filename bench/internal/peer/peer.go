@@ -1,5 +1,3 @@
-// Package peer is what herd-bench's Go peer programs share: the body of
-// GET /hello and a net/http server that stops on SIGTERM.
 package peer
 
 import (
