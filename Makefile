@@ -13,7 +13,7 @@ help:
 	@echo "make build   build bin/hello"
 	@echo "make run     run examples/hello on 127.0.0.1:8080 (admin on 127.0.0.1:9090)"
 	@echo "make test    install test dependencies, vet, gofmt check, all tests with -race, bounded fuzzing"
-	@echo "make bench   benchmarks (see README)"
+	@echo "make bench   the README's performance figures in one bounded run (bench/bench.mk lists the others)"
 	@echo "make soak    10 minutes of steady load, checking that resources stay flat (SOAK=60s for less)"
 
 build:
@@ -44,12 +44,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeKey$$' -fuzztime $(FUZZTIME) ./mmapstore/
 	$(MAKE) fuzz-flags
 
-# Micro-benchmarks of every package (store, scrape, middleware), then the
-# end-to-end throughput comparison of bench/bench.mk.
-bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./...
-	$(MAKE) bench-e2e
-
+# make bench, bench-e2e, bench-micro ...: bench/bench.mk.
 include bench/bench.mk
 include integration/soak.mk
 

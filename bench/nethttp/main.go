@@ -8,18 +8,14 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
-)
 
-const helloBody = `{"msg":"hello"}` + "\n"
+	"github.com/herdhttp/herd/bench/internal/peer"
+)
 
 func main() {
 	fs := flag.NewFlagSet("nethttp", flag.ContinueOnError)
@@ -30,30 +26,13 @@ func main() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /hello", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, helloBody)
+		io.WriteString(w, peer.HelloBody)
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
-	if err := serve(*bind, mux); err != nil {
+	if err := peer.Serve(*bind, mux); err != nil {
 		fmt.Fprintln(os.Stderr, "nethttp:", err)
 		os.Exit(1)
 	}
-}
-
-// serve runs h on bind until SIGTERM or SIGINT, then shuts down.
-func serve(bind string, h http.Handler) error {
-	srv := &http.Server{Addr: bind, Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return srv.Shutdown(sctx)
 }

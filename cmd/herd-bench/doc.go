@@ -6,13 +6,28 @@
 //	    [-peer 'net/http=bin/bench-nethttp -bind {addr}'] [-baseline net/http] \
 //	    [-rounds 5 -duration 2s -warmup 1s -connections 64] [-pin both] [-out bench-results]
 //
-// Each round runs every scenario and every layout once, in a fixed order
-// (A B C A B C ...), so slow drifts of a noisy machine spread over all
-// layouts instead of landing on one. Each run starts the server afresh,
-// waits until every serving process is ready (through the herd master's
-// GET /workers, or a peer's GET /healthz: never the measured path, which
-// would be counted), warms it up with a wrk run that is discarded, and
-// measures one wrk run of -duration.
+// Each round runs every scenario and every layout once, alternating the
+// order (A B C, then C B A, ...), so slow drifts of a noisy machine spread
+// over all layouts instead of landing on one. Each run starts the server
+// afresh, waits until every serving process is ready (through the herd
+// master's GET /workers, or a peer's GET /healthz: never the measured path,
+// which would be counted), warms it up with a wrk run that is discarded,
+// and measures one wrk run of -duration. With -keep, each server is started
+// and warmed up once per scenario and measured in every round, so rounds
+// can be short and many:
+//
+//	herd-bench -layouts reuseport -pin on -keep -rounds 21 -duration 1s \
+//	    -peer 'net/http=bin/bench-nethttp -bind {addr}' -peer 'chi=bin/bench-chi -bind {addr}' \
+//	    -peer 'chi+herd=bin/bench-chiherd -bind {addr}' -baseline net/http \
+//	    -split 'net/http,chi,chi+herd,herd reuseport'
+//
+// Against the -baseline, every round in which both runs were clean gives a
+// ratio of req/s and one of requests per second of the server's own CPU
+// time (which another job on the machine distorts far less); herd-bench
+// reports their median, interquartile range and extremes, and each
+// layout's server CPU time per request less the baseline's. -split names
+// layouts from the cheapest up and reports what each adds to the one
+// before, the same way: where the cost of a request goes.
 //
 // Layouts of the herd app (-layouts):
 //
@@ -36,8 +51,8 @@
 //
 // For each layout and scenario it reports successful requests/s (median
 // over rounds and spread), p50, p99 and p99.9 latency, the CPU used by the
-// server's process tree and by wrk, and each herd worker's share of the
-// requests. Rounds in which wrk saw Non-2xx responses or socket errors are
+// server's process tree and by wrk, requests per second of server CPU
+// time, and each herd worker's share of the requests. Rounds in which wrk saw Non-2xx responses or socket errors are
 // marked and left out of the figures (wrk counts error responses as
 // requests). It prints a table, and writes results.md, results.svg and
 // results.json under -out.

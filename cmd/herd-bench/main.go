@@ -46,6 +46,8 @@ type config struct {
 	from         string // re-render this results.json instead of running
 	retries      int
 	quietWait    time.Duration
+	keep         bool     // start each server once per scenario, measure it every round
+	split        []string // layouts whose successive differences are reported
 }
 
 type peerFlags []layout
@@ -63,7 +65,7 @@ func (p *peerFlags) Set(s string) error {
 // parseFlags reads the command line into a config; errors are one line.
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var cfg config
-	var layouts string
+	var layouts, split string
 	var peers peerFlags
 	fs := flag.NewFlagSet("herd-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -86,6 +88,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&cfg.verbose, "v", false, "print every run's result")
 	fs.IntVar(&cfg.retries, "retries", 0, "repeat a run up to this many times while other processes keep the machine busy (keeps the quietest)")
 	fs.DurationVar(&cfg.quietWait, "quiet-wait", 0, "before each run, wait up to this long for the machine to be quiet")
+	fs.BoolVar(&cfg.keep, "keep", false, "start each server once per scenario and measure it in every round (short rounds, no restart between them)")
+	fs.StringVar(&split, "split", "", "comma-separated layouts and peers, cheapest first: report each one's CPU per request over the one before, round by round")
 	fs.StringVar(&cfg.from, "from", "", "re-render the table, Markdown and SVG of an earlier results.json into -out, without running")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -105,7 +109,19 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		}
 		names[l.Name] = true
 	}
+	for name := range strings.SplitSeq(split, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			cfg.split = append(cfg.split, name)
+		}
+	}
+	for _, name := range cfg.split {
+		if !names[name] {
+			return cfg, fmt.Errorf("-split: %q: no such layout or peer", name)
+		}
+	}
 	switch {
+	case len(cfg.split) == 1:
+		return cfg, errors.New("-split: give at least two layouts")
 	case len(cfg.layouts) == 0:
 		return cfg, errors.New("nothing to run: give -layouts or -peer")
 	case cfg.baseline != "" && !names[cfg.baseline]:
@@ -242,7 +258,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		progress: &progress{w: stderr, tty: isTerminal(stderr), verbose: cfg.verbose}}
 	rep := report{Date: time.Now().UTC(), Machine: readMachine(cfg.wrk), Command: commandLine(args),
 		Path: cfg.path, Rounds: cfg.rounds, Duration: cfg.duration, Warmup: cfg.warmup,
-		Connections: cfg.connections, Scenarios: scenarios, Baseline: cfg.baseline}
+		Connections: cfg.connections, Scenarios: scenarios, Baseline: cfg.baseline, Split: cfg.split, Keep: cfg.keep}
 	for _, l := range cfg.layouts {
 		rep.Layouts = append(rep.Layouts, l.Name)
 	}
@@ -252,6 +268,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	rep.Results = r.run(ctx)
 	rep.Summaries = summarize(rep.Results, scenarios, cfg.layouts)
+	rep.Comparisons = rep.comparisons()
 	if ctx.Err() != nil {
 		fmt.Fprintln(stderr, "herd-bench: interrupted; writing the rounds that finished")
 	}
@@ -290,6 +307,7 @@ func rerender(cfg config, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "herd-bench: %s: %v\n", cfg.from, err)
 		return 1
 	}
+	rep.Comparisons = rep.comparisons()
 	if err := os.MkdirAll(cfg.out, 0o755); err != nil {
 		fmt.Fprintln(stderr, "herd-bench:", err)
 		return 1

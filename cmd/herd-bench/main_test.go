@@ -4,22 +4,26 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
 func TestParseFlags(t *testing.T) {
-	cfg, err := parseFlags([]string{"-layouts", "reuseport", "-peer", "net/http=bin/x -bind {addr}", "-baseline", "net/http", "-rounds", "2"}, io.Discard)
+	cfg, err := parseFlags([]string{"-layouts", "reuseport", "-peer", "net/http=bin/x -bind {addr}", "-baseline", "net/http", "-rounds", "2",
+		"-keep", "-split", "net/http, herd reuseport"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(cfg.layouts) != 2 || cfg.layouts[0].Name != "herd reuseport" || cfg.layouts[1].Name != "net/http" || cfg.rounds != 2 ||
-		cfg.duration != 2*time.Second || cfg.warmup != time.Second || cfg.connections != 64 {
+		cfg.duration != 2*time.Second || cfg.warmup != time.Second || cfg.connections != 64 || !cfg.keep ||
+		!slices.Equal(cfg.split, []string{"net/http", "herd reuseport"}) {
 		t.Errorf("config %+v", cfg)
 	}
 	bad := [][]string{
@@ -37,6 +41,8 @@ func TestParseFlags(t *testing.T) {
 		{"-pin", "sometimes"},
 		{"-peer", "x=y"},
 		{"-peer", "herd single=bin/x {addr}"},
+		{"-split", "herd single"},
+		{"-split", "herd single,nope"},
 		{"stray"},
 	}
 	for _, args := range bad {
@@ -163,5 +169,67 @@ func TestSmoke(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "herd reuseport/2") {
 		t.Errorf("terminal table lacks the layout:\n%s", stdout.String())
+	}
+}
+
+// TestSmokeKeep runs two rounds with -keep: the herd app and the net/http
+// peer are each started once and measured in both rounds, the second
+// round in the reverse order, and the rounds are compared pairwise.
+func TestSmokeKeep(t *testing.T) {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		t.Fatalf("wrk is required (apt-get install wrk; make deps installs it): %v", err)
+	}
+	dir := t.TempDir()
+	hello, nethttp := filepath.Join(dir, "hello"), filepath.Join(dir, "nethttp")
+	for bin, pkg := range map[string]string{hello: "github.com/herdhttp/herd/examples/hello", nethttp: "github.com/herdhttp/herd/bench/nethttp"} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			t.Fatalf("building %s: %v\n%s", pkg, err, out)
+		}
+	}
+	out := filepath.Join(dir, "results")
+	args := []string{"-app", hello, "-layouts", "reuseport/1", "-peer", "net/http=" + nethttp + " -bind {addr}",
+		"-baseline", "net/http", "-split", "net/http,herd reuseport/1", "-keep", "-pin", "off", "-rounds", "2",
+		"-duration", "1s", "-warmup", "1s", "-connections", "8", "-out", out}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	if code := run(ctx, args, &stdout, &stderr); code != 0 {
+		t.Fatalf("herd-bench exited %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	b, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	pids := map[string]map[int]bool{}
+	for _, r := range rep.Results {
+		if r.failed() || r.Wrk.Requests == 0 || r.PID == 0 {
+			t.Fatalf("round: %+v", r)
+		}
+		order = append(order, fmt.Sprintf("%d %s", r.Round, r.Layout))
+		if pids[r.Layout] == nil {
+			pids[r.Layout] = map[int]bool{}
+		}
+		pids[r.Layout][r.PID] = true
+	}
+	want := []string{"1 herd reuseport/1", "1 net/http", "2 net/http", "2 herd reuseport/1"}
+	if !slices.Equal(order, want) {
+		t.Errorf("runs in the order %q, want %q", order, want)
+	}
+	for layout, ps := range pids {
+		if len(ps) != 1 {
+			t.Errorf("%s ran as %d processes over the rounds, want 1 (-keep)", layout, len(ps))
+		}
+	}
+	c, ok := findComparison(rep.Comparisons, "unpinned", "herd reuseport/1", "net/http")
+	if !ok || c.Rounds != 2 || c.RPS.N != 2 || c.PerCPU.Median <= 0 {
+		t.Errorf("comparison with net/http: %+v (found %v), want 2 rounds", c, ok)
+	}
+	if !strings.Contains(stdout.String(), "where the cost goes") || !strings.Contains(stdout.String(), "net/http → herd reuseport/1") {
+		t.Errorf("terminal output lacks the cost split:\n%s", stdout.String())
 	}
 }

@@ -23,17 +23,25 @@ type report struct {
 	Scenarios   []scenario    `json:"scenarios"`
 	Layouts     []string      `json:"layouts"`
 	Baseline    string        `json:"baseline,omitempty"` // a layout name: the "vs" column
+	// Split is -split: layouts whose successive differences are shown.
+	Split []string `json:"split,omitempty"`
+	// Keep is -keep: every server ran through all rounds of a scenario.
+	Keep bool `json:"keep,omitempty"`
 	// BusyBefore is the number of cores busy during the second before the
 	// first round (-1: unknown): about 0 on a quiet machine.
-	BusyBefore float64       `json:"busy_before_cores"`
-	Summaries  []summary     `json:"summaries"`
-	Results    []roundResult `json:"results"`
+	BusyBefore float64   `json:"busy_before_cores"`
+	Summaries  []summary `json:"summaries"`
+	// Comparisons are the round-by-round ratios against the baseline and
+	// between the -split steps (written for readers of the JSON; the
+	// tables compute them again from Results).
+	Comparisons []comparison  `json:"comparisons,omitempty"`
+	Results     []roundResult `json:"results"`
 }
 
 // columns of the summary tables (terminal and Markdown).
 func (rep report) header() []string {
 	h := []string{"layout", "processes", "req/s", "spread", "p50", "p99", "p99.9",
-		"server CPU", "wrk CPU", "other CPU", "req/s per server core", "worker shares %"}
+		"server CPU", "wrk CPU", "other CPU", "req/CPU-s", "worker shares %"}
 	if rep.Baseline != "" {
 		h = append(h, "vs "+rep.Baseline)
 	}
@@ -59,7 +67,7 @@ func (rep report) row(s summary) []string {
 	if rep.Baseline != "" {
 		vs := "—"
 		if b, ok := find(rep.Summaries, s.Scenario, rep.Baseline); ok && b.Used > 0 && b.Layout != s.Layout {
-			vs = formatRatio(s.RPS.Median / b.RPS.Median)
+			vs = formatRatio(rep.ratio(s, b))
 		}
 		r = append(r, vs)
 	}
@@ -78,6 +86,15 @@ func errorsCell(s summary) string {
 		return "0"
 	}
 	return strings.Join(parts, "; ")
+}
+
+// ratio is a's req/s over b's (same scenario): the median of the rounds'
+// ratios, or the ratio of the medians when no round had both clean.
+func (rep report) ratio(a, b summary) float64 {
+	if c := compareRounds(indexRounds(rep.Results), rep.Rounds, a.Scenario, a.Layout, b.Layout); c.Rounds > 0 {
+		return c.RPS.Median
+	}
+	return a.RPS.Median / b.RPS.Median
 }
 
 // scenarioSummaries returns the summaries of one scenario, in layout order.
@@ -108,6 +125,10 @@ func (rep report) noisy() int {
 
 // settings describes the load in one line.
 func (rep report) settings() string {
+	if rep.Keep {
+		return fmt.Sprintf("wrk -c %d on GET %s, %d rounds × %s, layouts alternating within each round (in reverse every other round), every server started once per scenario and warmed up for %s",
+			rep.Connections, rep.Path, rep.Rounds, rep.Duration, rep.Warmup)
+	}
 	return fmt.Sprintf("wrk -c %d on GET %s, %d rounds × %s (after a %s warm-up), layouts alternating within each round",
 		rep.Connections, rep.Path, rep.Rounds, rep.Duration, rep.Warmup)
 }
@@ -129,6 +150,21 @@ func (rep report) writeTerminal(w io.Writer) error {
 	if n := rep.noisy(); n > 0 {
 		fmt.Fprintf(w, "\n⚠ other processes used more than %.2f cores during %d layouts' runs: noisy figures (see \"other CPU\")\n", noiseLimit, n)
 	}
+	var err error
+	rep.pairedTables(func(title string, header []string, rows [][]string) {
+		fmt.Fprintf(w, "\n%s\n", title)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, strings.Join(header, "\t"))
+		for _, r := range rows {
+			fmt.Fprintln(tw, strings.Join(r, "\t"))
+		}
+		if ferr := tw.Flush(); ferr != nil && err == nil {
+			err = ferr
+		}
+	})
+	if err != nil {
+		return err
+	}
 	if lines := rep.ratioLines(); len(lines) > 0 {
 		fmt.Fprintln(w)
 		for _, l := range lines {
@@ -139,7 +175,8 @@ func (rep report) writeTerminal(w io.Writer) error {
 }
 
 // ratioLines compares, per scenario, each herd layout with each peer in
-// one line each: requests/s ratio and p99 ratio.
+// one line each: requests/s ratio (the median of the rounds' ratios) and
+// p99 ratio.
 func (rep report) ratioLines() []string {
 	var out []string
 	for _, sc := range rep.Scenarios {
@@ -153,7 +190,7 @@ func (rep report) ratioLines() []string {
 				if !p.Peer || p.Used == 0 {
 					continue
 				}
-				parts = append(parts, fmt.Sprintf("%s req/s of %s (p99 %s)", formatRatio(h.RPS.Median/p.RPS.Median), p.Layout,
+				parts = append(parts, fmt.Sprintf("%s req/s of %s (p99 %s)", formatRatio(rep.ratio(h, p)), p.Layout,
 					formatRatio(float64(h.P99)/float64(p.P99))))
 			}
 			if len(parts) > 0 {
@@ -192,6 +229,14 @@ func (rep report) writeMarkdown(w io.Writer, chart string) error {
 			}
 		})
 	}
+	rep.pairedTables(func(title string, header []string, rows [][]string) {
+		fmt.Fprintf(&b, "\n### %s\n\n", title)
+		mdTable(&b, header, func(add func([]string)) {
+			for _, r := range rows {
+				add(r)
+			}
+		})
+	})
 	rep.writeRatiosMarkdown(&b)
 	b.WriteString("\n## How to read this\n\n")
 	b.WriteString(legend)
@@ -209,8 +254,16 @@ const legend = `- **req/s**: successful responses per second, median over the cl
 - **server CPU, wrk CPU**: cores busy (CPU time ÷ wall time) during the measured run: the
   server's whole process tree from /proc/PID/stat (utime+stime, plus reaped children), wrk's own
   rusage; **other CPU** is every other process on the machine (from /proc/stat): above about
-  0.05 the machine was not quiet and the figures are noisy. **req/s per server core** divides
-  req/s by server CPU.
+  0.05 the machine was not quiet and the figures are noisy. **req/CPU-s** is successful
+  responses per second of the server's own CPU time (median over the rounds): another job on
+  the machine that takes CPU time from the server lowers req/s, but hardly this.
+- **vs** the baseline: the median of the rounds' ratios (each round's req/s over the
+  baseline's in the same round), over the rounds in which both were clean.
+- **round by round**: each round in which both the layout and the baseline were clean gives one
+  ratio of req/s and one of req/CPU-s; the tables show the median, the interquartile range (half
+  the rounds lie in it) and the extremes. **server CPU/req** is the server's CPU time per request
+  (1 ÷ req/CPU-s), **Δ CPU/req** the layout's less the baseline's, per round: what the layout
+  adds to every request. The cost split compares each step with the one before in the same way.
 - **processes**: "2 × 1P" is two serving processes with GOMAXPROCS 1 each; the herd master is not
   counted (it idles).
 - **worker shares**: each herd worker's share of the requests, from the master's GET /workers.
@@ -227,7 +280,7 @@ func (rep report) writeRatiosMarkdown(b *strings.Builder) {
 		return
 	}
 	b.WriteString("\n## herd against the peers\n\n")
-	b.WriteString("Each cell: herd's req/s as a multiple of the peer's, then herd's p99 as a multiple of the peer's (below 1: herd is faster).\n")
+	b.WriteString("Each cell: herd's req/s as a multiple of the peer's (the median of the rounds' ratios), then herd's p99 as a multiple of the peer's (below 1: herd is faster).\n")
 	for _, sc := range rep.Scenarios {
 		fmt.Fprintf(b, "\n%s:\n\n", sc.Name)
 		mdTable(b, append([]string{"herd layout"}, peers...), func(add func([]string)) {
@@ -242,7 +295,7 @@ func (rep report) writeRatiosMarkdown(b *strings.Builder) {
 						row = append(row, "n/a")
 						continue
 					}
-					row = append(row, fmt.Sprintf("%s req/s, %s p99", formatRatio(h.RPS.Median/p.RPS.Median),
+					row = append(row, fmt.Sprintf("%s req/s, %s p99", formatRatio(rep.ratio(h, p)),
 						formatRatio(float64(h.P99)/float64(p.P99))))
 				}
 				add(row)

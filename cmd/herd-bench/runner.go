@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,11 +29,14 @@ func (s scenario) pinned() bool { return len(s.ServerCPUs) > 0 }
 
 // roundResult is one layout's run in one round.
 type roundResult struct {
-	Scenario string    `json:"scenario"`
-	Layout   string    `json:"layout"`
-	Round    int       `json:"round"` // 1-based
-	Start    time.Time `json:"start"`
-	Wrk      wrkResult `json:"wrk"`
+	Scenario string `json:"scenario"`
+	Layout   string `json:"layout"`
+	Round    int    `json:"round"` // 1-based
+	// PID is the server's root process (with -keep, the same in every
+	// round unless it had to be started again).
+	PID   int       `json:"server_pid,omitempty"`
+	Start time.Time `json:"start"`
+	Wrk   wrkResult `json:"wrk"`
 	// Elapsed is the wall time between the CPU snapshots around wrk's run.
 	Elapsed   time.Duration `json:"elapsed_ns"`
 	ServerCPU time.Duration `json:"server_cpu_ns"` // the server's whole process tree
@@ -63,6 +68,19 @@ func (r roundResult) loadCores() float64 { return cores(r.LoadCPU, r.Elapsed) }
 // otherCores is the CPU time of everything else as a number of cores busy.
 func (r roundResult) otherCores() float64 { return cores(r.OtherCPU, r.Elapsed) }
 
+// perCPU is the successful responses per second of the server's own CPU
+// time: unlike req/s, it hardly moves when another job takes CPU time
+// from the server; 0 when the CPU time is unknown.
+func (r roundResult) perCPU() float64 {
+	if r.ServerCPU <= 0 {
+		return 0
+	}
+	return float64(r.Wrk.good()) / r.ServerCPU.Seconds()
+}
+
+// clean reports whether the round has figures without any error.
+func (r roundResult) clean() bool { return !r.failed() && r.Wrk.errors() == 0 }
+
 func cores(cpu, wall time.Duration) float64 {
 	if wall <= 0 {
 		return 0
@@ -82,46 +100,83 @@ type runner struct {
 	logDir    string // where failed rounds' server logs go
 }
 
-// run executes every round, alternating layouts (A B C A B C ...), and
-// returns the results so far when ctx ends.
+// run executes every round, alternating layouts (A B C, then C B A, then
+// A B C ...), and returns the results so far when ctx ends. With -keep,
+// each scenario's servers are started once and measured in turn through
+// all its rounds; otherwise every run starts its server afresh.
 func (r *runner) run(ctx context.Context) []roundResult {
 	var out []roundResult
 	total := r.cfg.rounds * len(r.scenarios) * len(r.layouts)
 	r.progress.start(total, r.estimate())
+	defer r.progress.finish()
+	// one makes a run and reports whether to go on.
+	one := func(sc scenario, l layout, round int, attempt func() roundResult) bool {
+		if ctx.Err() != nil {
+			return false
+		}
+		r.progress.begin(fmt.Sprintf("round %d/%d · %s · %s", round, r.cfg.rounds, sc.Name, l.Name))
+		res := r.runQuiet(ctx, attempt)
+		if ctx.Err() != nil && res.failed() {
+			return false // interrupted: not a real failure
+		}
+		r.progress.end(res)
+		out = append(out, res)
+		return true
+	}
+	if r.cfg.keep {
+		for _, sc := range r.scenarios {
+			k := &keptServers{r: r, sc: sc, live: map[string]*live{}}
+			ok := true
+			for round := 1; ok && round <= r.cfg.rounds; round++ {
+				for _, l := range r.order(round) {
+					if ok = one(sc, l, round, func() roundResult { return k.runOne(ctx, l, round) }); !ok {
+						break
+					}
+				}
+			}
+			k.close()
+			if !ok {
+				return out
+			}
+		}
+		return out
+	}
 	for round := 1; round <= r.cfg.rounds; round++ {
 		for _, sc := range r.scenarios {
-			for _, l := range r.layouts {
-				if ctx.Err() != nil {
-					r.progress.finish()
+			for _, l := range r.order(round) {
+				if !one(sc, l, round, func() roundResult { return r.runOne(ctx, sc, l, round) }) {
 					return out
 				}
-				r.progress.begin(fmt.Sprintf("round %d/%d · %s · %s", round, r.cfg.rounds, sc.Name, l.Name))
-				res := r.runQuiet(ctx, sc, l, round)
-				if ctx.Err() != nil && res.failed() {
-					r.progress.finish()
-					return out // interrupted: not a real failure
-				}
-				r.progress.end(res)
-				out = append(out, res)
 			}
 		}
 	}
-	r.progress.finish()
 	return out
+}
+
+// order is the layouts in the order of a round: as given in odd rounds,
+// reversed in even ones, so that a machine drifting slower or faster
+// through a run favours no layout over another in the rounds' ratios.
+func (r *runner) order(round int) []layout {
+	if round%2 == 1 {
+		return r.layouts
+	}
+	rev := slices.Clone(r.layouts)
+	slices.Reverse(rev)
+	return rev
 }
 
 // runQuiet makes one run, first waiting up to -quiet-wait for the machine
 // to be quiet, and repeats it up to -retries times while other processes
 // used more than noiseLimit cores during it. It keeps the quietest attempt.
-func (r *runner) runQuiet(ctx context.Context, sc scenario, l layout, round int) roundResult {
+func (r *runner) runQuiet(ctx context.Context, attempt func() roundResult) roundResult {
 	var best roundResult
-	for attempt := 1; attempt <= 1+r.cfg.retries; attempt++ {
+	for n := 1; n <= 1+r.cfg.retries; n++ {
 		if r.cfg.quietWait > 0 {
 			r.waitQuiet(ctx, r.cfg.quietWait)
 		}
-		res := r.runOne(ctx, sc, l, round)
-		res.Attempts = attempt
-		if attempt == 1 || quieter(res, best) {
+		res := attempt()
+		res.Attempts = n
+		if n == 1 || quieter(res, best) {
 			best = res
 		}
 		if res.failed() || res.otherCores() <= noiseLimit || ctx.Err() != nil {
@@ -154,43 +209,119 @@ func (r *runner) waitQuiet(ctx context.Context, d time.Duration) {
 
 // estimate is the expected time of one run, before any has been timed.
 func (r *runner) estimate() time.Duration {
+	if r.cfg.keep {
+		return r.cfg.duration + 300*time.Millisecond
+	}
 	return r.cfg.duration + r.cfg.warmup + 1500*time.Millisecond
+}
+
+// live is a started, ready and warmed-up server of one layout.
+type live struct {
+	srv *serverProc
+	dir string // the herd app's metric files
+	url string // the benchmarked URL
+}
+
+// close stops the server and removes its metric files.
+func (lv *live) close() {
+	lv.srv.stop(10 * time.Second)
+	os.RemoveAll(lv.dir)
 }
 
 // runOne starts the layout, waits until it is ready, warms it up, measures
 // it, and stops it.
 func (r *runner) runOne(ctx context.Context, sc scenario, l layout, round int) roundResult {
-	res := roundResult{Scenario: sc.Name, Layout: l.Name, Round: round, Start: time.Now().UTC(), Counted: -1}
-	fail := func(srv *serverProc, format string, args ...any) roundResult {
-		res.Err = fmt.Sprintf(format, args...)
-		if srv != nil {
-			res.Err += r.saveLog(res, srv.log.String())
-		}
+	res := newRoundResult(sc, l, round)
+	lv, err := r.launch(ctx, sc, l, round)
+	if err != nil {
+		res.Err = err.Error()
 		return res
 	}
+	defer lv.close()
+	return r.measure(ctx, sc, l, lv, round)
+}
+
+// keptServers are the running servers of one scenario under -keep.
+type keptServers struct {
+	r    *runner
+	sc   scenario
+	live map[string]*live // by layout name
+}
+
+// runOne measures layout l on its running server, starting it first when
+// it is not running (the first round, or its server died).
+func (k *keptServers) runOne(ctx context.Context, l layout, round int) roundResult {
+	lv := k.live[l.Name]
+	if lv != nil {
+		if gone, _ := lv.srv.exited(); gone {
+			lv.close()
+			delete(k.live, l.Name)
+			lv = nil
+		}
+	}
+	if lv == nil {
+		var err error
+		if lv, err = k.r.launch(ctx, k.sc, l, round); err != nil {
+			res := newRoundResult(k.sc, l, round)
+			res.Err = err.Error()
+			return res
+		}
+		k.live[l.Name] = lv
+	}
+	res := k.r.measure(ctx, k.sc, l, lv, round)
+	if res.failed() {
+		// Start it afresh next time rather than measure a server in an
+		// unknown state.
+		lv.close()
+		delete(k.live, l.Name)
+	}
+	return res
+}
+
+// close stops every running server.
+func (k *keptServers) close() {
+	for name, lv := range k.live {
+		lv.close()
+		delete(k.live, name)
+	}
+}
+
+func newRoundResult(sc scenario, l layout, round int) roundResult {
+	return roundResult{Scenario: sc.Name, Layout: l.Name, Round: round, Start: time.Now().UTC(), Counted: -1}
+}
+
+// launch starts the layout, waits until it is ready and warms it up with
+// a discarded wrk run of -warmup. On failure the server is stopped and the
+// error names the file its output was saved to.
+func (r *runner) launch(ctx context.Context, sc scenario, l layout, round int) (*live, error) {
+	name := newRoundResult(sc, l, round)
 	addr, err := freeAddr()
 	if err != nil {
-		return fail(nil, "pick a port: %v", err)
+		return nil, fmt.Errorf("pick a port: %w", err)
 	}
 	adminAddr, err := freeAddr()
 	if err != nil {
-		return fail(nil, "pick a port: %v", err)
+		return nil, fmt.Errorf("pick a port: %w", err)
 	}
 	// Like herd's own default, keep the metric files on tmpfs: on a disk
 	// file system the kernel's writeback of the shared mappings costs the
 	// workers page faults that production does not have.
 	dir, err := os.MkdirTemp(metricsRoot(), "herd-bench-metrics-")
 	if err != nil {
-		return fail(nil, "%v", err)
+		return nil, err
 	}
-	defer os.RemoveAll(dir)
-
 	argv, env := l.argv(r.cfg.app, addr, adminAddr, dir, sc.Cores)
 	srv, err := startServer(argv, env, sc.ServerCPUs, r.pfs)
 	if err != nil {
-		return fail(nil, "%v", err)
+		os.RemoveAll(dir)
+		return nil, err
 	}
-	defer srv.stop(10 * time.Second)
+	lv := &live{srv: srv, dir: dir, url: "http://" + addr + r.cfg.path}
+	fail := func(format string, args ...any) (*live, error) {
+		msg := fmt.Sprintf(format, args...) + r.saveLog(name, srv.log.String())
+		lv.close()
+		return nil, errors.New(msg)
+	}
 	srv.url = "http://" + addr
 	in := l.resolve(sc.Cores)
 	readyCtx, cancel := context.WithTimeout(ctx, r.cfg.readyTimeout)
@@ -202,16 +333,26 @@ func (r *runner) runOne(ctx context.Context, sc scenario, l layout, round int) r
 	}
 	cancel()
 	if err != nil {
-		return fail(srv, "%s: %v", l.Name, err)
+		return fail("%s: %v", l.Name, err)
 	}
-
-	url := srv.url + r.cfg.path
 	if r.cfg.warmup > 0 {
-		if _, _, out, err := r.wrk(ctx, sc, url, r.cfg.warmup); err != nil {
-			return fail(srv, "warm-up: %v\n%s", err, out)
+		if _, _, out, err := r.wrk(ctx, sc, lv.url, r.cfg.warmup); err != nil {
+			return fail("warm-up: %v\n%s", err, out)
 		}
 	}
+	return lv, nil
+}
 
+// measure makes one measured wrk run against a ready server and reads the
+// CPU times and the herd workers' counts around it.
+func (r *runner) measure(ctx context.Context, sc scenario, l layout, lv *live, round int) roundResult {
+	res := newRoundResult(sc, l, round)
+	srv := lv.srv
+	res.PID = srv.pid()
+	fail := func(format string, args ...any) roundResult {
+		res.Err = fmt.Sprintf(format, args...) + r.saveLog(res, srv.log.String())
+		return res
+	}
 	var before map[int]uint64
 	var countedBefore float64
 	if srv.admin != nil {
@@ -219,19 +360,19 @@ func (r *runner) runOne(ctx context.Context, sc scenario, l layout, round int) r
 	}
 	treeBefore, err := r.pfs.tree(srv.pid())
 	if err != nil {
-		return fail(srv, "server process tree: %v", err)
+		return fail("server process tree: %v", err)
 	}
 	busyBefore, berr := r.pfs.busy()
 	t0 := time.Now()
-	w, loadCPU, out, err := r.wrk(ctx, sc, url, r.cfg.duration)
+	w, loadCPU, out, err := r.wrk(ctx, sc, lv.url, r.cfg.duration)
 	treeAfter, terr := r.pfs.tree(srv.pid())
 	busyAfter, aerr := r.pfs.busy()
 	res.Elapsed = time.Since(t0)
 	if err != nil {
-		return fail(srv, "wrk: %v\n%s", err, out)
+		return fail("wrk: %v\n%s", err, out)
 	}
 	if terr != nil {
-		return fail(srv, "server process tree after the run: %v", terr)
+		return fail("server process tree after the run: %v", terr)
 	}
 	res.Wrk, res.LoadCPU = w, loadCPU
 	res.ServerCPU = cpuBetween(treeBefore, treeAfter)
@@ -239,7 +380,7 @@ func (r *runner) runOne(ctx context.Context, sc scenario, l layout, round int) r
 		res.OtherCPU = max(0, busyAfter-busyBefore-res.ServerCPU-res.LoadCPU)
 	}
 	if gone, err := srv.exited(); gone {
-		return fail(srv, "%v during the run", err)
+		return fail("%v during the run", err)
 	}
 	if srv.admin != nil {
 		after, counted := r.settledWorkers(ctx, srv.admin)

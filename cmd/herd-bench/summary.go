@@ -20,7 +20,10 @@ type summary struct {
 	Used  int  `json:"used"`
 	Dirty bool `json:"dirty"`
 
-	RPS       stat          `json:"rps"` // successful responses per second
+	RPS stat `json:"rps"` // successful responses per second
+	// PerCPU is the successful responses per second of the server's CPU
+	// time, per round.
+	PerCPU    stat          `json:"per_cpu_second"`
 	P50       time.Duration `json:"p50_ns"`
 	P99       time.Duration `json:"p99_ns"`
 	P999      time.Duration `json:"p999_ns"`
@@ -32,8 +35,13 @@ type summary struct {
 	Shares []float64 `json:"worker_shares,omitempty"`
 }
 
-// perCore is requests/s per core of server CPU time.
+// perCore is requests per second of server CPU time: the median over the
+// rounds, or for results written before that was kept, the median req/s
+// over the median server cores.
 func (s summary) perCore() float64 {
+	if s.PerCPU.N > 0 {
+		return s.PerCPU.Median
+	}
 	if s.ServerCPU <= 0 {
 		return 0
 	}
@@ -89,11 +97,14 @@ func summarizeRounds(rs []roundResult) summary {
 	if len(used) == 0 {
 		return s
 	}
-	var rps, server, load, other []float64
+	var rps, perCPU, server, load, other []float64
 	var p50, p99, p999 []time.Duration
 	var perSlot []uint64
 	for _, r := range used {
 		rps = append(rps, r.Wrk.goodRPS())
+		if c := r.perCPU(); c > 0 {
+			perCPU = append(perCPU, c)
+		}
 		server = append(server, r.serverCores())
 		load = append(load, r.loadCores())
 		other = append(other, r.otherCores())
@@ -108,6 +119,7 @@ func summarizeRounds(rs []roundResult) summary {
 		}
 	}
 	s.RPS = newStat(rps)
+	s.PerCPU = newStat(perCPU)
 	s.ServerCPU = newStat(server).Median
 	s.LoadCPU = newStat(load).Median
 	s.OtherCPU = newStat(other).Median

@@ -26,7 +26,7 @@ func TestSummarizeRounds(t *testing.T) {
 	if s.Rounds != 5 || s.Failed != 1 || s.ErrorRounds != 1 || s.Errors != 20000 || s.Used != 3 || s.Dirty {
 		t.Errorf("counts: %+v", s)
 	}
-	if s.RPS != (stat{N: 3, Median: 1100, Min: 1000, Max: 1200}) {
+	if s.RPS != (stat{N: 3, Median: 1100, Min: 1000, Max: 1200, P25: 1050, P75: 1150}) {
 		t.Errorf("RPS = %+v: the error round must be left out", s.RPS)
 	}
 	if s.P99 != 3*time.Millisecond || s.P50 != 750*time.Microsecond || s.P999 != 6*time.Millisecond {
@@ -38,8 +38,14 @@ func TestSummarizeRounds(t *testing.T) {
 	if len(s.Shares) != 2 || s.Shares[0] != 0.5 || s.Shares[1] != 0.5 {
 		t.Errorf("shares %v, want [0.5 0.5] (1650 of 3300 each)", s.Shares)
 	}
-	if got := s.perCore(); got < 1222 || got > 1223 {
-		t.Errorf("perCore = %v, want 1100/0.9", got)
+	if got := s.perCore(); got < 1222 || got > 1223 || s.PerCPU.N != 3 || s.PerCPU.Min < 1111 || s.PerCPU.Min > 1112 {
+		t.Errorf("perCore = %v, PerCPU %+v: want the median of each round's requests per CPU second, 1100/0.9", got, s.PerCPU)
+	}
+	// Results written before PerCPU was kept: median req/s over median cores.
+	old := s
+	old.PerCPU = stat{}
+	if got := old.perCore(); got < 1222 || got > 1223 {
+		t.Errorf("perCore without PerCPU = %v, want 1100/0.9", got)
 	}
 	if !s.ok() {
 		t.Error("ok() = false with clean rounds")

@@ -10,7 +10,7 @@ import (
 
 // Chart geometry, in SVG user units (pixels).
 const (
-	svgWidth   = 960
+	svgWidth   = 1120
 	svgLabelW  = 270 // layout names, right-aligned before the bars
 	svgBarX    = 280
 	svgBarMaxW = 500
@@ -83,6 +83,9 @@ func (rep report) writeSVG(w io.Writer) error {
 					x0, mid, x1, x0, mid-4, mid+4, x1, mid-4, mid+4)
 			}
 			label := formatCount(s.RPS.Median) + " req/s · p99 " + formatLatency(s.P99)
+			if b, ok := find(rep.Summaries, s.Scenario, rep.Baseline); ok && b.Used > 0 && b.Layout != s.Layout {
+				label += " · " + formatRatio(rep.ratio(s, b)) + " " + rep.Baseline
+			}
 			if s.Dirty || s.ErrorRounds > 0 {
 				label += " · ⚠ errors"
 			}

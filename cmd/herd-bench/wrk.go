@@ -60,12 +60,11 @@ func (w wrkResult) goodRPS() float64 {
 	if w.Duration <= 0 {
 		return w.RPS
 	}
-	good := w.Requests - w.Non2xx
-	if good < 0 {
-		good = 0
-	}
-	return float64(good) / w.Duration.Seconds()
+	return float64(w.good()) / w.Duration.Seconds()
 }
+
+// good is the number of successful responses.
+func (w wrkResult) good() int64 { return max(0, w.Requests-w.Non2xx) }
 
 var errNoWrkSummary = errors.New("wrk output has no Requests/sec line")
 

@@ -1,0 +1,57 @@
+// Command chiherd is one of herd-bench's peers: the GET /hello of
+// examples/hello on a chi router with herd's metrics middleware, as
+// examples/hello builds it, but served by one plain net/http process: no
+// master, no workers, no admin listener. Beside bench/chi (the same router
+// without the middleware) and herd's own layouts it tells what the
+// middleware and what the prefork machinery cost.
+//
+//	chiherd -bind 127.0.0.1:8086
+//
+// The metric files go to a private directory (under /dev/shm when it
+// exists), removed at exit. GET /healthz answers 200 for readiness probes
+// (it goes through the middleware, as every route of examples/hello does).
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/herdhttp/herd/bench/internal/peer"
+	"github.com/herdhttp/herd/metrics"
+	"github.com/herdhttp/herd/middleware"
+)
+
+func main() {
+	fs := flag.NewFlagSet("chiherd", flag.ContinueOnError)
+	bind := fs.String("bind", "127.0.0.1:8086", "listen address")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		os.Exit(2)
+	}
+	if err := run(*bind); err != nil {
+		fmt.Fprintln(os.Stderr, "chiherd:", err)
+		os.Exit(1)
+	}
+}
+
+func run(bind string) error {
+	reg, err := metrics.NewRegistry(metrics.Options{})
+	if err != nil {
+		return err
+	}
+	r := chi.NewRouter()
+	r.Use(middleware.Instrument(reg))
+	r.Get("/hello", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, peer.HelloBody)
+	})
+	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	return errors.Join(peer.Serve(bind, r), reg.Close())
+}
