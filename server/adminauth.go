@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -45,6 +46,8 @@ type basicAuth struct {
 	good    map[[32]byte]bool // digests of credentials that verified
 
 	verify sync.Mutex // one PBKDF2 computation at a time
+
+	rounds atomic.Uint64 // PBKDF2 rounds computed so far
 }
 
 // pbkdf2Hash is one parsed "$pbkdf2-sha256$..." hash.
@@ -195,8 +198,10 @@ func (a *basicAuth) check(user, password string) bool {
 	ok := false
 	if known {
 		ok = h.matches(password)
+		a.rounds.Add(uint64(h.rounds))
 	} else {
 		dummy.matches(password)
+		a.rounds.Add(uint64(dummy.rounds))
 	}
 	a.verify.Unlock()
 	if ok {
