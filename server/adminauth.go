@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,8 +27,11 @@ import (
 // lines: passlib's pbkdf2_sha256 format (salt and checksum in passlib's
 // base64 variant: '.' for '+', no padding), which Python's standard library
 // can produce (docs/reliability.md has the one-liner) and HashPassword
-// produces. The file is read again when it changes; a file that no longer
-// parses keeps the previous users and is logged.
+// produces. The file must be a regular file that other users cannot read
+// (it holds password hashes, which can be attacked offline), or start-up
+// fails. It is read again when it changes, and revoking fails closed: a file
+// that is missing, empty, unreadable or does not parse denies every request
+// (and says so in the log) until a good one is back.
 //
 // PBKDF2 is slow on purpose, so each verification is expensive, and what a
 // client can make the master compute is bounded:
@@ -47,10 +49,11 @@ type basicAuth struct {
 	path string
 	log  *slog.Logger // nil: reload failures are not logged
 
-	mu        sync.Mutex // guards the fields below
-	users     map[string]pbkdf2Hash
-	maxRounds int // the highest rounds of users: what every failure costs
-	stamp     fileStamp
+	mu        sync.Mutex            // guards the fields below
+	users     map[string]pbkdf2Hash // empty: everyone is denied
+	maxRounds int                   // the highest rounds of users: what every failure costs
+	stamp     fileStamp             // of the version loaded or refused last
+	failing   string                // why everyone is denied, or ""
 	checked   time.Time
 	good      map[[32]byte]bool // digests of credentials that verified
 
@@ -172,11 +175,7 @@ func newBasicAuth(path string) (*basicAuth, error) {
 }
 
 func (a *basicAuth) loadLocked() error {
-	st, err := stampOf(a.path)
-	if err != nil {
-		return err
-	}
-	b, err := os.ReadFile(a.path)
+	b, st, err := readConfigFile(a.path, true)
 	if err != nil {
 		return err
 	}
@@ -191,6 +190,39 @@ func (a *basicAuth) loadLocked() error {
 	}
 	clear(a.good)
 	return nil
+}
+
+// reloadLocked reads the file again if it changed since the last look
+// (at most every reloadCheck). A version that cannot be used denies
+// everyone: removing or emptying the file revokes every credential.
+func (a *basicAuth) reloadLocked(now time.Time) {
+	if now.Sub(a.checked) < reloadCheck {
+		return
+	}
+	a.checked = now
+	st, err := stampOf(a.path)
+	if err == nil && st == a.stamp {
+		return
+	}
+	if err == nil {
+		err = a.loadLocked()
+	}
+	if err == nil {
+		if a.log != nil {
+			a.log.Info("admin basic auth: users file reloaded", "file", a.path, "users", len(a.users))
+		}
+		a.failing = ""
+		return
+	}
+	// Remember the refused version, so that it is not parsed again every
+	// reloadCheck (a missing file has the zero stamp).
+	a.stamp = st
+	a.users = nil
+	clear(a.good)
+	if a.failing != err.Error() && a.log != nil {
+		a.log.Error("admin basic auth: denying every request until the users file is fixed", "file", a.path, "err", err)
+	}
+	a.failing = err.Error()
 }
 
 // verdict is the outcome of a credential check.
@@ -208,13 +240,10 @@ const (
 func (a *basicAuth) check(ctx context.Context, remoteAddr, user, password string) (v verdict, wait time.Duration) {
 	now := time.Now()
 	a.mu.Lock()
-	if now.Sub(a.checked) >= reloadCheck {
-		a.checked = now
-		if st, err := stampOf(a.path); err == nil && st != a.stamp {
-			if err := a.loadLocked(); err != nil && a.log != nil {
-				a.log.Error("admin basic auth: keeping the previous users", "file", a.path, "err", err)
-			}
-		}
+	a.reloadLocked(now)
+	if len(a.users) == 0 {
+		a.mu.Unlock()
+		return denied, 0 // revoked: nothing to verify against
 	}
 	h, known := a.users[user]
 	rounds := a.maxRounds

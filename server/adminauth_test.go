@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -245,5 +247,102 @@ func BenchmarkCachedCredentialCheck(b *testing.B) {
 	for b.Loop() {
 		w := httptest.NewRecorder()
 		ok.ServeHTTP(w, req)
+	}
+}
+
+// Emptying or removing the users file while the master runs revokes every
+// credential, remembered ones included, and the log says why.
+func TestRevokingBasicAuthFailsClosed(t *testing.T) {
+	users := writeUsers(t, minRounds, "prometheus", "s3cret")
+	good, _ := os.ReadFile(users)
+	base, sec := serveAdmin(t, Config{AdminBasicAuthFile: users})
+	var logBuf syncBuffer
+	sec.auth.mu.Lock()
+	sec.auth.log = slog.New(slog.NewTextHandler(&logBuf, nil))
+	sec.auth.mu.Unlock()
+	status := func() int {
+		code, _ := get(t, http.DefaultClient, base+"/metrics", "prometheus", "s3cret")
+		return code
+	}
+	if code := status(); code != 200 {
+		t.Fatalf("valid credentials: %d", code)
+	}
+	for _, revoke := range []struct {
+		how string
+		do  func() error
+	}{
+		{"emptied", func() error { return os.WriteFile(users, []byte("# nobody may scrape\n"), 0o600) }},
+		{"removed", func() error { return os.Remove(users) }},
+		{"broken", func() error { return os.WriteFile(users, []byte("prometheus:plaintext\n"), 0o600) }},
+	} {
+		if err := revoke.do(); err != nil {
+			t.Fatal(err)
+		}
+		if !eventually(10*time.Second, func() bool { return status() == 401 }) {
+			t.Errorf("users file %s: remembered credentials still accepted 10 s later", revoke.how)
+		}
+		if !strings.Contains(logBuf.String(), "denying every request") {
+			t.Errorf("users file %s: nothing logged:\n%s", revoke.how, logBuf.String())
+		}
+		// A good file again restores access.
+		if err := os.WriteFile(users+".new", good, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Rename(users+".new", users)
+		if !eventually(10*time.Second, func() bool { return status() == 200 }) {
+			t.Fatalf("users file restored after being %s: still denied", revoke.how)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use (a log's output).
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A users file that others can read, or that is no regular file, is refused
+// at start-up with one line naming the flag; a FIFO does not hang the check.
+func TestUsersFileMustBePrivateAndRegular(t *testing.T) {
+	dir := t.TempDir()
+	users := writeUsers(t, minRounds, "prometheus", "s3cret")
+	if err := os.Chmod(users, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{users: "readable by every user", fifo: "not a regular file", dir: "not a regular file"} {
+		done := make(chan error, 1)
+		go func() {
+			_, err := newBasicAuth(path)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.HasPrefix(err.Error(), "-admin-basic-auth-file: ") || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("%s: error %v, want one line naming the flag and %q", filepath.Base(path), err, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: reading it hangs", filepath.Base(path))
+		}
+	}
+	// Group-readable is fine (a scraper's group may share it).
+	os.Chmod(users, 0o640)
+	if _, err := newBasicAuth(users); err != nil {
+		t.Errorf("mode 0640: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -137,6 +138,41 @@ func (kp *keyPair) loadLocked() error {
 	return nil
 }
 
+// maxConfigFile bounds the size of a file behind the admin listener's
+// protection (certificates, keys, CAs, users): far more than any real one.
+const maxConfigFile = 1 << 20
+
+// readConfigFile reads a certificate, key, CA or users file, and the stamp
+// of the version read. It must be a regular file of at most maxConfigFile
+// bytes; private (a key, password hashes) means that users other than the
+// owner and group must not be able to read it. Symbolic links are followed
+// (Kubernetes mounts secrets through them); the open never blocks, so a
+// FIFO at the path is refused instead of hanging the master.
+func readConfigFile(path string, private bool) ([]byte, fileStamp, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fileStamp{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fileStamp{}, err
+	}
+	switch {
+	case !fi.Mode().IsRegular():
+		return nil, fileStamp{}, fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type())
+	case fi.Size() > maxConfigFile:
+		return nil, fileStamp{}, fmt.Errorf("%s is larger than %d bytes", path, maxConfigFile)
+	case private && fi.Mode().Perm()&0o004 != 0:
+		return nil, fileStamp{}, fmt.Errorf("%s is readable by every user (mode %04o); chmod o-r it", path, fi.Mode().Perm())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxConfigFile+1))
+	if err != nil {
+		return nil, fileStamp{}, err
+	}
+	return b, stampFromInfo(fi), nil
+}
+
 // fileStamp identifies one version of a file.
 type fileStamp struct {
 	mtime time.Time
@@ -149,9 +185,13 @@ func stampOf(path string) (fileStamp, error) {
 	if err != nil {
 		return fileStamp{}, err
 	}
+	return stampFromInfo(fi), nil
+}
+
+func stampFromInfo(fi os.FileInfo) fileStamp {
 	st := fileStamp{mtime: fi.ModTime(), size: fi.Size()}
 	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
 		st.ino = sys.Ino
 	}
-	return st, nil
+	return st
 }
