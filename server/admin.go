@@ -76,6 +76,7 @@ func listenAdmin(cfg Config, sec *adminSecurity) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("-metrics-bind: %w", err)
 	}
+	ln = limitConns(ln, adminMaxConns())
 	if sec != nil && sec.tls != nil {
 		ln = tls.NewListener(ln, sec.tls)
 	}
