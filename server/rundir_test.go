@@ -2,8 +2,10 @@ package server
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -80,5 +82,113 @@ func TestRunDirIsPrivate(t *testing.T) {
 	}
 	if _, err := makeRunDir(filepath.Join(parent, "nope")); err == nil {
 		t.Error("a missing parent was accepted")
+	}
+}
+
+// Every directory -metrics-dir is looked up through is checked, not only
+// the last: whoever can rename entries of an ancestor can swap the whole
+// tree below it.
+func TestMetricsDirAncestorsAreChecked(t *testing.T) {
+	base := t.TempDir()
+	mk := func(path string, mode os.FileMode) string {
+		t.Helper()
+		p := filepath.Join(base, path)
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	mk("ww/metrics", 0o755)
+	os.Chmod(filepath.Join(base, "ww"), 0o777)
+	mk("gw/a/b/metrics", 0o755)
+	os.Chmod(filepath.Join(base, "gw"), 0o775)
+	mk("sticky/metrics", 0o755)
+	os.Chmod(filepath.Join(base, "sticky"), 0o777|os.ModeSticky)
+	mk("safe/metrics", 0o700)
+	os.Symlink(filepath.Join(base, "safe"), filepath.Join(base, "tosafe"))
+	os.Symlink(filepath.Join(base, "ww"), filepath.Join(base, "toww"))
+	os.Symlink("../safe", filepath.Join(base, "ww", "back")) // a link inside an unsafe directory
+	os.Symlink("loop", filepath.Join(base, "loop"))
+
+	cases := []struct {
+		dir  string
+		want string // "" accepted, else a word of the error
+	}{
+		{"sticky/metrics", ""},
+		{"safe/metrics", ""},
+		{"tosafe/metrics", ""},
+		{"ww/metrics", "inside " + filepath.Join(base, "ww")},
+		{"gw/a/b/metrics", "inside " + filepath.Join(base, "gw")},
+		{"toww/metrics", "inside " + filepath.Join(base, "ww")},
+		{"ww/back/metrics", "inside " + filepath.Join(base, "ww")},
+		{"safe/../ww/metrics", "inside " + filepath.Join(base, "ww")},
+		{"loop/metrics", "symbolic links"},
+	}
+	if os.Geteuid() == 0 {
+		// A parent owned by nobody: nobody could rename -metrics-dir away
+		// and put a directory of their own in its place.
+		p := mk("theirs/metrics", 0o755)
+		if err := os.Chown(filepath.Dir(p), 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, struct{ dir, want string }{"theirs/metrics", "owned by uid 65534"})
+	}
+	for _, tc := range cases {
+		t.Run(tc.dir, func(t *testing.T) {
+			err := checkMetricsParent(filepath.Join(base, tc.dir))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.want != "" && err == nil:
+				t.Errorf("accepted, want an error about %q", tc.want)
+			case err != nil && (!strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "-metrics-dir: ")):
+				t.Errorf("error %q does not start with -metrics-dir or mention %q", err, tc.want)
+			}
+		})
+	}
+	// A relative path is resolved from the working directory.
+	t.Chdir(filepath.Join(base, "ww"))
+	if err := checkMetricsParent("metrics"); err == nil {
+		t.Error("relative path inside an unsafe directory accepted")
+	}
+}
+
+// The attack the ancestor check stops, played by the user nobody: with a
+// parent directory nobody owns, nobody can move -metrics-dir away and make
+// a new one in its place, so the master must refuse it.
+func TestMetricsDirWithAParentOwnedByNobody(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a directory owned by nobody and act as nobody")
+	}
+	base, err := os.MkdirTemp("", "herd-ancestor-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	os.Chmod(base, 0o755) // nobody must be able to reach their directory
+	parent := filepath.Join(base, "parent")
+	dir := filepath.Join(parent, "metrics")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(parent, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := makeRunDir(dir); err == nil || !strings.Contains(err.Error(), "owned by uid 65534") {
+		t.Errorf("makeRunDir under a parent owned by nobody: %v, want a refusal", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 0 {
+		t.Errorf("a refused -metrics-dir got entries: %v", entries)
+	}
+	// And the refusal matters: nobody can swap the directory.
+	swap := exec.Command("/bin/sh", "-c", "mv metrics mine && mkdir metrics")
+	swap.Dir = parent
+	swap.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	if out, err := swap.CombinedOutput(); err != nil {
+		t.Fatalf("nobody could not swap the directory (so this test shows nothing): %v\n%s", err, out)
 	}
 }
