@@ -42,10 +42,11 @@ func runSingle(ctx context.Context, cfg Config, app App, log *slog.Logger) error
 	}
 	defer closeAdmin(admin)
 	if cfg.PIDFile != "" {
-		if err := prefork.WritePIDFile(cfg.PIDFile); err != nil {
+		pf, err := prefork.WritePIDFile(cfg.PIDFile)
+		if err != nil {
 			return configError{err}
 		}
-		defer prefork.RemovePIDFile(cfg.PIDFile)
+		defer pf.Remove()
 	}
 	sv, err := startServing(cfg, dir, "0a", app, log)
 	if err != nil {
