@@ -332,3 +332,35 @@ func TestAdminConnectionsCannotExhaustDescriptors(t *testing.T) {
 		t.Error("a probe on a fresh connection was never answered")
 	}
 }
+
+// BenchmarkAdminScrape is a GET /metrics on a kept-alive connection to the
+// admin listener (its connection cap included), with basic auth
+// credentials remembered after the first request.
+func BenchmarkAdminScrape(b *testing.B) {
+	users := writeUsers(b, minRounds, "prometheus", "s3cret")
+	cfg := Config{MetricsBind: "127.0.0.1:0", AdminBasicAuthFile: users}
+	sec, err := newAdminSecurity(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := listenAdmin(cfg, sec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := metrics.GathererFunc(func() ([]*dto.MetricFamily, error) { return nil, nil })
+	st := &status{pid: 1, requests: func() uint64 { return 0 }}
+	srv := startAdmin(ln, g, st, sec, slog.New(slog.DiscardHandler))
+	defer stopAdmin(srv)
+	client := &http.Client{}
+	req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+"/metrics", nil)
+	req.SetBasicAuth("prometheus", "s3cret")
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := client.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			b.Fatalf("%v %v", resp, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
