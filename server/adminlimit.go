@@ -148,8 +148,8 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 		if lc := l.admit(c, time.Now()); lc != nil {
 			return lc, nil
 		}
-		c.Close()
 		l.refused.Add(1)
+		c.Close()
 	}
 }
 
@@ -168,8 +168,8 @@ func (l *connLimiter) admit(c net.Conn, now time.Time) *limitedConn {
 			return nil
 		}
 		delete(l.conns, victim)
-		victim.Conn.Close() // the server sees an error and closes it again: a no-op
 		l.evicted.Add(1)
+		victim.Conn.Close() // the server sees an error and closes it again: a no-op
 	}
 	lc := &limitedConn{Conn: c, l: l}
 	lc.waiting.Store(now.UnixNano())
