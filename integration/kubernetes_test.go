@@ -150,6 +150,9 @@ func TestDeployKubernetes(t *testing.T) {
 	if ip := net.ParseIP(adminHost); adminHost != "" && (ip == nil || !ip.IsUnspecified()) {
 		t.Errorf("-metrics-bind %q: the kubelet's probes and Prometheus reach the pod IP, bind 0.0.0.0", flags["metrics-bind"])
 	}
+	if flags["admin-tls-cert"] == "" || flags["admin-tls-key"] == "" || flags["admin-basic-auth-file"] == "" {
+		t.Error("the admin listener on the pod IP has no TLS or no basic auth: open to the whole pod network")
+	}
 	if _, appPort, err := net.SplitHostPort(flags["bind"]); err != nil || ports["http"] != appPort {
 		t.Errorf("-bind %q does not match the http containerPort %q", flags["bind"], ports["http"])
 	}
@@ -224,6 +227,8 @@ func TestDeployKubernetes(t *testing.T) {
 		"bind":         "127.0.0.1:0",
 		"metrics-bind": "127.0.0.1:0",
 		"metrics-dir":  t.TempDir(),
+		// The Secrets' files exist only in a pod; on loopback, no TLS or auth.
+		"admin-tls-cert": "", "admin-tls-key": "", "admin-basic-auth-file": "",
 	})
 	cmd := exec.Command(helloBin, run...)
 	cmd.Env = append(os.Environ(), "GOMEMLIMIT=536870912") // what limits.memory 512Mi resolves to

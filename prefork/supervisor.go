@@ -159,11 +159,12 @@ func (s *supervisor) run(ctx context.Context) error {
 	defer signal.Stop(chld)
 
 	if s.cfg.PIDFile != "" {
-		if err := writePIDFile(s.cfg.PIDFile, s.env.getpid()); err != nil {
+		pf, err := writePIDFile(s.cfg.PIDFile, s.env.getpid())
+		if err != nil {
 			s.m.closeFDs()
 			return err
 		}
-		defer removePIDFile(s.cfg.PIDFile, s.env.getpid())
+		defer pf.remove()
 	}
 	s.notify = newNotifier(s.cfg.sdNotify, s.log)
 	defer s.notify.close()

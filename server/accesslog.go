@@ -1,10 +1,13 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // logFile is an access log file that can be reopened, for log rotation:
@@ -36,12 +39,36 @@ func openLogFile(path string) (*logFile, error) {
 	return &logFile{path: path, f: f}, nil
 }
 
+// openAppend opens (creating) the access log for appending. It refuses to
+// write through a symbolic link at path (O_NOFOLLOW: a link planted in a
+// shared log directory would make a root master append to any file), and
+// anything but a regular file with a single link (a FIFO, a device, a hard
+// link to another file); the open never blocks.
 func openAppend(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, accessLogMode)
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, accessLogMode)
 	if err != nil {
-		return nil, fmt.Errorf("-access-log: %w", err)
+		// ELOOP, or EACCES in a sticky directory (fs.protected_*).
+		if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&os.ModeSymlink != 0 {
+			return nil, fmt.Errorf("-access-log: %s is a symbolic link; give the real path", path)
+		}
+		return nil, fmt.Errorf("-access-log: %s: %w", path, err)
 	}
-	return f, nil
+	var st unix.Stat_t
+	err = unix.Fstat(fd, &st)
+	switch {
+	case err != nil:
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		err = errors.New("not a regular file")
+	case st.Nlink != 1:
+		err = fmt.Errorf("has %d hard links, want 1", st.Nlink)
+	default:
+		err = unix.SetNonblock(fd, false)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("-access-log: %s: %w", path, err)
+	}
+	return os.NewFile(uintptr(fd), path), nil
 }
 
 // Write writes one line (the access log middleware calls it once per line).

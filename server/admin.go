@@ -24,6 +24,7 @@ func listenAdmin(addr string, sec *adminSecurity) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("-metrics-bind: %w", err)
 	}
+	ln = limitConns(ln, adminMaxConns())
 	if sec != nil && sec.tls != nil {
 		ln = tls.NewListener(ln, sec.tls)
 	}

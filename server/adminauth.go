@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha256"
@@ -11,10 +12,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,26 +27,45 @@ import (
 // lines: passlib's pbkdf2_sha256 format (salt and checksum in passlib's
 // base64 variant: '.' for '+', no padding), which Python's standard library
 // can produce (docs/reliability.md has the one-liner) and HashPassword
-// produces. The file is read again when it changes; a file that no longer
-// parses keeps the previous users and is logged.
+// produces. The file must be a regular file that other users cannot read
+// (it holds password hashes, which can be attacked offline), or start-up
+// fails. It is read again when it changes, and revoking fails closed: a file
+// that is missing, empty, unreadable or does not parse denies every request
+// (and says so in the log) until a good one is back.
 //
-// PBKDF2 is slow on purpose, so each verification is expensive: successful
-// credentials are remembered (a scraper pays once, not every scrape), and
-// verifications run one at a time, so a client guessing passwords costs the
-// master at most one CPU.
+// PBKDF2 is slow on purpose, so each verification is expensive, and what a
+// client can make the master compute is bounded:
+//
+//   - credentials that verified are remembered (a scraper pays once, not
+//     every scrape), and checking a remembered one costs one SHA-256;
+//   - at most hashSlots verifications run at once; a request finding them
+//     all busy is answered 429 with Retry-After at once, never queued;
+//   - each client address may fail failBurst times, then once every
+//     failEvery (failLimiter); past that it gets 429 without hashing;
+//   - a request whose client has gone is dropped before hashing;
+//   - every failure costs the rounds of the user with the most rounds,
+//     whichever user it names, so timing does not tell which users exist.
 type basicAuth struct {
 	path string
 	log  *slog.Logger // nil: reload failures are not logged
 
-	mu      sync.Mutex // guards the fields below
-	users   map[string]pbkdf2Hash
-	dummy   pbkdf2Hash // verified for unknown users: a wrong name costs what a wrong password does
-	stamp   fileStamp
-	checked time.Time
-	good    map[[32]byte]bool // digests of credentials that verified
+	mu        sync.Mutex            // guards the fields below
+	users     map[string]pbkdf2Hash // empty: everyone is denied
+	maxRounds int                   // the highest rounds of users: what every failure costs
+	stamp     fileStamp             // of the version loaded or refused last
+	failing   string                // why everyone is denied, or ""
+	checked   time.Time
+	good      map[[32]byte]bool // digests of credentials that verified
 
-	verify sync.Mutex // one PBKDF2 computation at a time
+	slots chan struct{} // a token per verification running
+	fails *failLimiter
+
+	rounds atomic.Uint64 // PBKDF2 rounds computed so far
 }
+
+// hashSlots is how many PBKDF2 verifications may run at once: a client
+// guessing passwords costs the master at most this many CPUs.
+const hashSlots = 1
 
 // pbkdf2Hash is one parsed "$pbkdf2-sha256$..." hash.
 type pbkdf2Hash struct {
@@ -141,7 +161,12 @@ func parseUsers(b []byte) (map[string]pbkdf2Hash, error) {
 }
 
 func newBasicAuth(path string) (*basicAuth, error) {
-	a := &basicAuth{path: path, good: map[[32]byte]bool{}}
+	a := &basicAuth{
+		path:  path,
+		good:  map[[32]byte]bool{},
+		slots: make(chan struct{}, hashSlots),
+		fails: newFailLimiter(failBurst, failEvery, failAddrs),
+	}
 	if err := a.loadLocked(); err != nil {
 		return nil, fmt.Errorf("-admin-basic-auth-file: %s: %w", path, err)
 	}
@@ -150,11 +175,7 @@ func newBasicAuth(path string) (*basicAuth, error) {
 }
 
 func (a *basicAuth) loadLocked() error {
-	st, err := stampOf(a.path)
-	if err != nil {
-		return err
-	}
-	b, err := os.ReadFile(a.path)
+	b, st, err := readConfigFile(a.path, true)
 	if err != nil {
 		return err
 	}
@@ -163,62 +184,141 @@ func (a *basicAuth) loadLocked() error {
 		return err
 	}
 	a.users, a.stamp = users, st
-	a.dummy = pbkdf2Hash{rounds: minRounds, salt: make([]byte, 16), checksum: make([]byte, sha256.Size)}
+	a.maxRounds = minRounds
 	for _, h := range users {
-		a.dummy.rounds = max(a.dummy.rounds, h.rounds)
+		a.maxRounds = max(a.maxRounds, h.rounds)
 	}
 	clear(a.good)
 	return nil
 }
 
-// check reports whether user and password are valid.
-func (a *basicAuth) check(user, password string) bool {
-	a.mu.Lock()
-	if now := time.Now(); now.Sub(a.checked) >= reloadCheck {
-		a.checked = now
-		if st, err := stampOf(a.path); err == nil && st != a.stamp {
-			if err := a.loadLocked(); err != nil && a.log != nil {
-				a.log.Error("admin basic auth: keeping the previous users", "file", a.path, "err", err)
-			}
+// reloadLocked reads the file again if it changed since the last look
+// (at most every reloadCheck). A version that cannot be used denies
+// everyone: removing or emptying the file revokes every credential.
+func (a *basicAuth) reloadLocked(now time.Time) {
+	if now.Sub(a.checked) < reloadCheck {
+		return
+	}
+	a.checked = now
+	st, err := stampOf(a.path)
+	if err == nil && st == a.stamp {
+		return
+	}
+	if err == nil {
+		err = a.loadLocked()
+	}
+	if err == nil {
+		if a.log != nil {
+			a.log.Info("admin basic auth: users file reloaded", "file", a.path, "users", len(a.users))
 		}
+		a.failing = ""
+		return
+	}
+	// Remember the refused version, so that it is not parsed again every
+	// reloadCheck (a missing file has the zero stamp).
+	a.stamp = st
+	a.users = nil
+	clear(a.good)
+	if a.failing != err.Error() && a.log != nil {
+		a.log.Error("admin basic auth: denying every request until the users file is fixed", "file", a.path, "err", err)
+	}
+	a.failing = err.Error()
+}
+
+// verdict is the outcome of a credential check.
+type verdict int
+
+const (
+	allowed verdict = iota
+	denied          // 401
+	busy            // 429: every hash slot is taken
+	limited         // 429: the client's address spent its failure budget
+)
+
+// check checks user and password for a request from remoteAddr whose
+// context is ctx. For busy and limited, wait is when to try again.
+func (a *basicAuth) check(ctx context.Context, remoteAddr, user, password string) (v verdict, wait time.Duration) {
+	now := time.Now()
+	a.mu.Lock()
+	a.reloadLocked(now)
+	if len(a.users) == 0 {
+		a.mu.Unlock()
+		return denied, 0 // revoked: nothing to verify against
 	}
 	h, known := a.users[user]
-	dummy := a.dummy
+	rounds := a.maxRounds
 	d := sha256.Sum256([]byte(user + "\x00" + password + "\x00" + h.text))
 	if known && a.good[d] {
 		a.mu.Unlock()
-		return true
+		return allowed, 0
 	}
 	a.mu.Unlock()
 
-	a.verify.Lock()
-	ok := false
+	if ctx.Err() != nil {
+		return denied, 0 // the client has gone: nobody to answer
+	}
+	client := clientKey(remoteAddr)
+	if ok, wait := a.fails.take(client, now); !ok {
+		return limited, wait
+	}
+	select {
+	case a.slots <- struct{}{}:
+	default:
+		a.fails.refund(client, now)
+		return busy, time.Second
+	}
+	ok := a.verify(h, known, password, rounds)
+	<-a.slots
+	if !ok {
+		return denied, 0
+	}
+	a.fails.refund(client, now)
+	a.mu.Lock()
+	if len(a.good) >= 64 {
+		clear(a.good)
+	}
+	a.good[d] = true
+	a.mu.Unlock()
+	return allowed, 0
+}
+
+// verify computes PBKDF2 for password: h's rounds if the user is known,
+// then, if it does not match, more rounds up to `rounds` (the highest of
+// all users), so that every failure costs the same.
+func (a *basicAuth) verify(h pbkdf2Hash, known bool, password string, rounds int) bool {
 	if known {
-		ok = h.matches(password)
-	} else {
-		dummy.matches(password)
-	}
-	a.verify.Unlock()
-	if ok {
-		a.mu.Lock()
-		if len(a.good) >= 64 {
-			clear(a.good)
+		a.rounds.Add(uint64(h.rounds))
+		if h.matches(password) {
+			return true
 		}
-		a.good[d] = true
-		a.mu.Unlock()
+		rounds -= h.rounds
 	}
-	return ok
+	if rounds > 0 {
+		a.rounds.Add(uint64(rounds))
+		var salt [16]byte // this PBKDF2 only spends time
+		pbkdf2.Key(sha256.New, password, salt[:], rounds, sha256.Size)
+	}
+	return false
 }
 
 // wrap requires valid credentials for h.
 func (a *basicAuth) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user, pass, ok := r.BasicAuth()
-		if !ok || !a.check(user, pass) {
+		v := denied
+		var wait time.Duration
+		if ok {
+			v, wait = a.check(r.Context(), r.RemoteAddr, user, pass)
+		}
+		switch v {
+		case allowed:
+			h.ServeHTTP(w, r)
+		case busy, limited:
+			w.Header().Set("Retry-After", strconv.Itoa(int(max(1, (wait+time.Second-1)/time.Second))))
+			http.Error(w, "429 too many authentication attempts", http.StatusTooManyRequests)
+		default:
 			w.Header().Set("WWW-Authenticate", `Basic realm="herd", charset="UTF-8"`)
 			http.Error(w, "401 unauthorized", http.StatusUnauthorized)
-			return
 		}
-		h.ServeHTTP(w, r)
 	})
 }

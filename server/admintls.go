@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -22,9 +23,16 @@ import (
 // -admin-tls-key, -admin-tls-client-ca, -admin-basic-auth-file), hashes
 // passwords with PBKDF2-SHA256 from the standard library, and reads the
 // files again when they change, as exporter-toolkit does.
+//
+// A reload that fails keeps the previous certificate and key (the server's
+// own identity: better an old one than none), but fails closed for the
+// files that say who may come in: a client CA file or users file that is
+// missing or unusable admits nobody until it is fixed. Private files (the
+// key, the users file) must not be readable by every user.
 type adminSecurity struct {
 	tls  *tls.Config // nil: plain HTTP
 	cert *keyPair    // the certificate behind tls
+	cas  *clientCAs  // nil: no client certificate asked for
 	auth *basicAuth  // nil: no authentication
 }
 
@@ -43,16 +51,16 @@ func newAdminSecurity(c Config) (*adminSecurity, error) {
 			GetCertificate: kp.get,
 		}
 		if c.AdminTLSClientCA != "" {
-			pem, err := os.ReadFile(c.AdminTLSClientCA)
-			if err != nil {
-				return nil, fmt.Errorf("-admin-tls-client-ca: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("-admin-tls-client-ca: %s holds no PEM certificate", c.AdminTLSClientCA)
-			}
-			s.tls.ClientCAs = pool
+			// A resumed TLS session skips the client's certificate, and
+			// with it the check against CAs reloaded since: no tickets.
+			s.tls.SessionTicketsDisabled = true
 			s.tls.ClientAuth = tls.RequireAndVerifyClientCert
+			cas, err := newClientCAs(c.AdminTLSClientCA, s.tls)
+			if err != nil {
+				return nil, err
+			}
+			s.cas = cas
+			s.tls = cas.current
 		}
 	}
 	if c.AdminBasicAuthFile != "" {
@@ -69,6 +77,11 @@ func newAdminSecurity(c Config) (*adminSecurity, error) {
 func (s *adminSecurity) setLogger(log *slog.Logger) {
 	if s.cert != nil {
 		s.cert.log = log
+	}
+	if s.cas != nil {
+		s.cas.mu.Lock()
+		s.cas.log = log
+		s.cas.mu.Unlock()
 	}
 	if s.auth != nil {
 		s.auth.log = log
@@ -121,20 +134,130 @@ func (kp *keyPair) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 }
 
 func (kp *keyPair) loadLocked() error {
-	a, err := stampOf(kp.certFile)
+	certPEM, a, err := readConfigFile(kp.certFile, false)
 	if err != nil {
 		return err
 	}
-	b, err := stampOf(kp.keyFile)
+	keyPEM, b, err := readConfigFile(kp.keyFile, true)
 	if err != nil {
 		return err
 	}
-	cert, err := tls.LoadX509KeyPair(kp.certFile, kp.keyFile)
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return err
 	}
 	kp.cert, kp.stamps = &cert, [2]fileStamp{a, b}
 	return nil
+}
+
+// clientCAs serves the TLS configuration that requires client certificates
+// signed by the CAs of a file, loading the file again when it changes. A
+// version that cannot be used (missing, unreadable, no PEM certificate)
+// leaves an empty pool: no client is admitted until it is fixed.
+type clientCAs struct {
+	path string
+	base *tls.Config // everything but ClientCAs
+
+	mu      sync.Mutex // guards the fields below
+	log     *slog.Logger
+	current *tls.Config // base with the CAs of the version loaded last
+	stamp   fileStamp
+	failing string // why every client is refused, or ""
+	checked time.Time
+}
+
+func newClientCAs(path string, base *tls.Config) (*clientCAs, error) {
+	c := &clientCAs{path: path, base: base.Clone()}
+	c.base.GetConfigForClient = c.config
+	if err := c.loadLocked(); err != nil {
+		return nil, fmt.Errorf("-admin-tls-client-ca: %w", err)
+	}
+	c.checked = time.Now()
+	return c, nil
+}
+
+// config is tls.Config.GetConfigForClient.
+func (c *clientCAs) config(*tls.ClientHelloInfo) (*tls.Config, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now := time.Now(); now.Sub(c.checked) >= reloadCheck {
+		c.checked = now
+		st, err := stampOf(c.path)
+		if err != nil || st != c.stamp {
+			if err == nil {
+				err = c.loadLocked()
+			}
+			switch {
+			case err != nil:
+				c.stamp = st // a missing file has the zero stamp
+				c.current = c.withPool(x509.NewCertPool())
+				if c.failing != err.Error() && c.log != nil {
+					c.log.Error("admin TLS: refusing every client certificate until the client CA file is fixed", "file", c.path, "err", err)
+				}
+				c.failing = err.Error()
+			default:
+				c.failing = ""
+				if c.log != nil {
+					c.log.Info("admin TLS: client CAs reloaded", "file", c.path)
+				}
+			}
+		}
+	}
+	return c.current, nil
+}
+
+func (c *clientCAs) loadLocked() error {
+	pem, st, err := readConfigFile(c.path, false)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("%s holds no PEM certificate", c.path)
+	}
+	c.current, c.stamp = c.withPool(pool), st
+	return nil
+}
+
+func (c *clientCAs) withPool(pool *x509.CertPool) *tls.Config {
+	cfg := c.base.Clone()
+	cfg.ClientCAs = pool
+	return cfg
+}
+
+// maxConfigFile bounds the size of a file behind the admin listener's
+// protection (certificates, keys, CAs, users): far more than any real one.
+const maxConfigFile = 1 << 20
+
+// readConfigFile reads a certificate, key, CA or users file, and the stamp
+// of the version read. It must be a regular file of at most maxConfigFile
+// bytes; private (a key, password hashes) means that users other than the
+// owner and group must not be able to read it. Symbolic links are followed
+// (Kubernetes mounts secrets through them); the open never blocks, so a
+// FIFO at the path is refused instead of hanging the master.
+func readConfigFile(path string, private bool) ([]byte, fileStamp, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fileStamp{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fileStamp{}, err
+	}
+	switch {
+	case !fi.Mode().IsRegular():
+		return nil, fileStamp{}, fmt.Errorf("%s is not a regular file (%s)", path, fi.Mode().Type())
+	case fi.Size() > maxConfigFile:
+		return nil, fileStamp{}, fmt.Errorf("%s is larger than %d bytes", path, maxConfigFile)
+	case private && fi.Mode().Perm()&0o004 != 0:
+		return nil, fileStamp{}, fmt.Errorf("%s is readable by every user (mode %04o); chmod o-r it", path, fi.Mode().Perm())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxConfigFile+1))
+	if err != nil {
+		return nil, fileStamp{}, err
+	}
+	return b, stampFromInfo(fi), nil
 }
 
 // fileStamp identifies one version of a file.
@@ -149,9 +272,13 @@ func stampOf(path string) (fileStamp, error) {
 	if err != nil {
 		return fileStamp{}, err
 	}
+	return stampFromInfo(fi), nil
+}
+
+func stampFromInfo(fi os.FileInfo) fileStamp {
 	st := fileStamp{mtime: fi.ModTime(), size: fi.Size()}
 	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
 		st.ino = sys.Ino
 	}
-	return st, nil
+	return st
 }

@@ -151,6 +151,8 @@ func (c Config) withDefaults() Config {
 		{&c.ReadTimeout, defaultReadTimeout},
 		{&c.WriteTimeout, Off},
 		{&c.IdleTimeout, defaultIdleTimeout},
+		{&c.MaxWorkerAge, Off},
+		{&c.MaxWorkerAgeJitter, Off},
 	} {
 		if *d.p == 0 {
 			*d.p = d.def
@@ -164,8 +166,8 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// httpTimeout converts a Config timeout to net/http's convention (zero:
-// none).
+// httpTimeout converts a Config duration to net/http's and prefork's
+// convention (zero: none).
 func httpTimeout(d time.Duration) time.Duration {
 	if d < 0 {
 		return 0
@@ -289,8 +291,8 @@ func (c Config) configurePrefork(pc *prefork.Config, l appListener) {
 	pc.MaxRequests = c.MaxRequests
 	pc.MaxRequestsJitter = c.MaxRequestsJitter
 	pc.MaxWorkerRSS = c.MaxWorkerRSS
-	pc.MaxWorkerAge = max(c.MaxWorkerAge, 0) // Off: never
-	pc.MaxWorkerAgeJitter = max(c.MaxWorkerAgeJitter, 0)
+	pc.MaxWorkerAge = httpTimeout(c.MaxWorkerAge) // Off: never
+	pc.MaxWorkerAgeJitter = httpTimeout(c.MaxWorkerAgeJitter)
 	l.configurePrefork(pc)
 }
 

@@ -36,6 +36,7 @@ func TestFlagsSetTheConfig(t *testing.T) {
 		ReadHeaderTimeout: 2 * time.Second, ReadTimeout: Off, WriteTimeout: 5 * time.Second,
 		IdleTimeout: Off, MaxHeaderBytes: 8192, PIDFile: "/run/x.pid", AccessLog: "-",
 		AdminTLSCert: "c.pem", AdminTLSKey: "k.pem", AdminBasicAuthFile: "users",
+		MaxWorkerAge: Off, MaxWorkerAgeJitter: Off,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)

@@ -65,7 +65,8 @@ func TestEveryFlagHasItsVariable(t *testing.T) {
 	values := map[string]string{
 		"bind": "127.0.0.2:81", "workers": "7", "metrics-bind": "off", "metrics-dir": "/srv/m",
 		"listener-mode": "shared", "graceful-timeout": "5s", "timeout": "6s", "max-requests": "100",
-		"max-requests-jitter": "10", "log-format": "json", "read-header-timeout": "1s",
+		"max-requests-jitter": "10", "max-worker-rss": "512MiB", "max-worker-age": "1h",
+		"max-worker-age-jitter": "5m", "log-format": "json", "read-header-timeout": "1s",
 		"read-timeout": "off", "write-timeout": "9s", "idle-timeout": "0", "max-header-bytes": "1000",
 		"admin-tls-cert": "c", "admin-tls-key": "k", "admin-tls-client-ca": "ca",
 		"admin-basic-auth-file": "u", "pidfile": "/run/h.pid", "access-log": "-",

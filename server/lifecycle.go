@@ -37,10 +37,11 @@ func run(ctx context.Context, s *settings, app App, env runEnv, log *slog.Logger
 	}
 	defer b.close()
 	if s.PIDFile != "" {
-		if err := prefork.WritePIDFile(s.PIDFile); err != nil {
+		pf, err := prefork.WritePIDFile(s.PIDFile)
+		if err != nil {
 			return configError{err}
 		}
-		defer prefork.RemovePIDFile(s.PIDFile)
+		defer pf.Remove()
 	}
 
 	s.sec.setLogger(log)

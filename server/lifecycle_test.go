@@ -24,14 +24,10 @@ import (
 )
 
 // eventually waits until cond holds, failing the test after within.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, within)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !waitUntil(within, cond) {
+		t.Fatalf("%s: not within %s", what, within)
 	}
 }
 

@@ -6,21 +6,27 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
 // The metrics directory policy. herd never writes a metric file directly
 // into -metrics-dir: it creates a private run directory there (mode 0700,
 // owned by the master's user) and every file of the run lives inside it.
-// Whoever can rename or replace entries of -metrics-dir could swap that run
-// directory for one of their own, so -metrics-dir itself must be:
+// Whoever can rename or replace an entry of -metrics-dir, or of any
+// directory above it, could swap that run directory (or -metrics-dir
+// itself) for one of their own, so:
 //
-//   - a real directory, not a symbolic link (the last path component is
-//     checked with lstat; give the resolved path instead);
-//   - owned by the master's effective user or by root;
-//   - writable by nobody else, unless it has the sticky bit, which limits
-//     renaming and removing an entry to that entry's owner (as /tmp and
-//     /dev/shm have: mode 1777).
+//   - -metrics-dir must be a real directory, not a symbolic link (the last
+//     path component is checked with lstat; give the resolved path
+//     instead);
+//   - it, and every directory its path is looked up through (each
+//     ancestor, and the targets of symbolic links on the way, resolved as
+//     the kernel does), must be owned by the master's effective user or by
+//     root;
+//   - and writable by nobody else, unless it has the sticky bit, which
+//     limits renaming and removing an entry to that entry's owner (as /tmp
+//     and /dev/shm have: mode 1777).
 //
 // Anything else is refused before anything starts (exit status 2, one line).
 
@@ -52,17 +58,98 @@ func checkMetricsParent(dir string) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("-metrics-dir: %s is not a directory", dir)
 	}
+	if err := safeDir(fi); err != nil {
+		return fmt.Errorf("-metrics-dir: %s %v", dir, err)
+	}
+	return checkAncestors(dir)
+}
+
+// safeDir applies the owner and mode rules of the policy to a directory's
+// information; the error reads after the directory's name.
+func safeDir(fi fs.FileInfo) error {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
-		return fmt.Errorf("-metrics-dir: %s: cannot read its owner", dir)
+		return errors.New("has no readable owner")
 	}
 	if euid := os.Geteuid(); int(st.Uid) != euid && st.Uid != 0 {
-		return fmt.Errorf("-metrics-dir: %s is owned by uid %d, not by this user (uid %d) or root", dir, st.Uid, euid)
+		return fmt.Errorf("is owned by uid %d, not by this user (uid %d) or root", st.Uid, euid)
 	}
 	if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0 {
-		return fmt.Errorf("-metrics-dir: %s is writable by users other than its owner (mode %04o) and has no sticky bit; chmod go-w or +t it", dir, fi.Mode().Perm())
+		return fmt.Errorf("is writable by users other than its owner (mode %04o) and has no sticky bit; chmod go-w or +t it", fi.Mode().Perm())
 	}
 	return nil
+}
+
+// maxSymlinkHops bounds the symbolic links followed while checking a path,
+// as the kernel's limit (40) does.
+const maxSymlinkHops = 40
+
+// checkAncestors applies safeDir to every directory through which dir's
+// path is looked up: from / down to dir's parent, following symbolic links
+// as the kernel does (a link's target is looked up in its turn, from / if
+// it is absolute). Each directory is checked before any name is looked up
+// in it, so every entry on the way can be changed only by root or this
+// user.
+func checkAncestors(dir string) error {
+	path := dir
+	if !filepath.IsAbs(path) {
+		wd, err := os.Getwd()
+		if err != nil {
+			return fmt.Errorf("-metrics-dir: %w", err)
+		}
+		path = wd + "/" + path
+	}
+	todo := strings.Split(strings.TrimRight(path, "/"), "/")
+	todo = todo[:len(todo)-1] // dir itself: checked by the caller, with lstat
+	cur := "/"
+	hops := 0
+	for checked := ""; ; {
+		if cur != checked {
+			fi, err := os.Stat(cur)
+			if err != nil {
+				return fmt.Errorf("-metrics-dir: %w", err)
+			}
+			if err := safeDir(fi); err != nil {
+				return fmt.Errorf("-metrics-dir: %s is inside %s, which %v", dir, cur, err)
+			}
+			checked = cur
+		}
+		if len(todo) == 0 {
+			return nil
+		}
+		name := todo[0]
+		todo = todo[1:]
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			cur = filepath.Dir(cur)
+			continue
+		}
+		next := filepath.Join(cur, name)
+		fi, err := os.Lstat(next)
+		if err != nil {
+			return fmt.Errorf("-metrics-dir: %w", err)
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			if hops++; hops > maxSymlinkHops {
+				return fmt.Errorf("-metrics-dir: %s: too many levels of symbolic links", dir)
+			}
+			target, err := os.Readlink(next)
+			if err != nil {
+				return fmt.Errorf("-metrics-dir: %w", err)
+			}
+			if filepath.IsAbs(target) {
+				cur = "/"
+			}
+			todo = append(strings.Split(target, "/"), todo...)
+			continue
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("-metrics-dir: %s is not a directory", next)
+		}
+		cur = next
+	}
 }
 
 // makeRunDir creates this run's private directory (mode 0700) for metric
