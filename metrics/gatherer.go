@@ -53,13 +53,15 @@ type DirGatherer struct {
 	mu     sync.Mutex // guards the fields below
 	merger *merger
 	logged map[string]string // path -> reason already logged
+
+	once *onceLogger // conflicts, each logged once
 }
 
 // NewDirGatherer returns a Gatherer over dir. The directory is read on every Gather, not
 // now: it may not exist yet.
 func NewDirGatherer(dir string, opts GathererOpts) *DirGatherer {
 	return &DirGatherer{dir: dir, opts: opts, reader: mmapstore.NewReader(), merger: newMerger(),
-		logged: make(map[string]string)}
+		logged: make(map[string]string), once: newOnceLogger(opts.Logger)}
 }
 
 // Close releases the mappings of the files read so far. The DirGatherer may be used again
