@@ -118,3 +118,41 @@ herd_metrics_families_dropped 3
 jobs_total 3
 `, "jobs_total", "twice", "herd_metrics_families_dropped")
 }
+
+// A metric file cannot shadow the gatherer's own families: file families named like them
+// are left out, counted in herd_metrics_families_dropped and logged once.
+func TestFileCannotShadowSelfMetrics(t *testing.T) {
+	t.Parallel()
+	w := metricstest.NewRegistry(t)
+	w.MustNewGauge(metrics.GaugeOpts{Name: "herd_metrics_files", Help: "Forged.", Mode: metrics.GaugeMax}).Set(42)
+	w.MustNewGauge(metrics.GaugeOpts{Name: "herd_metrics_files_skipped", Help: "Forged.", Mode: metrics.GaugeMin}).Set(0)
+	w.MustNewCounter(metrics.CounterOpts{Name: "herd_metrics_families_dropped", Help: "Forged."}).Inc()
+	w.MustNewCounter(metrics.CounterOpts{Name: "jobs_total", Help: "Jobs."}).Add(3)
+	if err := writeFile(w.Dir(), "counter_9z.db", ""); err != nil { // one file to skip
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	g := metrics.NewDirGatherer(w.Dir(), metrics.GathererOpts{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	for range 2 {
+		// counter_0a.db, gauge_max_0a.db, gauge_min_0a.db
+		if v := metricstest.Value(t, g, "herd_metrics_files"); v != 3 {
+			t.Errorf("herd_metrics_files = %v, want 3", v)
+		}
+		if v := metricstest.Value(t, g, "herd_metrics_files_skipped"); v != 1 {
+			t.Errorf("herd_metrics_files_skipped = %v, want 1", v)
+		}
+		if v := metricstest.Value(t, g, "herd_metrics_families_dropped"); v != 3 {
+			t.Errorf("herd_metrics_families_dropped = %v, want 3", v)
+		}
+		if v := metricstest.Value(t, g, "jobs_total"); v != 3 {
+			t.Errorf("jobs_total = %v, want 3", v)
+		}
+	}
+	// Through Gatherers (as the master serves it) the count is the directory's.
+	if v := metricstest.Value(t, metrics.Gatherers{g}, "herd_metrics_families_dropped"); v != 3 {
+		t.Errorf("through Gatherers: herd_metrics_families_dropped = %v, want 3", v)
+	}
+	if n := strings.Count(logs.String(), "own families"); n != 3 {
+		t.Errorf("logged %d times, want once for each of 3 families:\n%s", n, logs.String())
+	}
+}

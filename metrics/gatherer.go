@@ -32,7 +32,9 @@ type GathererOpts struct {
 	// Zero: skips are only counted.
 	Logger *slog.Logger
 	// OmitSelfMetrics leaves out the gatherer's own families (herd_metrics_files,
-	// herd_metrics_files_skipped, herd_metrics_scrape_duration_seconds). Zero: included.
+	// herd_metrics_files_skipped, herd_metrics_scrape_duration_seconds,
+	// herd_metrics_families_dropped). Zero: included. Families of the files named like one
+	// of them are left out either way.
 	OmitSelfMetrics bool
 }
 
@@ -42,7 +44,10 @@ type GathererOpts struct {
 // parse appended entries and load values.
 //
 // Bad files (empty, truncated, corrupt, foreign, unknown prefix) are skipped, never fail a
-// scrape; their number is reported in herd_metrics_files_skipped.
+// scrape; their number is reported in herd_metrics_files_skipped. A family of the files
+// named like one of the gatherer's own (herd_metrics_files and the others listed at
+// GathererOpts.OmitSelfMetrics) is left out, logged once and counted in
+// herd_metrics_families_dropped: a file cannot shadow them.
 //
 // A DirGatherer is safe for concurrent use; scrapes are serialised.
 type DirGatherer struct {
@@ -94,16 +99,37 @@ func (g *DirGatherer) Gather() ([]*dto.MetricFamily, error) {
 		return nil, fmt.Errorf("metrics: read %s: %w", g.dir, err)
 	}
 	g.logSkipped(skipped)
+	for _, name := range g.merger.reserved {
+		g.once.warn("reserved\x00"+name, "metrics: left out a metric family of the files that uses one of the gatherer's own families' names", "family", name)
+	}
 	if g.opts.OmitSelfMetrics {
 		return fams, nil
 	}
 	fams = append(fams,
-		gaugeFamily("herd_metrics_files", "Metric files merged by the last scrape.", float64(nfiles)),
-		gaugeFamily("herd_metrics_files_skipped", "Metric files skipped by the last scrape because they were empty, truncated, corrupt or foreign (see the log).", float64(len(skipped))),
-		gaugeFamily("herd_metrics_scrape_duration_seconds", "Time the last scrape took to read and merge the metric files.", time.Since(start).Seconds()),
+		gaugeFamily("herd_metrics_files", filesHelp, float64(nfiles)),
+		gaugeFamily("herd_metrics_files_skipped", filesSkippedHelp, float64(len(skipped))),
+		gaugeFamily("herd_metrics_scrape_duration_seconds", scrapeDurationHelp, time.Since(start).Seconds()),
+		gaugeFamily(familiesDroppedName, familiesDroppedHelp, float64(len(g.merger.reserved))),
 	)
 	sortFamilies(fams)
-	return dedupeFamilies(fams), nil
+	return fams, nil
+}
+
+// The DirGatherer's own families. Families of the files named like one of them are left out
+// (see merger.finish), so a file can never shadow them.
+const (
+	filesHelp          = "Metric files merged by the last scrape."
+	filesSkippedHelp   = "Metric files skipped by the last scrape because they were empty, truncated, corrupt or foreign (see the log)."
+	scrapeDurationHelp = "Time the last scrape took to read and merge the metric files."
+)
+
+// selfFamily reports whether name is one of the DirGatherer's own families.
+func selfFamily(name string) bool {
+	switch name {
+	case "herd_metrics_files", "herd_metrics_files_skipped", "herd_metrics_scrape_duration_seconds", familiesDroppedName:
+		return true
+	}
+	return false
 }
 
 func (g *DirGatherer) logSkipped(skipped []mmapstore.SkippedFile) {

@@ -66,6 +66,9 @@ type merger struct {
 	stamp   uint64
 	touched []*famAgg   // families of the current merge, in order of first appearance
 	slab    []seriesAgg // where new series are allocated
+	// reserved lists the families of the last merge left out because they use the name
+	// of one of the DirGatherer's own families.
+	reserved []string
 }
 
 // fileCache is what the merger resolved for each entry of one file, by position. The
@@ -341,7 +344,12 @@ func (sa *seriesAgg) addBucket(le, v float64) {
 // finish builds the families of the merge and forgets what was not seen lately.
 func (m *merger) finish() []*dto.MetricFamily {
 	out := make([]*dto.MetricFamily, 0, len(m.touched))
+	m.reserved = m.reserved[:0]
 	for _, fa := range m.touched {
+		if selfFamily(fa.family) {
+			m.reserved = append(m.reserved, fa.family)
+			continue
+		}
 		if mf := fa.build(m.gen); mf != nil {
 			out = append(out, mf)
 		}
