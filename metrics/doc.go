@@ -66,6 +66,15 @@
 // version). The mostrecent modes store a timestamp with each value and need the Current
 // file layout.
 //
+// The mode of a family is that of its first file in name order; file names start with the
+// mode (gauge_<mode>_<id>.db), so when processes disagree (a reload to a binary that changed
+// a gauge's mode) the mode first in alphabetical order among the files present wins
+// (all < liveall < livemax < livemin < livemostrecent < livesum < max < min < mostrecent <
+// sum), whichever worker wrote it, and the other files' values are merged in that mode. Once
+// that file is gone (a dead worker's live* files), the next one decides. The same holds for
+// a name written as two types: the type of the first file wins and the others' samples are
+// left out. Client_python lets the last gauge file it reads (in directory order) decide.
+//
 // # Operational notes
 //
 //   - Files live in a tmpfs (/dev/shm) when the server is configured that way. Docker gives a
