@@ -181,7 +181,7 @@ func BenchmarkRestartChurn(b *testing.B) {
 	}
 	snap := copyDir(b, dir)
 	filesFirst := c.files()
-	master := newScraper(dir)
+	master := newScraper(dir, acceptText, false)
 	defer master.g.Close()
 	master.scrape(b)
 	setup := time.Now()
@@ -194,7 +194,7 @@ func BenchmarkRestartChurn(b *testing.B) {
 	if filesAfter != filesFirst {
 		b.Fatalf("file count grew from %d to %d", filesFirst, filesAfter)
 	}
-	first := newScraper(snap)
+	first := newScraper(snap, acceptText, false)
 	defer first.g.Close()
 	first.scrape(b)
 

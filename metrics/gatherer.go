@@ -60,13 +60,16 @@ type DirGatherer struct {
 	logged map[string]string // path -> reason already logged
 
 	once *onceLogger // conflicts, each logged once
+	les  leTexts     // rendered histogram bounds, for fast scrapes (guarded by mu)
+
+	afterFile func(path string) // tests: called after each file is merged
 }
 
 // NewDirGatherer returns a Gatherer over dir. The directory is read on every Gather, not
 // now: it may not exist yet.
 func NewDirGatherer(dir string, opts GathererOpts) *DirGatherer {
 	return &DirGatherer{dir: dir, opts: opts, reader: mmapstore.NewReader(), merger: newMerger(),
-		logged: make(map[string]string), once: newOnceLogger(opts.Logger)}
+		logged: make(map[string]string), once: newOnceLogger(opts.Logger), les: make(leTexts)}
 }
 
 // Close releases the mappings of the files read so far. The DirGatherer may be used again
@@ -86,6 +89,42 @@ func (g *DirGatherer) Gather() ([]*dto.MetricFamily, error) {
 	start := time.Now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	fas, self, err := g.mergeLocked(start)
+	if err != nil {
+		return nil, err
+	}
+	fams := make([]*dto.MetricFamily, 0, len(fas)+len(self))
+	for _, fa := range fas {
+		if mf := fa.build(g.merger.gen); mf != nil {
+			fams = append(fams, mf)
+		}
+	}
+	fams = append(fams, self...)
+	sortFamilies(fams)
+	return fams, nil
+}
+
+// families merges the directory and returns its families, unsorted, for a scrape that
+// renders them while g.mu is held (see family). The caller holds g.mu.
+func (g *DirGatherer) familiesLocked(start time.Time) ([]family, error) {
+	fas, self, err := g.mergeLocked(start)
+	if err != nil {
+		return nil, err
+	}
+	fams := make([]family, 0, len(fas)+len(self))
+	for _, fa := range fas {
+		fams = append(fams, family{name: fa.name, fa: fa, gen: g.merger.gen})
+	}
+	for _, mf := range self {
+		fams = append(fams, family{name: mf.GetName(), mf: mf})
+	}
+	return fams, nil
+}
+
+// mergeLocked reads and merges the directory. It returns the families of the files to
+// expose, sorted by name, valid until the next merge, and the gatherer's own families. The
+// caller holds g.mu.
+func (g *DirGatherer) mergeLocked(start time.Time) ([]*famAgg, []*dto.MetricFamily, error) {
 	// Each file is merged as soon as it is read, while its samples are in the CPU cache;
 	// ScanDirFunc hands files over in name (so path) order, as the merge requires.
 	g.merger.begin()
@@ -93,26 +132,27 @@ func (g *DirGatherer) Gather() ([]*dto.MetricFamily, error) {
 	skipped, err := g.reader.ScanDirFunc(g.dir, func(f *mmapstore.FileSamples) {
 		nfiles++
 		g.merger.addFile(f)
+		if g.afterFile != nil {
+			g.afterFile(f.Path)
+		}
 	})
-	fams := g.merger.finish()
+	fas := g.merger.end()
 	if err != nil {
-		return nil, fmt.Errorf("metrics: read %s: %w", g.dir, err)
+		return nil, nil, fmt.Errorf("metrics: read %s: %w", g.dir, err)
 	}
 	g.logSkipped(skipped)
 	for _, name := range g.merger.reserved {
 		g.once.warn("reserved\x00"+name, "metrics: left out a metric family of the files that uses one of the gatherer's own families' names", "family", name)
 	}
 	if g.opts.OmitSelfMetrics {
-		return fams, nil
+		return fas, nil, nil
 	}
-	fams = append(fams,
+	return fas, []*dto.MetricFamily{
 		gaugeFamily("herd_metrics_files", filesHelp, float64(nfiles)),
 		gaugeFamily("herd_metrics_files_skipped", filesSkippedHelp, float64(len(skipped))),
 		gaugeFamily("herd_metrics_scrape_duration_seconds", scrapeDurationHelp, time.Since(start).Seconds()),
 		gaugeFamily(familiesDroppedName, familiesDroppedHelp, float64(len(g.merger.reserved))),
-	)
-	sortFamilies(fams)
-	return fams, nil
+	}, nil
 }
 
 // The DirGatherer's own families. Families of the files named like one of them are left out

@@ -1,9 +1,11 @@
 package metrics
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 
@@ -47,11 +49,59 @@ const (
 
 // Gather gathers from every Gatherer in order.
 func (gs Gatherers) Gather() ([]*dto.MetricFamily, error) {
+	srcs := make([]source, len(gs))
+	for i, g := range gs {
+		fams, err := g.Gather()
+		srcs[i] = dtoSource(g, fams, err)
+	}
 	j := joiner{log: gs.onceLog()}
-	fams, err := j.join(gs)
-	fams = append(fams, gaugeFamily(familiesDroppedName, familiesDroppedHelp, float64(j.dropped)))
+	joined, err := j.join(srcs)
+	fams := make([]*dto.MetricFamily, 0, len(joined)+1)
+	for i := range joined {
+		if mf := joined[i].dto(); mf != nil {
+			fams = append(fams, mf)
+		}
+	}
+	fams = append(fams, j.droppedFamily())
 	sortFamilies(fams)
 	return fams, err
+}
+
+// family is one family of a scrape: a family of the merger's state, rendered from it by a
+// fast scrape and built into a dto family only when needed, or a dto family.
+type family struct {
+	name string
+	fa   *famAgg // with gen; valid while its DirGatherer's lock is held
+	gen  uint64
+	mf   *dto.MetricFamily
+}
+
+// dto returns the family as a dto family, building it from the merger's state if needed.
+func (f *family) dto() *dto.MetricFamily {
+	if f.mf == nil && f.fa != nil {
+		f.mf = f.fa.build(f.gen)
+	}
+	return f.mf
+}
+
+func sortFamilyList(fs []family) {
+	slices.SortStableFunc(fs, func(a, b family) int { return cmp.Compare(a.name, b.name) })
+}
+
+// source is what one gatherer gave.
+type source struct {
+	fams    []family
+	checked bool // one of herd's gatherers: unique names and series
+	err     error
+}
+
+func dtoSource(g Gatherer, fams []*dto.MetricFamily, err error) source {
+	_, checked := g.(checkedGatherer)
+	s := source{fams: make([]family, len(fams)), checked: checked, err: err}
+	for i, mf := range fams {
+		s.fams[i] = family{name: mf.GetName(), mf: mf}
+	}
+	return s
 }
 
 // onceLog returns the conflict log of the first of herd's gatherers among gs, depth first.
@@ -80,40 +130,41 @@ type joiner struct {
 // part is one gatherer's family of a name.
 type part struct {
 	i       int // the gatherer's index
-	mf      *dto.MetricFamily
+	f       *family
 	checked bool
 }
 
-func (j *joiner) join(gs Gatherers) ([]*dto.MetricFamily, error) {
+// join joins the families of srcs, given in gatherer order, and returns them unsorted
+// with the gatherers' errors.
+func (j *joiner) join(srcs []source) ([]family, error) {
 	var errs []error
 	byName := make(map[string][]part)
 	var names []string // in order of first appearance
-	for i, g := range gs {
-		fams, err := g.Gather()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("gatherer %d: %w", i, err))
+	for i := range srcs {
+		src := &srcs[i]
+		if src.err != nil {
+			errs = append(errs, fmt.Errorf("gatherer %d: %w", i, src.err))
 		}
-		_, checked := g.(checkedGatherer)
-		for _, mf := range fams {
-			name := mf.GetName()
-			if name == familiesDroppedName {
-				if checked { // herd's own count, of what it dropped: add it up
-					j.dropped += int(selfValue(mf))
+		for k := range src.fams {
+			f := &src.fams[k]
+			if f.name == familiesDroppedName {
+				if src.checked { // herd's own count, of what it dropped: add it up
+					j.dropped += int(selfValue(f.dto()))
 				} else {
-					j.drop(i, name, "reserved", "metrics: left out a metric family that uses the name of the gatherer's own")
+					j.drop(i, f.name, "reserved", "metrics: left out a metric family that uses the name of the gatherer's own")
 				}
 				continue
 			}
-			if _, ok := byName[name]; !ok {
-				names = append(names, name)
+			if _, ok := byName[f.name]; !ok {
+				names = append(names, f.name)
 			}
-			byName[name] = append(byName[name], part{i, mf, checked})
+			byName[f.name] = append(byName[f.name], part{i, f, src.checked})
 		}
 	}
-	out := make([]*dto.MetricFamily, 0, len(names))
+	out := make([]family, 0, len(names))
 	for _, name := range names {
-		if mf := j.joinFamily(name, byName[name]); mf != nil {
-			out = append(out, mf)
+		if f, ok := j.joinFamily(name, byName[name]); ok {
+			out = append(out, f)
 		}
 	}
 	if len(errs) > 0 {
@@ -122,24 +173,33 @@ func (j *joiner) join(gs Gatherers) ([]*dto.MetricFamily, error) {
 	return out, nil
 }
 
-// joinFamily joins the parts of one family name, in gatherer order, or returns nil if all
-// were left out.
-func (j *joiner) joinFamily(name string, parts []part) *dto.MetricFamily {
+// droppedFamily returns the family herd_metrics_families_dropped of what j dropped.
+func (j *joiner) droppedFamily() *dto.MetricFamily {
+	return gaugeFamily(familiesDroppedName, familiesDroppedHelp, float64(j.dropped))
+}
+
+// joinFamily joins the parts of one family name, in gatherer order; false if all were left
+// out.
+func (j *joiner) joinFamily(name string, parts []part) (family, bool) {
 	if len(parts) == 1 && parts[0].checked {
-		return parts[0].mf
+		return *parts[0].f, true
 	}
 	var have *dto.MetricFamily
 	seen := make(map[string]bool) // labels of every series joined
 	var ids []string              // the current part's
 	for _, p := range parts {
-		if have != nil && have.GetType() != p.mf.GetType() {
+		mf := p.f.dto()
+		if mf == nil {
+			continue
+		}
+		if have != nil && have.GetType() != mf.GetType() {
 			j.drop(p.i, name, "type", "metrics: left out a metric family of conflicting type",
-				"type", p.mf.GetType().String(), "kept_type", have.GetType().String())
+				"type", mf.GetType().String(), "kept_type", have.GetType().String())
 			continue
 		}
 		ids = ids[:0]
 		var repeated *dto.Metric
-		for _, m := range p.mf.Metric {
+		for _, m := range mf.Metric {
 			id := seriesID(name, m)
 			if seen[id] {
 				repeated = m
@@ -157,19 +217,18 @@ func (j *joiner) joinFamily(name string, parts []part) *dto.MetricFamily {
 			continue
 		}
 		if have == nil {
-			first := p.mf
-			have = &dto.MetricFamily{Name: first.Name, Help: first.Help, Type: first.Type, Unit: first.Unit}
-		} else if have.GetHelp() != p.mf.GetHelp() {
+			have = &dto.MetricFamily{Name: mf.Name, Help: mf.Help, Type: mf.Type, Unit: mf.Unit}
+		} else if have.GetHelp() != mf.GetHelp() {
 			j.log.warn(fmt.Sprintf("help\x00%s\x00%d", name, p.i), "metrics: a metric family has different help texts; kept the first",
-				"family", name, "gatherer", p.i, "help", p.mf.GetHelp(), "kept_help", have.GetHelp())
+				"family", name, "gatherer", p.i, "help", mf.GetHelp(), "kept_help", have.GetHelp())
 		}
-		have.Metric = append(have.Metric, p.mf.Metric...)
+		have.Metric = append(have.Metric, mf.Metric...)
 	}
 	if have == nil {
-		return nil
+		return family{}, false
 	}
 	sortMetrics(have.Metric)
-	return have
+	return family{name: name, mf: have}, true
 }
 
 // drop counts a gatherer's family left out and logs it once.

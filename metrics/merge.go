@@ -64,6 +64,7 @@ type merger struct {
 	// reserved lists the families of the last merge left out because they use the name
 	// of one of the DirGatherer's own families.
 	reserved []string
+	out      []*famAgg // end's result, reused
 }
 
 // fileCache is what the merger resolved for each entry of one file, by position. The
@@ -203,15 +204,28 @@ func (sa *seriesAgg) addBucket(le, v float64) {
 
 // finish builds the families of the merge and forgets what was not seen lately.
 func (m *merger) finish() []*dto.MetricFamily {
-	out := make([]*dto.MetricFamily, 0, len(m.touched))
-	m.reserved = m.reserved[:0]
-	for _, fa := range m.touched {
-		if selfFamily(fa.family) {
-			m.reserved = append(m.reserved, fa.family)
-			continue
-		}
+	fas := m.end()
+	out := make([]*dto.MetricFamily, 0, len(fas))
+	for _, fa := range fas {
 		if mf := fa.build(m.gen); mf != nil {
 			out = append(out, mf)
+		}
+	}
+	return out
+}
+
+// end ends a merge: it returns the families to expose, sorted by exposed name (the first of
+// several with one name, in order of first appearance), and forgets what was not seen
+// lately. The families' series stay valid until the next begin.
+func (m *merger) end() []*famAgg {
+	out := m.out[:0]
+	m.reserved = m.reserved[:0]
+	for _, fa := range m.touched {
+		switch {
+		case selfFamily(fa.family):
+			m.reserved = append(m.reserved, fa.family)
+		case fa.name != "" && fa.hasOutput(m.gen):
+			out = append(out, fa)
 		}
 	}
 	clear(m.touched)
@@ -221,8 +235,10 @@ func (m *merger) finish() []*dto.MetricFamily {
 			delete(m.files, path)
 		}
 	}
-	sortFamilies(out)
-	out = dedupeFamilies(out)
+	slices.SortStableFunc(out, func(a, b *famAgg) int { return cmp.Compare(a.name, b.name) })
+	out = slices.CompactFunc(out, func(a, b *famAgg) bool { return a.name == b.name })
+	clear(out[len(out):cap(out)])
+	m.out = out
 	m.prune()
 	return out
 }
@@ -239,6 +255,7 @@ func (m *merger) touch(fa *famAgg, f *mmapstore.FileSamples, help string) {
 		fa.sorted = fa.sorted[:0]
 		fa.epoch++
 		m.stamp++
+		fa.name = exposedName(fa.family, f.Type)
 	}
 	fa.gen, fa.typ, fa.mode, fa.help = m.gen, f.Type, GaugeMode(f.Mode), help
 	m.touched = append(m.touched, fa)
@@ -248,6 +265,10 @@ func (m *merger) touch(fa *famAgg, f *mmapstore.FileSamples, help string) {
 // slot of the entries of f that fc has not resolved yet, and appends them to fc.
 func (m *merger) resolve(fc *fileCache, f *mmapstore.FileSamples) {
 	var cur *famAgg // the family of the previous entry: files hold families in runs
+	if n := len(f.Samples); cap(fc.ops) < n {
+		// Room for every entry at once (a file is usually resolved whole, once).
+		fc.ops, fc.sas, fc.kis = slices.Grow(fc.ops, n-len(fc.ops)), slices.Grow(fc.sas, n-len(fc.sas)), slices.Grow(fc.kis, n-len(fc.kis))
+	}
 	for _, s := range f.Samples[len(fc.ops):] {
 		k := s.Key
 		if k == nil {

@@ -17,10 +17,10 @@ import (
 // gathered families writes to them).
 func (fa *famAgg) build(gen uint64) *dto.MetricFamily {
 	var typ dto.MetricType
-	name := fa.family
+	name := fa.name
 	switch fa.typ {
 	case typeCounter:
-		typ, name = dto.MetricType_COUNTER, name+"_total"
+		typ = dto.MetricType_COUNTER
 	case typeGauge:
 		typ = dto.MetricType_GAUGE
 	case typeSummary:
@@ -30,10 +30,10 @@ func (fa *famAgg) build(gen uint64) *dto.MetricFamily {
 	default:
 		return nil
 	}
-	if fa.dirty {
-		slices.SortFunc(fa.sorted, func(a, b *seriesAgg) int { return strings.Compare(a.sortKey, b.sortKey) })
+	fa.order()
+	if fa.stale {
 		fa.relayout()
-		fa.dirty = false
+		fa.stale = false
 	}
 	help := fa.help
 	// Room for every series: all are usually current, and one pass over them is cheaper
@@ -43,7 +43,7 @@ func (fa *famAgg) build(gen uint64) *dto.MetricFamily {
 	b := newBatch(n)
 	i := 0
 	for _, sa := range fa.sorted {
-		if sa.gen != gen || (fa.typ == typeGauge && !sa.has) {
+		if !fa.current(sa, gen) {
 			continue
 		}
 		m := b.metrics.next()

@@ -41,14 +41,53 @@ const (
 
 type famAgg struct {
 	family string // as in the files
+	name   string // as exposed (a counter's ends in _total); "" for an unknown type
 	gen    uint64 // the merge that last saw it
 	typ    string
 	mode   GaugeMode
 	help   string
 	series map[seriesKey]*seriesAgg
 	sorted []*seriesAgg // every series, sorted by labels when !dirty
-	dirty  bool
-	epoch  uint64 // bumped when series slots are dropped: keyInfo caches of older epochs are stale
+	dirty  bool         // series were added since sorted was last sorted
+	stale  bool         // the series' dto label pairs must be made again (relayout)
+	epoch  uint64       // bumped when series slots are dropped: keyInfo caches of older epochs are stale
+
+	heads heads // the rendered HELP and TYPE lines (see render)
+}
+
+// exposedName returns the name a family of the files is exposed under, or "" for an
+// unknown type.
+func exposedName(family, typ string) string {
+	switch typ {
+	case typeCounter:
+		return family + "_total"
+	case typeGauge, typeSummary, typeHistogram:
+		return family
+	}
+	return ""
+}
+
+// order sorts the series by labels if some were added since the last time.
+func (fa *famAgg) order() {
+	if fa.dirty {
+		slices.SortFunc(fa.sorted, func(a, b *seriesAgg) int { return strings.Compare(a.sortKey, b.sortKey) })
+		fa.dirty, fa.stale = false, true
+	}
+}
+
+// current reports whether series sa of the family is part of merge gen's output.
+func (fa *famAgg) current(sa *seriesAgg, gen uint64) bool {
+	return sa.gen == gen && (sa.has || fa.typ != typeGauge)
+}
+
+// hasOutput reports whether the family has a series in merge gen's output.
+func (fa *famAgg) hasOutput(gen uint64) bool {
+	for _, sa := range fa.sorted {
+		if fa.current(sa, gen) {
+			return true
+		}
+	}
+	return false
 }
 
 type seriesKey struct {
@@ -67,6 +106,7 @@ type seriesAgg struct {
 	ts     float64
 	sum    float64
 	has    bool
+	text   labelText        // the label pairs rendered, made by the first render
 	labels []*dto.LabelPair // out as exposed, shared by every scrape (len == cap); see relayout
 
 	buckets []bucket
@@ -85,26 +125,47 @@ func (m *merger) newSeries() *seriesAgg {
 }
 
 func deriveKey(k *mmapstore.Key) *keyInfo {
-	ki := &keyInfo{sfx: "\x00" + k.Sample} // a sample not named after its family has no role
+	ki := &keyInfo{}
 	if s, ok := strings.CutPrefix(k.Sample, k.Family); ok {
 		ki.sfx = s
+	} else {
+		ki.sfx = "\x00" + k.Sample // a sample not named after its family has no role
 	}
-	var all, noPID strings.Builder
+	hasPID := false
+	n := 0
 	for _, lp := range k.Labels {
-		if lp.Name == "le" {
+		switch lp.Name {
+		case "le":
 			if f, err := strconv.ParseFloat(lp.Value, 64); err == nil {
 				ki.le, ki.hasLE = f, true
 			}
 			continue
+		case "pid":
+			hasPID = true
 		}
-		ki.labels = append(ki.labels, lp)
-		writeLabel(&all, lp)
-		if lp.Name != "pid" {
-			ki.noPID = append(ki.noPID, lp)
-			writeLabel(&noPID, lp)
+		n++
+	}
+	ki.labels = make([]mmapstore.LabelPair, 0, n)
+	var all strings.Builder
+	for _, lp := range k.Labels {
+		if lp.Name != "le" {
+			ki.labels = append(ki.labels, lp)
+			writeLabel(&all, lp)
 		}
 	}
-	ki.lkey, ki.lkeyNoPID = all.String(), noPID.String()
+	ki.lkey = all.String()
+	ki.noPID, ki.lkeyNoPID = ki.labels, ki.lkey // the same, without a pid label
+	if hasPID {
+		ki.noPID = make([]mmapstore.LabelPair, 0, n-1)
+		var noPID strings.Builder
+		for _, lp := range ki.labels {
+			if lp.Name != "pid" {
+				ki.noPID = append(ki.noPID, lp)
+				writeLabel(&noPID, lp)
+			}
+		}
+		ki.lkeyNoPID = noPID.String()
+	}
 	return ki
 }
 
