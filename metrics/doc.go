@@ -25,6 +25,15 @@
 //	g := metrics.NewDirGatherer(runDir, metrics.GathererOpts{})
 //	mux.Handle("/metrics", metrics.Handler(g, metrics.HandlerOpts{}))
 //
+// Handler renders a DirGatherer, alone or in Gatherers beside other gatherers (the master
+// serves its own families that way), straight from the merged files in the text and
+// OpenMetrics formats: each family's and series' names and labels are rendered once and
+// kept, a scrape reads every value, merges and formats the numbers into a reused buffer,
+// and writes it once with a Content-Length (gzipped at gzip.BestSpeed when asked). The bytes
+// are those expfmt writes for the gathered families. Gatherers never fails a scrape over a
+// conflict between gatherers: a differing help keeps the first, a family of another type or
+// repeating a series is left out, logged once and counted in herd_metrics_families_dropped.
+//
 // A worker can also record its own resources (CPU, memory, file descriptors, goroutines,
 // heap) with Registry.NewProcessMetrics, shown per worker by the master.
 //
@@ -56,6 +65,11 @@
 // A file removed under a live Registry (a test fixture cleaning the directory: the third
 // trap) is noticed by Registry.Check, which Registry.Gather calls first, and recreated with
 // its values; later writes are not lost.
+//
+// Registry.Close leaves the files mapped until the process exits, so a handler still running
+// when a process closes its Registry (an HTTP server's Shutdown returns at its deadline with
+// handlers running) counts into the files and never faults; Registry.Unmap releases them for
+// a process that goes on, once no handle is in use.
 //
 // # Gauges across processes
 //

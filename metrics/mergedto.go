@@ -240,11 +240,6 @@ func sortFamilies(fs []*dto.MetricFamily) {
 	slices.SortStableFunc(fs, func(a, b *dto.MetricFamily) int { return cmp.Compare(a.GetName(), b.GetName()) })
 }
 
-// dedupeFamilies drops all but the first of families with one name (sorted input).
-func dedupeFamilies(fs []*dto.MetricFamily) []*dto.MetricFamily {
-	return slices.CompactFunc(fs, func(a, b *dto.MetricFamily) bool { return a.GetName() == b.GetName() })
-}
-
 // sortMetrics orders series by their label pairs (names, then values, pair by pair).
 func sortMetrics(ms []*dto.Metric) {
 	slices.SortFunc(ms, func(a, b *dto.Metric) int {
