@@ -1,6 +1,8 @@
 package metrics_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -124,6 +126,41 @@ func BenchmarkScrape(b *testing.B) {
 				g.Close()
 			}
 			b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/1e3/float64(b.N), "cpu-ms/op")
+		})
+	}
+}
+
+// BenchmarkScrapeGzip compresses the OpenMetrics body of the 16 x 5,000 files at several
+// gzip levels: the time each takes against the size it gives (gz-B), for Handler's choice of
+// gzip.BestSpeed.
+func BenchmarkScrapeGzip(b *testing.B) {
+	dir := b.TempDir()
+	writeWorkers(b, dir, mmapstore.Legacy, laneIDs(benchWorkers, "a"), benchSeries)
+	g := metrics.NewDirGatherer(dir, metrics.GathererOpts{})
+	defer g.Close()
+	w := &bufferWriter{h: http.Header{}}
+	serve(b, metrics.Handler(g, metrics.HandlerOpts{}), w, newScrapeRequest(acceptPrometheus, false))
+	body := bytes.Clone(w.body.Bytes())
+	for _, level := range []struct {
+		name  string
+		level int
+	}{{"huffman-only", gzip.HuffmanOnly}, {"best-speed", gzip.BestSpeed}, {"2", 2}, {"default", gzip.DefaultCompression}} {
+		b.Run(level.name, func(b *testing.B) {
+			var out bytes.Buffer
+			zw, err := gzip.NewWriterLevel(&out, level.level)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(body)))
+			cpu := cpuTime()
+			for b.Loop() {
+				out.Reset()
+				zw.Reset(&out)
+				zw.Write(body)
+				zw.Close()
+			}
+			b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/1e3/float64(b.N), "cpu-ms/op")
+			b.ReportMetric(float64(out.Len()), "gz-B")
 		})
 	}
 }
