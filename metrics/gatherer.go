@@ -69,7 +69,7 @@ type DirGatherer struct {
 // now: it may not exist yet.
 func NewDirGatherer(dir string, opts GathererOpts) *DirGatherer {
 	return &DirGatherer{dir: dir, opts: opts, reader: mmapstore.NewReader(), merger: newMerger(),
-		logged: make(map[string]string), once: newOnceLogger(opts.Logger), les: make(leTexts)}
+		logged: make(map[string]string), once: newOnceLogger(opts.Logger)}
 }
 
 // Close releases the mappings of the files read so far. The DirGatherer may be used again

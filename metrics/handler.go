@@ -179,7 +179,7 @@ func (h *handler) renderFast(e *exposer, om bool) error {
 		f := &fams[i]
 		if f.fa != nil {
 			var ok bool
-			if e.b, ok = f.fa.render(e.b, f.gen, om, h.dir.les); ok {
+			if e.b, ok = f.fa.render(e.b, f.gen, om, &h.dir.les); ok {
 				continue
 			}
 		}

@@ -80,6 +80,7 @@ type fileCache struct {
 	ops   []op
 	sas   []*seriesAgg // nil where ops is opNone
 	kis   []*keyInfo   // for bucket bounds and for pruning
+	hints []uint8      // opBucket: where the bucket was in the series' buckets last time
 }
 
 // famRun is a family the file holds, with the help text of its first entry there.
@@ -147,13 +148,13 @@ func (m *merger) addFile(f *mmapstore.FileSamples) {
 		clear(fc.sas)
 		clear(fc.kis)
 		fc.seq, fc.fams = f.Seq, fc.fams[:0]
-		fc.ops, fc.sas, fc.kis = fc.ops[:0], fc.sas[:0], fc.kis[:0]
+		fc.ops, fc.sas, fc.kis, fc.hints = fc.ops[:0], fc.sas[:0], fc.kis[:0], fc.hints[:0]
 	}
 	if len(fc.ops) < len(f.Samples) {
 		m.resolve(fc, f)
 	}
 	n := len(f.Samples)
-	ops, sas, kis, samples := fc.ops[:n], fc.sas[:n], fc.kis[:n], f.Samples[:n]
+	ops, sas, kis, hints, samples := fc.ops[:n], fc.sas[:n], fc.kis[:n], fc.hints[:n], f.Samples[:n]
 	gen := m.gen
 	for i, o := range ops {
 		if o == opNone {
@@ -171,7 +172,14 @@ func (m *merger) addFile(f *mmapstore.FileSamples) {
 		case opSum:
 			sa.sum += v
 		case opBucket:
-			sa.addBucket(kis[i].le, v)
+			// Buckets come in the same order at every merge, so the bucket is usually
+			// where it was the last time.
+			le := kis[i].le
+			if j := int(hints[i]); j < len(sa.buckets) && sa.buckets[j].le == le {
+				sa.buckets[j].n += v
+			} else {
+				hints[i] = uint8(min(sa.addBucket(le, v), 255))
+			}
 		case opMin:
 			if !sa.has || v < sa.v {
 				sa.v = v
@@ -192,14 +200,16 @@ func (m *merger) addFile(f *mmapstore.FileSamples) {
 	}
 }
 
-func (sa *seriesAgg) addBucket(le, v float64) {
+// addBucket adds v to the bucket of bound le, and returns its index in sa.buckets.
+func (sa *seriesAgg) addBucket(le, v float64) int {
 	for i := range sa.buckets {
 		if sa.buckets[i].le == le {
 			sa.buckets[i].n += v
-			return
+			return i
 		}
 	}
 	sa.buckets = append(sa.buckets, bucket{le, v})
+	return len(sa.buckets) - 1
 }
 
 // finish builds the families of the merge and forgets what was not seen lately.
@@ -268,11 +278,12 @@ func (m *merger) resolve(fc *fileCache, f *mmapstore.FileSamples) {
 	if n := len(f.Samples); cap(fc.ops) < n {
 		// Room for every entry at once (a file is usually resolved whole, once).
 		fc.ops, fc.sas, fc.kis = slices.Grow(fc.ops, n-len(fc.ops)), slices.Grow(fc.sas, n-len(fc.sas)), slices.Grow(fc.kis, n-len(fc.kis))
+		fc.hints = slices.Grow(fc.hints, n-len(fc.hints))
 	}
 	for _, s := range f.Samples[len(fc.ops):] {
 		k := s.Key
 		if k == nil {
-			fc.ops, fc.sas, fc.kis = append(fc.ops, opNone), append(fc.sas, nil), append(fc.kis, nil)
+			fc.ops, fc.sas, fc.kis, fc.hints = append(fc.ops, opNone), append(fc.sas, nil), append(fc.kis, nil), append(fc.hints, 0)
 			continue
 		}
 		if cur == nil || cur.family != k.Family {
@@ -298,7 +309,7 @@ func (m *merger) resolve(fc *fileCache, f *mmapstore.FileSamples) {
 				sa = cur.slot(m, ki, f.ID)
 			}
 		}
-		fc.ops, fc.sas, fc.kis = append(fc.ops, o), append(fc.sas, sa), append(fc.kis, ki)
+		fc.ops, fc.sas, fc.kis, fc.hints = append(fc.ops, o), append(fc.sas, sa), append(fc.kis, ki), append(fc.hints, 0)
 	}
 	fc.stamp = m.stamp
 }

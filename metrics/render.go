@@ -87,17 +87,37 @@ func (fa *famAgg) head() *heads {
 	return h
 }
 
-// leTexts caches the rendered "le" label values of histogram bounds, by float bits.
-type leTexts map[uint64]*[2]string // [text, OpenMetrics]
+// leTexts caches the rendered "le" label values of histogram bounds: by float bits, and by
+// position for the series just rendered (consecutive series usually have the same bounds).
+type leTexts struct {
+	m    map[uint64]*[2]string // [text, OpenMetrics]
+	last []leText
+}
 
-func (c leTexts) get(le float64, om bool) string {
-	t := c[math.Float64bits(le)]
-	if t == nil {
-		if len(c) > 4096 { // bounds are few; this only guards against a hostile file
-			clear(c)
+type leText struct {
+	bits uint64
+	t    *[2]string
+}
+
+// get returns the rendered bound le of the j-th bucket of a series.
+func (c *leTexts) get(j int, le float64, om bool) string {
+	bits := math.Float64bits(le)
+	if j >= len(c.last) {
+		c.last = append(c.last, make([]leText, j+1-len(c.last))...)
+	}
+	t := c.last[j].t
+	if t == nil || c.last[j].bits != bits {
+		if t = c.m[bits]; t == nil {
+			if len(c.m) > 4096 { // bounds are few; this only guards against a hostile file
+				clear(c.m)
+			}
+			if c.m == nil {
+				c.m = make(map[uint64]*[2]string)
+			}
+			t = &[2]string{string(appendFloat(nil, le, false)), string(appendFloat(nil, le, true))}
+			c.m[bits] = t
 		}
-		t = &[2]string{string(appendFloat(nil, le, false)), string(appendFloat(nil, le, true))}
-		c[math.Float64bits(le)] = t
+		c.last[j] = leText{bits, t}
 	}
 	if om {
 		return t[1]
@@ -108,7 +128,7 @@ func (c leTexts) get(le float64, om bool) string {
 // render appends the family's exposition of merge gen to b, in OpenMetrics if om, else in
 // the text format. It returns false, and b as it was, for a family only expfmt writes
 // exactly (see above).
-func (fa *famAgg) render(b []byte, gen uint64, om bool, les leTexts) ([]byte, bool) {
+func (fa *famAgg) render(b []byte, gen uint64, om bool, les *leTexts) ([]byte, bool) {
 	fa.order()
 	h := fa.head()
 	if h.odd {
@@ -156,17 +176,17 @@ func (fa *famAgg) render(b []byte, gen uint64, om bool, les leTexts) ([]byte, bo
 
 // appendHistogram appends the bucket, sum and count lines of one histogram series:
 // cumulative buckets by bound, the +Inf bucket being the count.
-func appendHistogram(b []byte, name, labels string, sa *seriesAgg, om bool, les leTexts) ([]byte, bool) {
+func appendHistogram(b []byte, name, labels string, sa *seriesAgg, om bool, les *leTexts) ([]byte, bool) {
 	if !slices.IsSortedFunc(sa.buckets, cmpBucket) {
 		slices.SortFunc(sa.buckets, cmpBucket)
 	}
 	acc := 0.0
-	for _, bk := range sa.buckets {
+	for j, bk := range sa.buckets {
 		acc += bk.n
 		if math.IsInf(bk.le, 1) {
 			continue
 		}
-		if b = appendBucket(b, name, labels, les.get(bk.le, om)); !appendCount(&b, acc, om) {
+		if b = appendBucket(b, name, labels, les.get(j, bk.le, om)); !appendCount(&b, acc, om) {
 			return b, false
 		}
 	}
