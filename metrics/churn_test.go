@@ -39,7 +39,7 @@ func newChurn(tb testing.TB, dir string, slots, series, touch int) *churn {
 	}
 	tb.Cleanup(func() {
 		for _, w := range c.workers {
-			w.Close()
+			w.Unmap()
 		}
 	})
 	return c
@@ -81,7 +81,7 @@ func (c *churn) restart(slot int) {
 	old, lane := c.workers[slot], c.lanes[slot]^('a'^'b')
 	c.n++
 	c.workers[slot], c.lanes[slot] = c.start(slot, lane), lane
-	if err := old.Close(); err != nil {
+	if err := old.Unmap(); err != nil { // the process exits: its mappings go
 		c.tb.Fatal(err)
 	}
 	if err := metrics.RemoveLiveFiles(c.dir, old.ID()); err != nil {
@@ -181,7 +181,7 @@ func BenchmarkRestartChurn(b *testing.B) {
 	}
 	snap := copyDir(b, dir)
 	filesFirst := c.files()
-	master := newScraper(dir)
+	master := newScraper(dir, acceptText, false)
 	defer master.g.Close()
 	master.scrape(b)
 	setup := time.Now()
@@ -194,7 +194,7 @@ func BenchmarkRestartChurn(b *testing.B) {
 	if filesAfter != filesFirst {
 		b.Fatalf("file count grew from %d to %d", filesFirst, filesAfter)
 	}
-	first := newScraper(snap)
+	first := newScraper(snap, acceptText, false)
 	defer first.g.Close()
 	first.scrape(b)
 

@@ -25,6 +25,15 @@
 //	g := metrics.NewDirGatherer(runDir, metrics.GathererOpts{})
 //	mux.Handle("/metrics", metrics.Handler(g, metrics.HandlerOpts{}))
 //
+// Handler renders a DirGatherer, alone or in Gatherers beside other gatherers (the master
+// serves its own families that way), straight from the merged files in the text and
+// OpenMetrics formats: each family's and series' names and labels are rendered once and
+// kept, a scrape reads every value, merges and formats the numbers into a reused buffer,
+// and writes it once with a Content-Length (gzipped at gzip.BestSpeed when asked). The bytes
+// are those expfmt writes for the gathered families. Gatherers never fails a scrape over a
+// conflict between gatherers: a differing help keeps the first, a family of another type or
+// repeating a series is left out, logged once and counted in herd_metrics_families_dropped.
+//
 // A worker can also record its own resources (CPU, memory, file descriptors, goroutines,
 // heap) with Registry.NewProcessMetrics, shown per worker by the master.
 //
@@ -57,6 +66,11 @@
 // trap) is noticed by Registry.Check, which Registry.Gather calls first, and recreated with
 // its values; later writes are not lost.
 //
+// Registry.Close leaves the files mapped until the process exits, so a handler still running
+// when a process closes its Registry (an HTTP server's Shutdown returns at its deadline with
+// handlers running) counts into the files and never faults; Registry.Unmap releases them for
+// a process that goes on, once no handle is in use.
+//
 // # Gauges across processes
 //
 // A gauge has one value per process; GaugeOpts.Mode says what the master shows. Use
@@ -65,6 +79,15 @@
 // worker's file id), GaugeMostRecent for a value any worker may set (a configuration
 // version). The mostrecent modes store a timestamp with each value and need the Current
 // file layout.
+//
+// The mode of a family is that of its first file in name order; file names start with the
+// mode (gauge_<mode>_<id>.db), so when processes disagree (a reload to a binary that changed
+// a gauge's mode) the mode first in alphabetical order among the files present wins
+// (all < liveall < livemax < livemin < livemostrecent < livesum < max < min < mostrecent <
+// sum), whichever worker wrote it, and the other files' values are merged in that mode. Once
+// that file is gone (a dead worker's live* files), the next one decides. The same holds for
+// a name written as two types: the type of the first file wins and the others' samples are
+// left out. Client_python lets the last gauge file it reads (in directory order) decide.
 //
 // # Operational notes
 //

@@ -120,3 +120,26 @@ func ExampleHandler() {
 	// up_total 1.0
 	// # EOF
 }
+
+// A process that goes on after its Registry, such as a test restarting a simulated worker
+// under the same ID, releases the files with Unmap once nothing uses the handles; Close
+// alone keeps them mapped (and locked) until the process exits.
+func ExampleRegistry_Unmap() {
+	dir, err := os.MkdirTemp("", "herd-example-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	for range 2 { // the worker of slot 0 and its successor
+		w, err := metrics.NewRegistry(metrics.Options{Dir: dir, ID: "0a"})
+		if err != nil {
+			panic(err)
+		}
+		w.MustNewCounter(metrics.CounterOpts{Name: "jobs_total", Help: "Jobs done."}).Add(3)
+		w.Unmap()
+	}
+	n, _ := metricstest.Lookup(metrics.NewDirGatherer(dir, metrics.GathererOpts{}), "jobs_total")
+	fmt.Println(n)
+	// Output:
+	// 6
+}

@@ -32,7 +32,9 @@ type GathererOpts struct {
 	// Zero: skips are only counted.
 	Logger *slog.Logger
 	// OmitSelfMetrics leaves out the gatherer's own families (herd_metrics_files,
-	// herd_metrics_files_skipped, herd_metrics_scrape_duration_seconds). Zero: included.
+	// herd_metrics_files_skipped, herd_metrics_scrape_duration_seconds,
+	// herd_metrics_families_dropped). Zero: included. Families of the files named like one
+	// of them are left out either way.
 	OmitSelfMetrics bool
 	// Reader is the Reader the gatherer scans with, and so its limits and trusted file
 	// owners (mmapstore.NewReaderWith); the gatherer's Close closes it. Zero:
@@ -46,7 +48,10 @@ type GathererOpts struct {
 // parse appended entries and load values.
 //
 // Bad files (empty, truncated, corrupt, foreign, unknown prefix) are skipped, never fail a
-// scrape; their number is reported in herd_metrics_files_skipped.
+// scrape; their number is reported in herd_metrics_files_skipped. A family of the files
+// named like one of the gatherer's own (herd_metrics_files and the others listed at
+// GathererOpts.OmitSelfMetrics) is left out, logged once and counted in
+// herd_metrics_families_dropped: a file cannot shadow them.
 //
 // A DirGatherer is safe for concurrent use; scrapes are serialised.
 type DirGatherer struct {
@@ -57,6 +62,11 @@ type DirGatherer struct {
 	mu     sync.Mutex // guards the fields below
 	merger *merger
 	logged map[string]string // path -> reason already logged
+
+	once *onceLogger // conflicts, each logged once
+	les  leTexts     // rendered histogram bounds, for fast scrapes (guarded by mu)
+
+	afterFile func(path string) // tests: called after each file is merged
 }
 
 // NewDirGatherer returns a Gatherer over dir. The directory is read on every Gather, not
@@ -67,7 +77,7 @@ func NewDirGatherer(dir string, opts GathererOpts) *DirGatherer {
 		reader = mmapstore.NewReader()
 	}
 	return &DirGatherer{dir: dir, opts: opts, reader: reader, merger: newMerger(),
-		logged: make(map[string]string)}
+		logged: make(map[string]string), once: newOnceLogger(opts.Logger)}
 }
 
 // Close releases the mappings of the files read so far. The DirGatherer may be used again
@@ -87,6 +97,42 @@ func (g *DirGatherer) Gather() ([]*dto.MetricFamily, error) {
 	start := time.Now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	fas, self, err := g.mergeLocked(start)
+	if err != nil {
+		return nil, err
+	}
+	fams := make([]*dto.MetricFamily, 0, len(fas)+len(self))
+	for _, fa := range fas {
+		if mf := fa.build(g.merger.gen); mf != nil {
+			fams = append(fams, mf)
+		}
+	}
+	fams = append(fams, self...)
+	sortFamilies(fams)
+	return fams, nil
+}
+
+// families merges the directory and returns its families, unsorted, for a scrape that
+// renders them while g.mu is held (see family). The caller holds g.mu.
+func (g *DirGatherer) familiesLocked(start time.Time) ([]family, error) {
+	fas, self, err := g.mergeLocked(start)
+	if err != nil {
+		return nil, err
+	}
+	fams := make([]family, 0, len(fas)+len(self))
+	for _, fa := range fas {
+		fams = append(fams, family{name: fa.name, fa: fa, gen: g.merger.gen})
+	}
+	for _, mf := range self {
+		fams = append(fams, family{name: mf.GetName(), mf: mf})
+	}
+	return fams, nil
+}
+
+// mergeLocked reads and merges the directory. It returns the families of the files to
+// expose, sorted by name, valid until the next merge, and the gatherer's own families. The
+// caller holds g.mu.
+func (g *DirGatherer) mergeLocked(start time.Time) ([]*famAgg, []*dto.MetricFamily, error) {
 	// Each file is merged as soon as it is read, while its samples are in the CPU cache;
 	// ScanDirFunc hands files over in name (so path) order, as the merge requires.
 	g.merger.begin()
@@ -94,22 +140,44 @@ func (g *DirGatherer) Gather() ([]*dto.MetricFamily, error) {
 	skipped, err := g.reader.ScanDirFunc(g.dir, func(f *mmapstore.FileSamples) {
 		nfiles++
 		g.merger.addFile(f)
+		if g.afterFile != nil {
+			g.afterFile(f.Path)
+		}
 	})
-	fams := g.merger.finish()
+	fas := g.merger.end()
 	if err != nil {
-		return nil, fmt.Errorf("metrics: read %s: %w", g.dir, err)
+		return nil, nil, fmt.Errorf("metrics: read %s: %w", g.dir, err)
 	}
 	g.logSkipped(skipped)
-	if g.opts.OmitSelfMetrics {
-		return fams, nil
+	for _, name := range g.merger.reserved {
+		g.once.warn("reserved\x00"+name, "metrics: left out a metric family of the files that uses one of the gatherer's own families' names", "family", name)
 	}
-	fams = append(fams,
-		gaugeFamily("herd_metrics_files", "Metric files merged by the last scrape.", float64(nfiles)),
-		gaugeFamily("herd_metrics_files_skipped", "Metric files skipped by the last scrape because they were empty, truncated, corrupt or foreign (see the log).", float64(len(skipped))),
-		gaugeFamily("herd_metrics_scrape_duration_seconds", "Time the last scrape took to read and merge the metric files.", time.Since(start).Seconds()),
-	)
-	sortFamilies(fams)
-	return dedupeFamilies(fams), nil
+	if g.opts.OmitSelfMetrics {
+		return fas, nil, nil
+	}
+	return fas, []*dto.MetricFamily{
+		gaugeFamily("herd_metrics_files", filesHelp, float64(nfiles)),
+		gaugeFamily("herd_metrics_files_skipped", filesSkippedHelp, float64(len(skipped))),
+		gaugeFamily("herd_metrics_scrape_duration_seconds", scrapeDurationHelp, time.Since(start).Seconds()),
+		gaugeFamily(familiesDroppedName, familiesDroppedHelp, float64(len(g.merger.reserved))),
+	}, nil
+}
+
+// The DirGatherer's own families. Families of the files named like one of them are left out
+// (see merger.finish), so a file can never shadow them.
+const (
+	filesHelp          = "Metric files merged by the last scrape."
+	filesSkippedHelp   = "Metric files skipped by the last scrape because they were empty, truncated, corrupt or foreign (see the log)."
+	scrapeDurationHelp = "Time the last scrape took to read and merge the metric files."
+)
+
+// selfFamily reports whether name is one of the DirGatherer's own families.
+func selfFamily(name string) bool {
+	switch name {
+	case "herd_metrics_files", "herd_metrics_files_skipped", "herd_metrics_scrape_duration_seconds", familiesDroppedName:
+		return true
+	}
+	return false
 }
 
 func (g *DirGatherer) logSkipped(skipped []mmapstore.SkippedFile) {

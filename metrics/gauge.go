@@ -59,7 +59,9 @@ func (m GaugeMode) mostRecent() bool { return m == GaugeMostRecent || m == Gauge
 type GaugeOpts struct {
 	Name string
 	Help string
-	// Mode is how processes' values are merged. Zero: GaugeAll.
+	// Mode is how processes' values are merged. Zero: GaugeAll. When processes write one
+	// gauge in different modes (a reload to a binary that changed it), the mode first in
+	// alphabetical order among the files present wins (see the package documentation).
 	Mode        GaugeMode
 	ConstLabels map[string]string
 }

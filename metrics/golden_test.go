@@ -186,15 +186,6 @@ func static(fams []*dto.MetricFamily) metrics.Gatherer {
 	return metrics.GathererFunc(func() ([]*dto.MetricFamily, error) { return fams, nil })
 }
 
-func mustText(t *testing.T, g metrics.Gatherer) string {
-	t.Helper()
-	s, err := metricstest.Text(g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // workersScenario writes, through two simulated workers, one of everything: labels that need
 // escaping and non-ASCII, custom buckets, a summary, a gauge in every mode.
 func workersScenario(t *testing.T) (dir string, w0, w1 *metrics.Registry) {

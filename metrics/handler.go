@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"bytes"
 	"compress/gzip"
 	"fmt"
 	"io"
@@ -8,8 +9,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
+	"time"
+	"unicode/utf8"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 )
 
@@ -22,7 +25,8 @@ type HandlerOpts struct {
 	// promhttp.HTTPErrorOnError), so that a broken scrape is never mistaken for zeros.
 	ContinueOnError bool
 	// DisableCompression never gzips. Zero: the response is gzipped when the scraper
-	// accepts gzip.
+	// accepts gzip, at gzip.BestSpeed: for a scrape of 16 x 5,000 series, a body a tenth
+	// larger than at the default level for a quarter of the CPU (BenchmarkScrapeGzip).
 	DisableCompression bool
 }
 
@@ -37,53 +41,237 @@ var offered = [...]expfmt.Format{
 
 // Handler serves the families of g for Prometheus scrapes: content negotiation with
 // expfmt.NegotiateAccept between the text format 0.0.4 (the default), OpenMetrics 1.0.0
-// (ending in "# EOF") and delimited protobuf; gzip when the scraper accepts it. Every
-// request gathers anew. Families come out in g's order (sorted, for herd's gatherers).
+// (ending in "# EOF") and delimited protobuf; gzip (at gzip.BestSpeed) when the scraper
+// accepts it. Every request gathers anew, and the body is written at once, with a
+// Content-Length. Families come out in g's order (sorted, for herd's gatherers). A family
+// that cannot be encoded in the negotiated format (OpenMetrics 1.0 has no histogram with a
+// fractional count) is left out and logged.
+//
+// When g is a DirGatherer, or Gatherers holding one DirGatherer (as herd's master serves its
+// workers' files beside its own families), text and OpenMetrics scrapes are rendered straight
+// from the merged files, with each family's and series' names and labels rendered once and
+// kept across scrapes: the same bytes as encoding the gathered families with expfmt, at a
+// fraction of the cost. Protobuf goes through the gathered families.
 func Handler(g Gatherer, opts HandlerOpts) http.Handler {
-	gzips := &sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fams, err := g.Gather()
-		if err != nil {
-			if opts.Logger != nil {
-				opts.Logger.Error("metrics: gather failed", "err", err)
-			}
-			if !opts.ContinueOnError || len(fams) == 0 {
-				http.Error(w, "metrics: gather failed: "+err.Error(), http.StatusInternalServerError)
-				return
-			}
-		}
-		format := expfmt.NegotiateAccept(r.Header, offered[:]...)
-		h := w.Header()
-		h.Set("Content-Type", string(format))
-		h.Add("Vary", "Accept-Encoding")
-		var out io.Writer = w
-		if !opts.DisableCompression && acceptsGzip(r.Header.Get("Accept-Encoding")) {
-			h.Set("Content-Encoding", "gzip")
-			zw := gzips.Get().(*gzip.Writer)
-			zw.Reset(w)
-			defer func() {
-				zw.Close()
-				zw.Reset(nil)
-				gzips.Put(zw)
-			}()
-			out = zw
-		}
-		enc := expfmt.NewEncoder(out, format)
-		for _, mf := range fams {
-			if err := enc.Encode(mf); err != nil {
-				// The status is sent; all we can do is stop and say why.
-				if opts.Logger != nil {
-					opts.Logger.Error("metrics: encode failed", "family", mf.GetName(), "err", err)
+	h := &handler{g: g, opts: opts, free: make(chan *exposer, 2)}
+	h.dir, h.dirAt = fastGatherer(g)
+	return h
+}
+
+type handler struct {
+	g     Gatherer
+	opts  HandlerOpts
+	dir   *DirGatherer // rendered directly, if not nil
+	dirAt int          // its index in g, a Gatherers; -1 if g is dir
+	free  chan *exposer
+}
+
+// fastGatherer returns the DirGatherer that a scrape of g renders directly, and its index in
+// g (-1 if g is that DirGatherer), or nil.
+func fastGatherer(g Gatherer) (*DirGatherer, int) {
+	switch g := g.(type) {
+	case *DirGatherer:
+		return g, -1
+	case Gatherers:
+		var dir *DirGatherer
+		at := -1
+		for i, x := range g {
+			if d, ok := x.(*DirGatherer); ok {
+				if dir != nil {
+					return nil, -1 // twice (or two): the general path
 				}
-				return
+				dir, at = d, i
 			}
 		}
-		if c, ok := enc.(expfmt.Closer); ok {
-			if err := c.Close(); err != nil && opts.Logger != nil {
-				opts.Logger.Error("metrics: encode failed", "err", err)
+		return dir, at
+	}
+	return nil, -1
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	format := expfmt.NegotiateAccept(r.Header, offered[:]...)
+	e := h.exposer()
+	defer h.release(e)
+	e.reset(format)
+	var err error
+	switch ft := format.FormatType(); {
+	case h.dir != nil && (ft == expfmt.TypeTextPlain || ft == expfmt.TypeOpenMetrics):
+		err = h.renderFast(e, ft == expfmt.TypeOpenMetrics)
+	default:
+		err = h.renderGathered(e)
+	}
+	if err != nil {
+		http.Error(w, "metrics: gather failed: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if format.FormatType() == expfmt.TypeOpenMetrics {
+		e.b = append(e.b, "# EOF\n"...) // expfmt.FinalizeOpenMetrics
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", string(format))
+	hdr.Add("Vary", "Accept-Encoding")
+	body := e.b
+	if !h.opts.DisableCompression && acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		body = e.gzip()
+		hdr.Set("Content-Encoding", "gzip")
+	}
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	w.Write(body)
+}
+
+// gathered reports a gather error: nil if the scrape goes on (with families, and
+// ContinueOnError), else the error to answer with.
+func (h *handler) gathered(err error, families int) error {
+	if err == nil {
+		return nil
+	}
+	if h.opts.Logger != nil {
+		h.opts.Logger.Error("metrics: gather failed", "err", err)
+	}
+	if !h.opts.ContinueOnError || families == 0 {
+		return err
+	}
+	return nil
+}
+
+// renderGathered gathers g and encodes its families with expfmt.
+func (h *handler) renderGathered(e *exposer) error {
+	fams, err := h.g.Gather()
+	if err := h.gathered(err, len(fams)); err != nil {
+		return err
+	}
+	for _, mf := range fams {
+		e.encode(mf, h.opts.Logger)
+	}
+	return nil
+}
+
+// renderFast renders the DirGatherer's families from its merged state, and those of the
+// other gatherers (if g is Gatherers) joined with them as Gatherers.Gather joins them.
+func (h *handler) renderFast(e *exposer, om bool) error {
+	var srcs []source
+	gs, _ := h.g.(Gatherers)
+	if h.dirAt >= 0 {
+		// The other gatherers first: one of them may hold the DirGatherer too.
+		srcs = make([]source, len(gs))
+		for i, g := range gs {
+			if i != h.dirAt {
+				fams, err := g.Gather()
+				srcs[i] = dtoSource(g, fams, err)
 			}
 		}
-	})
+	}
+	start := time.Now()
+	h.dir.mu.Lock()
+	defer h.dir.mu.Unlock()
+	fams, err := h.dir.familiesLocked(start)
+	if srcs != nil {
+		srcs[h.dirAt] = source{fams: fams, checked: true, err: err}
+		j := joiner{log: gs.onceLog()}
+		fams, err = j.join(srcs)
+		fams = append(fams, family{name: familiesDroppedName, mf: j.droppedFamily()})
+	}
+	if err := h.gathered(err, len(fams)); err != nil {
+		return err
+	}
+	sortFamilyList(fams)
+	for i := range fams {
+		f := &fams[i]
+		if f.fa != nil {
+			var ok bool
+			if e.b, ok = f.fa.render(e.b, f.gen, om, &h.dir.les); ok {
+				continue
+			}
+		}
+		if mf := f.dto(); mf != nil {
+			e.encode(mf, h.opts.Logger)
+		}
+	}
+	return nil
+}
+
+// exposer is the buffers of one response.
+type exposer struct {
+	b      []byte         // the body
+	format expfmt.Format  // of enc
+	enc    expfmt.Encoder // appends to b
+	z      bytes.Buffer   // the gzipped body
+	zw     *gzip.Writer
+}
+
+func (h *handler) exposer() *exposer {
+	select {
+	case e := <-h.free:
+		return e
+	default:
+		return &exposer{}
+	}
+}
+
+// release keeps e for a later scrape (a few, unless very large).
+func (h *handler) release(e *exposer) {
+	if cap(e.b) > 64<<20 {
+		return
+	}
+	select {
+	case h.free <- e:
+	default:
+	}
+}
+
+func (e *exposer) reset(format expfmt.Format) {
+	e.b = e.b[:0]
+	if e.enc == nil || e.format != format {
+		e.format, e.enc = format, expfmt.NewEncoder(appender{&e.b}, format)
+	}
+}
+
+// encode appends mf encoded by expfmt, or logs why it cannot be and leaves it out.
+func (e *exposer) encode(mf *dto.MetricFamily, log *slog.Logger) {
+	start := len(e.b)
+	if err := e.enc.Encode(mf); err != nil {
+		e.b = e.b[:start]
+		if log != nil {
+			log.Error("metrics: encode failed; family left out", "family", mf.GetName(), "err", err)
+		}
+	}
+}
+
+// gzip returns the body gzipped.
+func (e *exposer) gzip() []byte {
+	e.z.Reset()
+	if e.zw == nil {
+		e.zw, _ = gzip.NewWriterLevel(&e.z, gzip.BestSpeed)
+	} else {
+		e.zw.Reset(&e.z)
+	}
+	e.zw.Write(e.b)
+	e.zw.Close()
+	return e.z.Bytes()
+}
+
+// appender is an io.Writer (with the methods expfmt looks for) that appends to a slice.
+type appender struct{ b *[]byte }
+
+func (a appender) Write(p []byte) (int, error) {
+	*a.b = append(*a.b, p...)
+	return len(p), nil
+}
+
+func (a appender) WriteString(s string) (int, error) {
+	*a.b = append(*a.b, s...)
+	return len(s), nil
+}
+
+func (a appender) WriteByte(c byte) error {
+	*a.b = append(*a.b, c)
+	return nil
+}
+
+func (a appender) WriteRune(r rune) (int, error) {
+	n := len(*a.b)
+	*a.b = utf8.AppendRune(*a.b, r)
+	return len(*a.b) - n, nil
 }
 
 // acceptsGzip reports whether an Accept-Encoding header value allows gzip (q > 0).

@@ -15,7 +15,9 @@ import (
 	"github.com/herdhttp/herd/mmapstore"
 )
 
-// ErrClosed is returned for series requested from a closed Registry.
+// ErrClosed is returned for families registered on a closed Registry, for series that
+// would need a file the Registry had not opened before Close, and for every series
+// requested after Unmap.
 var ErrClosed = errors.New("metrics: registry closed")
 
 // DefaultID is the file id of a Registry whose Options.ID is empty.
@@ -70,12 +72,12 @@ type Registry struct {
 	gath   *DirGatherer
 
 	lastLog     atomic.Int64 // unix nanoseconds of the last logged write error
-	closedFlag  atomic.Bool  // mirrors closed, for writeError
+	unmapped    atomic.Bool  // Unmap was called: writeErrors counts nowhere
 	writeErrors *Counter
 
 	mu       sync.Mutex // guards the fields below
 	closed   bool
-	files    map[string]*mmapstore.File // by file prefix ("counter", "gauge_livesum", ...)
+	files    map[string]*mmapstore.File // by file prefix ("counter", "gauge_livesum", ...); nil after Unmap
 	families map[string]*desc           // by family name as written in the files
 	names    map[string]string          // every name a family exposes -> that family
 }
@@ -146,28 +148,33 @@ func (r *Registry) Dir() string { return r.dir }
 // ID returns this process's file id.
 func (r *Registry) ID() string { return r.id }
 
-// Close closes this process's files. Stop using the Registry's series handles first: a
-// handle used concurrently with Close may write to unmapped memory; used after Close it is
-// harmless but its updates reach no file (and series requested after Close are no-ops).
-// Close removes no metric file (counts of a finished
+// Close ends the Registry's use of its directory: it stops checking and opening files and
+// releases the reader of Gather. It does not unmap the files: they stay mapped, and locked,
+// until the process exits, so that a handler still running when the process closes its
+// Registry (an HTTP server's Shutdown returns at its deadline with handlers running) never
+// writes to unmapped memory, and every update made through a handle, during or after Close,
+// is counted in the file. Series requested after Close are created in the files already
+// open (a late request's With counts too); one that would need a new file is a no-op
+// handle (ErrClosed). There is nothing to flush: every value is in the shared mapping, which
+// the master reads.
+//
+// Because the files stay locked, a Registry with the same Dir and ID cannot be created again
+// in this process after Close; see Unmap. Close removes no metric file (counts of a finished
 // process stay in the directory; the master drops its live* gauges with RemoveLiveFiles),
-// except that a private directory created by NewRegistry is removed. Calling Close again
-// does nothing and returns nil.
+// except that a private directory created by NewRegistry is removed (its files stay mapped
+// until Unmap or exit). Calling Close again does nothing and returns nil.
 func (r *Registry) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.closeLocked()
+}
+
+func (r *Registry) closeLocked() error {
 	if r.closed {
 		return nil
 	}
 	r.closed = true
 	var errs []error
-	for _, f := range r.files {
-		if err := f.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("metrics: close %s: %w", f.Path(), err))
-		}
-	}
-	r.files = nil
-	r.closedFlag.Store(true)
 	if err := r.gath.Close(); err != nil {
 		errs = append(errs, err)
 	}
@@ -179,6 +186,26 @@ func (r *Registry) Close() error {
 	return errors.Join(errs...)
 }
 
+// Unmap closes the Registry (see Close) and then its files for good: their mappings,
+// descriptors and locks. It is for a process that goes on after its Registry and must
+// release the files, such as a test that restarts a simulated worker under the same ID.
+// Every handle of r must have stopped first: one used concurrently with Unmap may write to
+// unmapped memory; one used after it counts nowhere, and series requested after it are
+// no-ops (ErrClosed). Calling Unmap again does nothing and returns nil.
+func (r *Registry) Unmap() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	errs := []error{r.closeLocked()}
+	r.unmapped.Store(true)
+	for _, f := range r.files {
+		if err := f.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("metrics: close %s: %w", f.Path(), err))
+		}
+	}
+	r.files = nil
+	return errors.Join(errs...)
+}
+
 // Check verifies that every file this Registry writes is still the one in Dir and recreates,
 // with its current values, any file that was deleted or replaced (a test fixture cleaning
 // the directory, an operator's rm): later writes are never lost in an unlinked file.
@@ -187,6 +214,9 @@ func (r *Registry) Close() error {
 func (r *Registry) Check() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed {
+		return nil // the files are no longer the Registry's concern (see Close)
+	}
 	var errs []error
 	for _, f := range r.files {
 		recreated, err := f.Check()
@@ -216,11 +246,11 @@ func (r *Registry) Gather() ([]*dto.MetricFamily, error) {
 func (r *Registry) fileFor(prefix string) (*mmapstore.File, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if f := r.files[prefix]; f != nil {
+		return f, nil // after Close too: the file stays mapped until Unmap
+	}
 	if r.closed {
 		return nil, ErrClosed
-	}
-	if f := r.files[prefix]; f != nil {
-		return f, nil
 	}
 	path := filepath.Join(r.dir, prefix+"_"+r.id+".db")
 	f, err := mmapstore.Open(path, mmapstore.Options{Layout: r.layout, MaxSize: r.maxSz})
@@ -246,10 +276,10 @@ func (r *Registry) cell(d *desc, sample string, names, values []string) (*mmapst
 
 // writeError counts and (at most once a second) logs an error that a handle cannot return.
 func (r *Registry) writeError(err error) {
-	if r.writeErrors != nil && !r.closedFlag.Load() {
+	if r.writeErrors != nil && !r.unmapped.Load() {
 		r.writeErrors.Inc()
 	}
-	if r.logger == nil {
+	if r.logger == nil || errors.Is(err, ErrClosed) { // expected while a process exits
 		return
 	}
 	now := time.Now().UnixNano()

@@ -176,10 +176,14 @@ func TestHandlesNeverPanic(t *testing.T) {
 	ov := other.MustNewHistogramVec(metrics.HistogramOpts{Name: "h", Help: "h"}, "a")
 	old := ov.With("x")
 	other.Close()
+	if _, err := other.NewGauge(metrics.GaugeOpts{Name: "g", Help: "h"}); !errors.Is(err, metrics.ErrClosed) {
+		t.Errorf("gauge registered after Close (needs a new file): %v", err)
+	}
+	other.Unmap()
 	old.Observe(1) // detached: harmless
 	ov.With("y").Observe(1)
 	if _, err := ov.Get("z"); !errors.Is(err, metrics.ErrClosed) {
-		t.Errorf("after Close: %v", err)
+		t.Errorf("after Unmap: %v", err)
 	}
 }
 

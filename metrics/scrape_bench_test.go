@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -15,8 +14,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/herdhttp/herd/metrics"
 	"github.com/herdhttp/herd/metrics/metricstest"
@@ -64,38 +61,27 @@ func (w *bufferWriter) Header() http.Header         { return w.h }
 func (w *bufferWriter) Write(p []byte) (int, error) { return w.body.Write(p) }
 func (w *bufferWriter) WriteHeader(code int)        { w.code = code }
 
-// scraper serves one directory with Handler(NewDirGatherer(dir)), as herd-exporter and
-// (with the master's own gauges beside) herd's master do, answering a scrape that asks for
-// the text format 0.0.4: what client_python's generate_latest writes.
+// scraper serves one directory with Handler(NewDirGatherer(dir)), as herd-exporter serves it
+// (and herd's master, with its own gauges beside), answering one kind of scrape: the text
+// format 0.0.4 (what client_python's generate_latest writes), or what Prometheus asks for
+// (OpenMetrics, gzip).
 type scraper struct {
-	g       *metrics.DirGatherer
-	h       http.Handler
-	req     *http.Request
-	w       bufferWriter
-	gathers []float64 // nanoseconds each Gather took, of the scrapes so far
+	g   *metrics.DirGatherer
+	h   http.Handler
+	req *http.Request
+	w   bufferWriter
 }
 
-func newScraper(dir string) *scraper {
+func newScraper(dir, accept string, gzip bool) *scraper {
 	s := &scraper{g: metrics.NewDirGatherer(dir, metrics.GathererOpts{}), w: bufferWriter{h: http.Header{}}}
-	s.req = httptest.NewRequest("GET", "/metrics", nil)
-	s.req.Header.Set("Accept", "text/plain;version=0.0.4")
-	s.h = metrics.Handler(metrics.GathererFunc(func() ([]*dto.MetricFamily, error) {
-		start := time.Now()
-		defer func() { s.gathers = append(s.gathers, float64(time.Since(start))) }()
-		return s.g.Gather()
-	}), metrics.HandlerOpts{})
+	s.req = newScrapeRequest(accept, gzip)
+	s.h = metrics.Handler(s.g, metrics.HandlerOpts{})
 	return s
 }
 
-// scrape serves one scrape and returns the size of the exposition.
+// scrape serves one scrape and returns the size of the response body.
 func (s *scraper) scrape(tb testing.TB) int {
-	s.w.body.Reset()
-	clear(s.w.h)
-	s.w.code = http.StatusOK
-	s.h.ServeHTTP(&s.w, s.req)
-	if s.w.code != http.StatusOK {
-		tb.Fatalf("scrape: status %d: %s", s.w.code, s.w.body.Bytes())
-	}
+	serve(tb, s.h, &s.w, s.req)
 	return s.w.body.Len()
 }
 
@@ -170,12 +156,13 @@ func (p *pythonCollector) round(tb testing.TB) (wall, cpu time.Duration, size in
 }
 
 // BenchmarkScrapeVsPython serves the same 16 x 5,000 legacy-layout files with herd's
-// DirGatherer (Gather + text exposition, steady state: the master's long-lived gatherer)
-// and with client_python 0.16's MultiProcessCollector (collect + generate_latest, timed
-// inside Python with time.perf_counter), alternating one herd round and one Python round
-// per iteration. It reports the medians of both and their ratio (python/herd: how many
-// times faster herd is); ns/op is herd's median round. Each iteration takes about as long
-// as a Python round (a second or so): run it with -benchtime=Nx.
+// DirGatherer through Handler (steady state: the master's and herd-exporter's long-lived
+// gatherer), once asking for the text format and once as Prometheus asks (OpenMetrics,
+// gzip), and with client_python 0.16's MultiProcessCollector (collect + generate_latest,
+// timed inside Python with time.perf_counter), alternating the three per iteration. It
+// reports the medians and the ratios (python/herd: how many times faster herd is); ns/op
+// is herd's median text scrape. Each iteration takes about as long as a Python round (a
+// second or so): run it with -benchtime=Nx.
 func BenchmarkScrapeVsPython(b *testing.B) {
 	dir := b.TempDir()
 	writeWorkers(b, dir, mmapstore.Legacy, laneIDs(benchWorkers, "a"), benchSeries)
@@ -188,17 +175,24 @@ func BenchmarkScrapeVsPython(b *testing.B) {
 	}
 	g.Close() // the master has one gatherer: drop this one and its garbage before timing
 	runtime.GC()
-	s := newScraper(dir)
-	defer s.g.Close()
-	s.scrape(b) // warm: the master's gatherer parsed the keys long ago
+	text, prom := newScraper(dir, acceptText, false), newScraper(dir, acceptPrometheus, true)
+	defer text.g.Close()
+	defer prom.g.Close()
+	text.scrape(b) // warm: the master's gatherer parsed the keys long ago
+	prom.scrape(b)
 	py.round(b) // Python's first round pays its imports' lazy costs
 
-	var herd, herdCPU, pyt, pyCPU []float64
-	for b.Loop() {
-		cpu, start := cpuTime(), time.Now()
+	var herd, herdCPU, herdProm, herdPromCPU, pyt, pyCPU []float64
+	timed := func(s *scraper, wall, cpu *[]float64) int {
+		c, start := cpuTime(), time.Now()
 		n := s.scrape(b)
-		herd = append(herd, float64(time.Since(start).Nanoseconds()))
-		herdCPU = append(herdCPU, float64(cpuTime()-cpu))
+		*wall = append(*wall, float64(time.Since(start).Nanoseconds()))
+		*cpu = append(*cpu, float64(cpuTime()-c))
+		return n
+	}
+	for b.Loop() {
+		n := timed(text, &herd, &herdCPU)
+		timed(prom, &herdProm, &herdPromCPU)
 		// No b.StopTimer here: it reads the runtime's memory statistics, which stops the
 		// world and flushes every P's allocation cache, and would slow down the next herd
 		// round. ns/op is set from herd's rounds below anyway.
@@ -208,14 +202,17 @@ func BenchmarkScrapeVsPython(b *testing.B) {
 		}
 		pyt, pyCPU = append(pyt, float64(wall)), append(pyCPU, float64(pcpu))
 	}
-	h, p := median(herd), median(pyt)
-	hc, pc := median(herdCPU), median(pyCPU)
+	h, hp, p := median(herd), median(herdProm), median(pyt)
+	hc, hpc, pc := median(herdCPU), median(herdPromCPU), median(pyCPU)
 	b.ReportMetric(h, "ns/op")
 	b.ReportMetric(h/1e6, "herd-ms")
+	b.ReportMetric(hp/1e6, "herd-prom-ms")
 	b.ReportMetric(p/1e6, "python-ms")
 	b.ReportMetric(p/h, "x-faster")
+	b.ReportMetric(p/hp, "x-faster-prom")
 	b.ReportMetric(hc/1e6, "herd-cpu-ms")
+	b.ReportMetric(hpc/1e6, "herd-prom-cpu-ms")
 	b.ReportMetric(pc/1e6, "python-cpu-ms")
 	b.ReportMetric(pc/hc, "x-faster-cpu")
-	b.ReportMetric(median(s.gathers[1:])/1e6, "gather-ms")
+	b.ReportMetric(pc/hpc, "x-faster-prom-cpu")
 }

@@ -129,9 +129,9 @@ func TestSparseFileCostsNothing(t *testing.T) {
 	if grew > 64<<20 {
 		t.Errorf("a scrape of a directory with a 2 GiB sparse file grew the exporter by %d MiB", grew>>20)
 	}
-	if !strings.Contains(e.log.String(), "reason=sparse") {
-		t.Errorf("no log line for the sparse file:\n%s", e.log.String())
-	}
+	eventually(t, 10*time.Second, "a log line for the sparse file", func() bool {
+		return strings.Contains(e.log.String(), "reason=sparse")
+	})
 	t.Logf("scrape with a 2 GiB sparse file: %s, exporter RSS %+d KiB", took.Round(time.Millisecond), grew>>10)
 }
 
@@ -235,9 +235,11 @@ func TestFileOfAnotherUserIsRefused(t *testing.T) {
 	if v := got[`herd_exporter_files_skipped{reason="foreign-owner"}`].value; v != 1 {
 		t.Errorf(`herd_exporter_files_skipped{reason="foreign-owner"} = %v, want 1`, v)
 	}
-	if !strings.Contains(e.log.String(), "reason=foreign-owner") || !strings.Contains(e.log.String(), "counter_2.db") {
-		t.Errorf("no log line names the refused file:\n%s", e.log.String())
-	}
+	// The line is written before the response, but reaches the test
+	// through a pipe: wait for it.
+	eventually(t, 10*time.Second, "a log line naming the refused file", func() bool {
+		return strings.Contains(e.log.String(), "reason=foreign-owner") && strings.Contains(e.log.String(), "counter_2.db")
+	})
 	for _, user := range []string{"nobody", strconv.Itoa(nobody)} {
 		e := startExporter(t, nil, "-dir", dir, "-bind", "127.0.0.1:0", "-files-owner", user)
 		got := e.scrape(t)

@@ -8,7 +8,8 @@ import (
 )
 
 // NewRegistry returns a Registry with file id "0a" writing into a fresh t.TempDir(). It is
-// closed by t.Cleanup. Safe to call from parallel tests.
+// closed and unmapped (Registry.Unmap) by t.Cleanup: stop whatever uses its handles before
+// the test returns. Safe to call from parallel tests.
 func NewRegistry(t testing.TB) *metrics.Registry {
 	t.Helper()
 	return NewRegistryWith(t, metrics.Options{})
@@ -25,7 +26,7 @@ func NewRegistryWith(t testing.TB, opts metrics.Options) *metrics.Registry {
 		t.Fatalf("metricstest: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := r.Close(); err != nil {
+		if err := r.Unmap(); err != nil {
 			t.Errorf("metricstest: %v", err)
 		}
 	})
@@ -46,12 +47,12 @@ func NewWorkers(t testing.TB, n int) []*metrics.Registry {
 }
 
 // Kill simulates the death of the worker that owns r, as the master handles it when it reaps
-// a worker: r is closed and its live* gauge files are removed (client_python's
-// mark_process_dead). What else r wrote stays and keeps counting in the merged view. Do not
+// a worker: r is closed and unmapped (Registry.Unmap) and its live* gauge files are removed
+// (client_python's mark_process_dead), so that a successor may take the same ID. What else r wrote stays and keeps counting in the merged view. Do not
 // use r's handles afterwards.
 func Kill(t testing.TB, r *metrics.Registry) {
 	t.Helper()
-	if err := r.Close(); err != nil {
+	if err := r.Unmap(); err != nil {
 		t.Fatalf("metricstest: %v", err)
 	}
 	if err := metrics.RemoveLiveFiles(r.Dir(), r.ID()); err != nil {

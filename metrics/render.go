@@ -1,0 +1,302 @@
+package metrics
+
+import (
+	"bytes"
+	"math"
+	"slices"
+	"strconv"
+
+	"github.com/prometheus/common/model"
+)
+
+// The fast renderer writes the text format 0.0.4 and OpenMetrics 1.0 straight from the
+// merger's state, byte for byte what expfmt writes for the families build returns, without
+// making those families: each family's HELP and TYPE lines and each series' label text are
+// rendered once and kept across scrapes, so a scrape only formats values. What it does not
+// write exactly as expfmt (names outside the legacy rules, which expfmt quotes or escapes;
+// in OpenMetrics, histogram counts that are no integer, which expfmt refuses) it declines,
+// and the caller encodes that family through build and expfmt.
+
+// labelText is a series' label pairs rendered once: `a="x",b="y"`.
+type labelText struct {
+	s    string
+	done bool
+	odd  bool // a label name the renderer does not write as expfmt would
+}
+
+// heads are a family's HELP and TYPE lines in both formats, made for one help and type.
+type heads struct {
+	help, typ, name string
+	text, om        []byte
+	odd             bool // the name is not a legacy metric name
+}
+
+// labelText returns the series' rendered label pairs, making them the first time.
+func (sa *seriesAgg) labelText() *labelText {
+	if !sa.text.done {
+		var b []byte
+		for i, lp := range sa.out {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, lp.Name...)
+			b = append(b, '=', '"')
+			b = appendEscaped(b, lp.Value, true)
+			b = append(b, '"')
+			if lp.Name == model.MetricNameLabel || !model.LegacyValidation.IsValidLabelName(lp.Name) {
+				sa.text.odd = true
+			}
+		}
+		sa.text.s, sa.text.done = string(b), true
+	}
+	return &sa.text
+}
+
+// head returns the family's rendered HELP and TYPE lines.
+func (fa *famAgg) head() *heads {
+	h := &fa.heads
+	if h.text != nil && h.help == fa.help && h.typ == fa.typ && h.name == fa.name {
+		return h
+	}
+	h.help, h.typ, h.name = fa.help, fa.typ, fa.name
+	h.odd = !model.LegacyValidation.IsValidMetricName(fa.name)
+	// Text: the exposed name throughout; help escapes backslash and newline.
+	t := append(h.text[:0], "# HELP "...)
+	t = append(t, fa.name...)
+	t = append(t, ' ')
+	t = appendEscaped(t, fa.help, false)
+	t = append(t, "\n# TYPE "...)
+	t = append(t, fa.name...)
+	t = append(t, ' ')
+	t = append(t, fa.typ...)
+	h.text = append(t, '\n')
+	// OpenMetrics: a counter's family name without _total; help escapes quotes too.
+	name := fa.name
+	if fa.typ == typeCounter {
+		name = fa.family
+	}
+	o := append(h.om[:0], "# HELP "...)
+	o = append(o, name...)
+	o = append(o, ' ')
+	o = appendEscaped(o, fa.help, true)
+	o = append(o, "\n# TYPE "...)
+	o = append(o, name...)
+	o = append(o, ' ')
+	o = append(o, fa.typ...)
+	h.om = append(o, '\n')
+	return h
+}
+
+// leTexts caches the rendered "le" label values of histogram bounds: by float bits, and by
+// position for the series just rendered (consecutive series usually have the same bounds).
+type leTexts struct {
+	m    map[uint64]*[2]string // [text, OpenMetrics]
+	last []leText
+}
+
+type leText struct {
+	bits uint64
+	t    *[2]string
+}
+
+// get returns the rendered bound le of the j-th bucket of a series.
+func (c *leTexts) get(j int, le float64, om bool) string {
+	bits := math.Float64bits(le)
+	if j >= len(c.last) {
+		c.last = append(c.last, make([]leText, j+1-len(c.last))...)
+	}
+	t := c.last[j].t
+	if t == nil || c.last[j].bits != bits {
+		if t = c.m[bits]; t == nil {
+			if len(c.m) > 4096 { // bounds are few; this only guards against a hostile file
+				clear(c.m)
+			}
+			if c.m == nil {
+				c.m = make(map[uint64]*[2]string)
+			}
+			t = &[2]string{string(appendFloat(nil, le, false)), string(appendFloat(nil, le, true))}
+			c.m[bits] = t
+		}
+		c.last[j] = leText{bits, t}
+	}
+	if om {
+		return t[1]
+	}
+	return t[0]
+}
+
+// render appends the family's exposition of merge gen to b, in OpenMetrics if om, else in
+// the text format. It returns false, and b as it was, for a family only expfmt writes
+// exactly (see above).
+func (fa *famAgg) render(b []byte, gen uint64, om bool, les *leTexts) ([]byte, bool) {
+	fa.order()
+	h := fa.head()
+	if h.odd {
+		return b, false
+	}
+	start := len(b)
+	if om {
+		b = append(b, h.om...)
+	} else {
+		b = append(b, h.text...)
+	}
+	name := fa.name
+	for _, sa := range fa.sorted {
+		if !fa.current(sa, gen) {
+			continue
+		}
+		lt := sa.labelText()
+		if lt.odd {
+			return b[:start], false
+		}
+		switch fa.typ {
+		case typeCounter, typeGauge:
+			b = appendSeries(b, name, "", lt.s)
+			b = appendFloat(b, sa.v, om)
+		case typeSummary:
+			b = appendSeries(b, name, "_sum", lt.s)
+			b = append(appendFloat(b, sa.sum, om), '\n')
+			b = appendSeries(b, name, "_count", lt.s)
+			if n := summaryCount(sa.v); om {
+				b = strconv.AppendUint(b, n, 10)
+			} else {
+				b = appendFloat(b, float64(n), false)
+			}
+		case typeHistogram:
+			var ok bool
+			if b, ok = appendHistogram(b, name, lt.s, sa, om, les); !ok {
+				return b[:start], false
+			}
+			continue
+		}
+		b = append(b, '\n')
+	}
+	return b, true
+}
+
+// appendHistogram appends the bucket, sum and count lines of one histogram series:
+// cumulative buckets by bound, the +Inf bucket being the count.
+func appendHistogram(b []byte, name, labels string, sa *seriesAgg, om bool, les *leTexts) ([]byte, bool) {
+	if !slices.IsSortedFunc(sa.buckets, cmpBucket) {
+		slices.SortFunc(sa.buckets, cmpBucket)
+	}
+	acc := 0.0
+	for j, bk := range sa.buckets {
+		acc += bk.n
+		if math.IsInf(bk.le, 1) {
+			continue
+		}
+		if b = appendBucket(b, name, labels, les.get(j, bk.le, om)); !appendCount(&b, acc, om) {
+			return b, false
+		}
+	}
+	if b = appendBucket(b, name, labels, "+Inf"); !appendCount(&b, acc, om) {
+		return b, false
+	}
+	b = appendSeries(b, name, "_sum", labels)
+	b = appendFloat(b, sa.sum, om)
+	b = append(b, '\n')
+	b = appendSeries(b, name, "_count", labels)
+	ok := appendCount(&b, acc, om)
+	return b, ok
+}
+
+// appendCount appends a histogram count and a newline: the number in the text format (as
+// expfmt writes a count made by batch.count), an integer in OpenMetrics, which has no
+// other (false: the count is none).
+func appendCount(b *[]byte, v float64, om bool) bool {
+	if !om {
+		*b = append(appendFloat(*b, v, false), '\n')
+		return true
+	}
+	if !(v >= 0 && v <= 1<<53 && v == math.Trunc(v)) {
+		return false
+	}
+	*b = append(strconv.AppendUint(*b, uint64(v), 10), '\n')
+	return true
+}
+
+func appendBucket(b []byte, name, labels, le string) []byte {
+	b = append(b, name...)
+	b = append(b, "_bucket{"...)
+	if labels != "" {
+		b = append(b, labels...)
+		b = append(b, ',')
+	}
+	b = append(b, `le="`...)
+	b = append(b, le...)
+	return append(b, '"', '}', ' ')
+}
+
+// appendSeries appends a sample's name and labels and the space before its value.
+func appendSeries(b []byte, name, suffix, labels string) []byte {
+	b = append(b, name...)
+	b = append(b, suffix...)
+	if labels != "" {
+		b = append(b, '{')
+		b = append(b, labels...)
+		b = append(b, '}')
+	}
+	return append(b, ' ')
+}
+
+// summaryCount is the count of a merged summary as build stores it (batch.count without a
+// float field).
+func summaryCount(v float64) uint64 {
+	if v >= 0 && v <= 1<<53 && v == math.Trunc(v) {
+		return uint64(v)
+	}
+	if v > 0 && !math.IsInf(v, 1) {
+		return uint64(math.Round(v))
+	}
+	return 0
+}
+
+// appendFloat appends f as expfmt writes a sample value: in the text format as strconv's
+// shortest 'g' form; in OpenMetrics the same with ".0" added to what looks like an integer.
+// Integers below a million (the 'g' form writes larger ones with an exponent) are written
+// without strconv's float formatting, which is the costly part of a scrape.
+func appendFloat(b []byte, f float64, om bool) []byte {
+	switch {
+	case f == 0: // and -0
+		if om {
+			return append(b, "0.0"...)
+		}
+		return append(b, '0')
+	case math.IsNaN(f):
+		return append(b, "NaN"...)
+	case math.IsInf(f, 1):
+		return append(b, "+Inf"...)
+	case math.IsInf(f, -1):
+		return append(b, "-Inf"...)
+	case f > -1e6 && f < 1e6 && f == math.Trunc(f):
+		b = strconv.AppendInt(b, int64(f), 10)
+		if om {
+			b = append(b, '.', '0')
+		}
+		return b
+	}
+	start := len(b)
+	b = strconv.AppendFloat(b, f, 'g', -1, 64)
+	if om && !bytes.ContainsAny(b[start:], "e.") {
+		b = append(b, '.', '0')
+	}
+	return b
+}
+
+// appendEscaped appends s with backslash and newline escaped, and double quotes if quote.
+func appendEscaped(b []byte, s string, quote bool) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\':
+			b = append(b, '\\', '\\')
+		case c == '\n':
+			b = append(b, '\\', 'n')
+		case c == '"' && quote:
+			b = append(b, '\\', '"')
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
