@@ -68,7 +68,7 @@ func runMaster(ctx context.Context, cfg Config, log *slog.Logger) error {
 		masterProcStats(dir),
 		supervisionMetrics(m.Workers, exits),
 	}
-	adminSrv := startAdmin(admin, g, st, sec, log)
+	adminSrv := startAdmin(admin, withExport(cfg, dir, g, log), st, sec, log)
 	defer stopAdmin(adminSrv)
 	warnExposedAdmin(admin, sec, log)
 	bind := cfg.Bind

@@ -51,6 +51,7 @@ func startServing(cfg Config, dir, id string, app App, log *slog.Logger) (_ *ser
 	if s.alog != nil {
 		s.undo = append(s.undo, func() { s.alog.Close() })
 	}
+	s.undo = append(s.undo, startExport(cfg, dir, id, log))
 	return s, nil
 }
 

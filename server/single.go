@@ -55,7 +55,7 @@ func runSingle(ctx context.Context, cfg Config, app App, log *slog.Logger) error
 	h, alog := sv.handler, sv.alog
 	d := newDrainer(h, cfg, 0, nil, slog.NewLogLogger(log.Handler(), slog.LevelError))
 	st := &status{pid: os.Getpid(), requests: d.requests.Load}
-	adminSrv := startAdmin(admin, metrics.NewDirGatherer(dir, metrics.GathererOpts{Logger: log}), st, sec, log)
+	adminSrv := startAdmin(admin, withExport(cfg, dir, metrics.NewDirGatherer(dir, metrics.GathererOpts{Logger: log}), log), st, sec, log)
 	warnExposedAdmin(admin, sec, log)
 	d.serve([]net.Listener{ln})
 	log.Info("serving in one process", "bind", ln.Addr().String(), "admin", adminAddr(admin), "pid", os.Getpid(), "metrics_dir", dir)
