@@ -1,0 +1,20 @@
+package promclient_test
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/herdhttp/herd/promclient"
+	"github.com/herdhttp/herd/server"
+)
+
+func ExampleExport() {
+	cfg := server.DefaultConfig()
+	promclient.Export(&cfg) // the default registry: Go and process collectors
+
+	reg := prometheus.NewRegistry() // a driver's own registry, say
+	promclient.Export(&cfg, reg)
+	fmt.Println(len(cfg.Export), cfg.Export[0] == prometheus.DefaultGatherer)
+	// Output: 2 true
+}
