@@ -59,10 +59,24 @@
 //     (type_conflict), when a per-worker family already has a worker label
 //     (worker_label), or when it is malformed (invalid: a series without a
 //     value of the family's type, bad or duplicate label names, a series
-//     twice from one worker).
+//     twice from one worker, a native histogram that cannot be read, a
+//     histogram with float counts, which OpenMetrics 1.0 cannot carry).
 //
-// Exemplars, and created timestamps of summed series, are not carried
-// over. Timestamps of per-worker series are.
+// Exemplars and created timestamps are not carried over, nor are the
+// timestamps of summed series (those of per-worker series are); a unit that
+// does not end the family's name is left out, as OpenMetrics requires.
+// Series come in the workers' order (client_golang sorts them by label),
+// summed ones in the order they first appear, per-worker ones worker by
+// worker.
+//
+// # The snapshot format
+//
+// A snapshot is a 24-byte header (magic number, sequence number, length)
+// and the families in Prometheus' delimited protobuf format (client_model's
+// MetricFamily messages). Both sides encode and decode it by hand, without
+// reflection, and the master interns each worker's label sets: at every
+// scrape it reads every worker's snapshot, and generic protobuf decoding
+// would cost more than the merge.
 //
 // # Self metrics
 //

@@ -52,18 +52,19 @@ type Gatherer struct {
 	herd metrics.Gatherer
 	opts GathererOpts
 
-	mu     sync.Mutex // guards the fields below; held for a whole scrape
-	merger merger
-	last   map[string]*snapshot // live instance -> the newest snapshot seen
-	folded map[string]int       // instance folded into dead -> its pid
-	dead   []*dto.MetricFamily  // dead workers' counters and histograms, summed
-	nDead  int                  // workers folded into dead
-	logged map[string]string    // what -> the last message logged
+	mu       sync.Mutex // guards the fields below; held for a whole scrape
+	merger   merger
+	decoders map[string]*decoder  // live instance -> its decoder
+	last     map[string]*snapshot // live instance -> the newest snapshot seen
+	folded   map[string]int       // instance folded into dead -> its pid
+	dead     []family             // dead workers' counters and histograms, summed
+	nDead    int                  // workers folded into dead
+	logged   map[string]string    // what -> the last message logged
 }
 
 type snapshot struct {
 	seq  uint64
-	fams []*dto.MetricFamily
+	fams []family
 }
 
 // NewGatherer returns a Gatherer of herd's families (herd may be nil) and of
@@ -76,8 +77,8 @@ func NewGatherer(dir string, herd metrics.Gatherer, opts GathererOpts) *Gatherer
 		opts.PerWorker = DefaultPerWorker
 	}
 	return &Gatherer{dir: dir, herd: herd, opts: opts,
-		merger: merger{perWorker: opts.PerWorker},
-		last:   map[string]*snapshot{}, folded: map[string]int{}, logged: map[string]string{}}
+		merger:   merger{perWorker: opts.PerWorker},
+		decoders: map[string]*decoder{}, last: map[string]*snapshot{}, folded: map[string]int{}, logged: map[string]string{}}
 }
 
 // files is what the directory holds of one worker process.
@@ -90,6 +91,7 @@ type files struct {
 // fetched is what a scrape learnt of one worker process.
 type fetched struct {
 	files
+	dec   *decoder
 	dead  bool      // its socket refuses connections, or is gone
 	fresh *snapshot // its answer, if it answered in time
 	file  *snapshot // its snapshot file, read when it did not answer
@@ -109,6 +111,11 @@ func (g *Gatherer) Gather() ([]*dto.MetricFamily, error) {
 	var wg sync.WaitGroup
 	for i, f := range procs {
 		got[i].files = f
+		got[i].dec = g.decoders[f.inst.name]
+		if got[i].dec == nil {
+			got[i].dec = newDecoder(f.inst.id, g.merger.perWorkerFamily)
+			g.decoders[f.inst.name] = got[i].dec
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -234,12 +241,12 @@ func (g *Gatherer) fetch(f *fetched, deadline time.Time) {
 	if !f.sock {
 		f.dead = true
 	} else {
-		f.fresh, f.dead, f.err = g.ask(f.inst, deadline)
+		f.fresh, f.dead, f.err = g.ask(f.inst, f.dec, deadline)
 	}
 	if f.fresh != nil || !f.snap {
 		return
 	}
-	seq, fams, err := readSnapshotFile(filepath.Join(g.dir, f.inst.name+snapSuffix))
+	seq, fams, err := readSnapshotFile(filepath.Join(g.dir, f.inst.name+snapSuffix), f.dec)
 	switch {
 	case err == nil:
 		f.file = &snapshot{seq, fams}
@@ -251,7 +258,7 @@ func (g *Gatherer) fetch(f *fetched, deadline time.Time) {
 
 // ask connects to a worker's socket and reads its answer. dead is true when
 // nothing listens on the socket any more.
-func (g *Gatherer) ask(in instance, deadline time.Time) (s *snapshot, dead bool, err error) {
+func (g *Gatherer) ask(in instance, d *decoder, deadline time.Time) (s *snapshot, dead bool, err error) {
 	var c net.Conn
 	err = withSockPath(g.dir, in.name+sockSuffix, func(path string) error {
 		var err error
@@ -263,7 +270,7 @@ func (g *Gatherer) ask(in instance, deadline time.Time) (s *snapshot, dead bool,
 	}
 	defer c.Close()
 	c.SetDeadline(deadline)
-	seq, fams, err := readSnapshot(c)
+	seq, fams, err := readSnapshot(c, d)
 	if err != nil {
 		return nil, false, err
 	}
@@ -279,6 +286,7 @@ func (g *Gatherer) foldLocked(in instance, last *snapshot) {
 	g.nDead++
 	g.folded[in.name] = in.pid
 	delete(g.last, in.name)
+	delete(g.decoders, in.name)
 	g.removeFiles(in)
 }
 
@@ -343,25 +351,25 @@ const (
 )
 
 func (g *Gatherer) selfMetrics(fresh, stale, skipped int, drops [numDropReasons]int, took time.Duration) []*dto.MetricFamily {
-	workers := family(workersName, "Live workers whose exported metrics the last scrape served, by source: fresh (answered in time) or snapshot (their last snapshot file).", dto.MetricType_GAUGE)
+	workers := newFamily(workersName, "Live workers whose exported metrics the last scrape served, by source: fresh (answered in time) or snapshot (their last snapshot file).", dto.MetricType_GAUGE)
 	workers.Metric = []*dto.Metric{
 		labelled(dto.MetricType_GAUGE, "source", "fresh", float64(fresh)),
 		labelled(dto.MetricType_GAUGE, "source", "snapshot", float64(stale)),
 	}
-	folded := family(foldedName, "Dead workers whose last exported counters and histograms were folded into the totals.", dto.MetricType_COUNTER)
+	folded := newFamily(foldedName, "Dead workers whose last exported counters and histograms were folded into the totals.", dto.MetricType_COUNTER)
 	folded.Metric = []*dto.Metric{labelled(dto.MetricType_COUNTER, "", "", float64(g.nDead))}
-	dropped := family(droppedName, "Exported metric families left out of the last scrape, by reason: herd_name (clashes with a herd metric), type_conflict (different types in two workers), worker_label (a per-worker family with its own worker label), invalid.", dto.MetricType_GAUGE)
+	dropped := newFamily(droppedName, "Exported metric families left out of the last scrape, by reason: herd_name (clashes with a herd metric), type_conflict (different types in two workers), worker_label (a per-worker family with its own worker label), invalid.", dto.MetricType_GAUGE)
 	for r := range numDropReasons {
 		dropped.Metric = append(dropped.Metric, labelled(dto.MetricType_GAUGE, "reason", dropReasonNames[r], float64(drops[r])))
 	}
-	skippedFam := family(skippedName, "Files of the snapshot directory the last scrape skipped because they were unreadable, corrupt or foreign (see the log).", dto.MetricType_GAUGE)
+	skippedFam := newFamily(skippedName, "Files of the snapshot directory the last scrape skipped because they were unreadable, corrupt or foreign (see the log).", dto.MetricType_GAUGE)
 	skippedFam.Metric = []*dto.Metric{labelled(dto.MetricType_GAUGE, "", "", float64(skipped))}
-	duration := family(durationName, "Time the last scrape took to collect and merge the workers' exported metrics.", dto.MetricType_GAUGE)
+	duration := newFamily(durationName, "Time the last scrape took to collect and merge the workers' exported metrics.", dto.MetricType_GAUGE)
 	duration.Metric = []*dto.Metric{labelled(dto.MetricType_GAUGE, "", "", took.Seconds())}
 	return []*dto.MetricFamily{workers, folded, dropped, skippedFam, duration}
 }
 
-func family(name, help string, t dto.MetricType) *dto.MetricFamily {
+func newFamily(name, help string, t dto.MetricType) *dto.MetricFamily {
 	return &dto.MetricFamily{Name: &name, Help: &help, Type: t.Enum()}
 }
 

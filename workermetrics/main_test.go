@@ -42,6 +42,20 @@ func TestMain(m *testing.M) {
 
 func runTestWorker(spec string) int {
 	dir, id, _ := strings.Cut(spec, "\t")
+	id, mode, _ := strings.Cut(id, "\t")
+	if mode == "bench" {
+		// A worker of the benchmarks: 1,000 series, the default interval,
+		// until stdin closes.
+		p, err := NewPublisher(dir, id, benchRegistry(), PublisherOpts{})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Println("ready")
+		io.Copy(io.Discard, os.Stdin)
+		p.Close()
+		return 0
+	}
 	reg := prometheus.NewRegistry()
 	jobs := prometheus.NewCounter(prometheus.CounterOpts{Name: "jobs_total", Help: "Jobs."})
 	queue := prometheus.NewGauge(prometheus.GaugeOpts{Name: "queue", Help: "Queued."})
@@ -98,7 +112,7 @@ func runTestWorker(spec string) int {
 
 // child is a test worker process.
 type child struct {
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 	in   io.WriteCloser
 	out  *bufio.Reader
@@ -107,9 +121,9 @@ type child struct {
 
 // startChild starts a test worker publishing into dir as id and waits until
 // it has published its first snapshot. It is killed at cleanup.
-func startChild(t *testing.T, dir, id string) *child {
+func startChild(t testing.TB, dir, id string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
 	cmd.Env = append(os.Environ(), workerEnv+"="+dir+"\t"+id)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()

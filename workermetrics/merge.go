@@ -6,14 +6,13 @@ import (
 	"strings"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/model"
 )
 
 // source is one live worker's snapshot as the merge sees it.
 type source struct {
 	worker  string // its file id, the value of the worker label
 	started int64  // its start time, from its file names
-	fams    []*dto.MetricFamily
+	fams    []family
 	// perWorker is false for an older instance with the same id as a newer
 	// one (never expected: a replacement takes a lane only after its
 	// predecessor died): its per-worker series would duplicate the newer
@@ -30,6 +29,7 @@ const (
 	dropWorkerLabel                    // a per-worker family that already has a worker label
 	dropInvalid                        // a series without a value of its type, bad labels, a series twice
 	numDropReasons
+	noDrop = numDropReasons // a family that can be served
 )
 
 var dropReasonNames = [numDropReasons]string{"herd_name", "type_conflict", "worker_label", "invalid"}
@@ -42,7 +42,7 @@ const workerLabel = "worker"
 // or from the dead workers' totals (index -1).
 type part struct {
 	src int
-	mf  *dto.MetricFamily
+	f   *family
 }
 
 // merger merges snapshots by the rules of the package documentation.
@@ -114,42 +114,56 @@ func expositionNames(name string, t dto.MetricType) []string {
 }
 
 // merge merges the live workers' snapshots and the dead workers' totals
-// into sorted families, and counts the families it dropped by reason.
-func (m *merger) merge(srcs []source, dead []*dto.MetricFamily) (out []*dto.MetricFamily, drops [numDropReasons]int) {
-	byName := make(map[string][]part)
-	for i, s := range srcs {
-		for _, mf := range s.fams {
-			byName[mf.GetName()] = append(byName[mf.GetName()], part{i, mf})
+// into families sorted by name, and counts the families it dropped by
+// reason. Series come in the workers' order (client_golang sorts them).
+func (m *merger) merge(srcs []source, dead []family) (out []*dto.MetricFamily, drops [numDropReasons]int) {
+	byName := make(map[string][]part, 2*len(dead)+16)
+	var names []string
+	add := func(src int, f *family) {
+		n := f.mf.GetName()
+		ps, ok := byName[n]
+		if !ok {
+			names = append(names, n)
+		}
+		byName[n] = append(ps, part{src, f})
+	}
+	for i := range srcs {
+		for j := range srcs[i].fams {
+			add(i, &srcs[i].fams[j])
 		}
 	}
-	for _, mf := range dead {
-		byName[mf.GetName()] = append(byName[mf.GetName()], part{-1, mf})
-	}
-	names := make([]string, 0, len(byName))
-	for n := range byName {
-		names = append(names, n)
+	for j := range dead {
+		add(-1, &dead[j])
 	}
 	sort.Strings(names)
 	out = make([]*dto.MetricFamily, 0, len(names))
 	for _, name := range names {
 		parts := byName[name]
-		t := parts[0].mf.GetType()
+		t := parts[0].f.mf.GetType()
 		if m.clashes(name, t) {
 			drops[dropHerdName]++
 			continue
 		}
-		if slices.ContainsFunc(parts[1:], func(p part) bool { return p.mf.GetType() != t }) {
+		if slices.ContainsFunc(parts[1:], func(p part) bool { return p.f.mf.GetType() != t }) {
 			drops[dropTypeConflict]++
 			continue
 		}
-		var mf *dto.MetricFamily
-		var why dropReason
-		if m.perWorkerFamily(name, t) {
-			mf, why = m.perWorkerSeries(srcs, parts)
-		} else {
-			mf, why = m.sum(parts)
+		why := noDrop
+		for _, p := range parts {
+			why = min(why, p.f.drop)
 		}
-		if mf == nil {
+		var mf *dto.MetricFamily
+		if why == noDrop {
+			if parts[0].f.perWorker {
+				mf = perWorkerSeries(srcs, parts)
+			} else {
+				var f family
+				if f, why = sum(parts); why == noDrop {
+					mf = summedDTO(&f)
+				}
+			}
+		}
+		if why != noDrop {
 			drops[why]++
 			continue
 		}
@@ -162,202 +176,208 @@ func (m *merger) merge(srcs []source, dead []*dto.MetricFamily) (out []*dto.Metr
 
 // fold adds the counters and histograms of a dead worker's last snapshot to
 // the dead workers' totals and returns the new totals. A family whose type
-// differs from the totals' keeps the totals'; an invalid one is left out.
-func (m *merger) fold(dead, snap []*dto.MetricFamily) []*dto.MetricFamily {
+// differs from the totals' keeps the totals'; one that cannot be served is
+// left out.
+func (m *merger) fold(dead, snap []family) []family {
 	byName := make(map[string][]part, len(dead)+len(snap))
-	for _, mf := range dead {
-		byName[mf.GetName()] = []part{{-1, mf}}
+	for i := range dead {
+		byName[dead[i].mf.GetName()] = []part{{-1, &dead[i]}}
 	}
-	for _, mf := range snap {
-		name, t := mf.GetName(), mf.GetType()
-		if m.perWorkerFamily(name, t) {
+	for i := range snap {
+		f := &snap[i]
+		name := f.mf.GetName()
+		if f.perWorker || f.drop != noDrop {
 			continue
 		}
 		ps := byName[name]
-		if len(ps) > 0 && ps[0].mf.GetType() != t || slices.ContainsFunc(ps, func(p part) bool { return p.src == 0 }) {
-			continue // a type conflict, or a name twice in one snapshot
+		if len(ps) > 0 && (ps[0].f.mf.GetType() != f.mf.GetType() || ps[len(ps)-1].src == 0) {
+			continue // a type conflict, or the name twice in the snapshot
 		}
-		byName[name] = append(ps, part{0, mf})
+		byName[name] = append(ps, part{0, f})
 	}
-	out := make([]*dto.MetricFamily, 0, len(byName))
+	out := make([]family, 0, len(byName))
 	for _, ps := range byName {
 		if len(ps) == 1 && ps[0].src < 0 {
-			out = append(out, ps[0].mf)
+			out = append(out, *ps[0].f)
 			continue
 		}
-		if mf, _ := m.sum(ps); mf != nil {
-			out = append(out, mf)
+		if f, why := sum(ps); why == noDrop {
+			out = append(out, f)
 		} else if ps[0].src < 0 {
-			out = append(out, ps[0].mf) // the snapshot's family is invalid
+			out = append(out, *ps[0].f) // the snapshot's family cannot be added
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
+	sort.Slice(out, func(i, j int) bool { return out[i].mf.GetName() < out[j].mf.GetName() })
 	return out
 }
 
-// summed is one series of a summed family being built.
-type summed struct {
-	key    string
-	labels []*dto.LabelPair
-	value  float64          // counters
-	hists  []*dto.Histogram // histograms
-	src    int              // the last part that added to it, to find a series given twice
+// slot is one series of a summed family being built.
+type slot struct {
+	set   *labelSet
+	value float64 // counters
+	hists []*hist // histograms
+	src   int     // the last source that added to it, to find a series given twice
 }
 
-// sum adds up the series of a counter or histogram family over its parts.
-func (m *merger) sum(parts []part) (*dto.MetricFamily, dropReason) {
-	first := parts[0].mf
-	t := first.GetType()
-	index := make(map[string]*summed, len(first.Metric))
-	var series []*summed
-	for pi, p := range parts {
-		for _, mt := range p.mf.Metric {
-			labels, ok := checkMetric(mt, t)
-			if !ok {
-				return nil, dropInvalid
-			}
-			m.key = labelKey(m.key[:0], labels)
-			s := index[string(m.key)]
-			if s == nil {
-				s = &summed{key: string(m.key), labels: labels, src: -1}
-				index[s.key] = s
-				series = append(series, s)
-			} else if s.src == pi {
-				return nil, dropInvalid
-			}
-			s.src = pi
-			if t == dto.MetricType_COUNTER {
-				s.value += mt.Counter.GetValue()
-			} else {
-				s.hists = append(s.hists, mt.Histogram)
-			}
-		}
+// sum adds up the series of a counter or histogram family over its parts,
+// keyed by label set.
+func sum(parts []part) (family, dropReason) {
+	first := parts[0].f
+	if len(parts) == 1 {
+		return *first, noDrop
 	}
-	sort.Slice(series, func(i, j int) bool { return compareLabelSets(series[i].labels, series[j].labels) < 0 })
-	out := &dto.MetricFamily{Name: first.Name, Help: first.Help, Type: first.Type, Unit: first.Unit,
-		Metric: make([]*dto.Metric, 0, len(series))}
-	for _, s := range series {
-		if t == dto.MetricType_COUNTER {
-			v := s.value
-			out.Metric = append(out.Metric, &dto.Metric{Label: s.labels, Counter: &dto.Counter{Value: &v}})
-			continue
-		}
-		h, ok := mergeHistograms(s.hists)
-		if !ok {
-			return nil, dropInvalid
-		}
-		out.Metric = append(out.Metric, &dto.Metric{Label: s.labels, Histogram: h})
+	counter := first.mf.GetType() == dto.MetricType_COUNTER
+	if sameSeries(parts) {
+		return sumInOrder(parts, counter)
 	}
-	return out, 0
-}
-
-// perWorkerSeries gives every live worker's series of the family, each with
-// a worker label. The dead workers' totals have none.
-func (m *merger) perWorkerSeries(srcs []source, parts []part) (*dto.MetricFamily, dropReason) {
-	first := parts[0].mf
-	t := first.GetType()
-	var series []*dto.Metric
-	seen := make(map[string]bool)
+	index := make(map[string]int, len(first.sets))
+	slots := make([]slot, 0, len(first.sets))
 	for _, p := range parts {
-		if p.src < 0 || !srcs[p.src].perWorker {
+		for i, set := range p.f.sets {
+			j, ok := index[set.key]
+			if !ok {
+				j = len(slots)
+				index[set.key] = j
+				slots = append(slots, slot{set: set, src: -2})
+			}
+			s := &slots[j]
+			if s.src == p.src {
+				return family{}, dropInvalid
+			}
+			s.src = p.src
+			if counter {
+				s.value += p.f.vals[i]
+			} else {
+				s.hists = append(s.hists, &p.f.hists[i])
+			}
+		}
+	}
+	out := family{
+		mf:   &dto.MetricFamily{Name: first.mf.Name, Help: first.mf.Help, Type: first.mf.Type, Unit: first.mf.Unit},
+		sets: make([]*labelSet, len(slots)),
+		drop: noDrop,
+	}
+	if counter {
+		out.vals = make([]float64, len(slots))
+	} else {
+		out.hists = make([]hist, len(slots))
+	}
+	for i := range slots {
+		s := &slots[i]
+		out.sets[i] = s.set
+		if counter {
+			out.vals[i] = s.value
 			continue
 		}
-		name, value := workerLabel, srcs[p.src].worker
-		wl := &dto.LabelPair{Name: &name, Value: &value}
-		for _, mt := range p.mf.Metric {
-			labels, ok := checkMetric(mt, t)
-			if !ok {
-				return nil, dropInvalid
-			}
-			i, found := slices.BinarySearchFunc(labels, workerLabel, func(lp *dto.LabelPair, n string) int {
-				return strings.Compare(lp.GetName(), n)
-			})
-			if found {
-				return nil, dropWorkerLabel
-			}
-			withWorker := make([]*dto.LabelPair, 0, len(labels)+1)
-			withWorker = append(append(append(withWorker, labels[:i]...), wl), labels[i:]...)
-			m.key = labelKey(m.key[:0], withWorker)
-			if seen[string(m.key)] {
-				return nil, dropInvalid
-			}
-			seen[string(m.key)] = true
-			series = append(series, &dto.Metric{
-				Label:       withWorker,
-				Counter:     mt.Counter,
-				Gauge:       mt.Gauge,
-				Untyped:     mt.Untyped,
-				Summary:     mt.Summary,
-				Histogram:   mt.Histogram,
-				TimestampMs: mt.TimestampMs,
-			})
+		h, ok := mergeHists(s.hists)
+		if !ok {
+			return family{}, dropInvalid
 		}
+		out.hists[i] = h
 	}
-	sort.Slice(series, func(i, j int) bool { return compareLabelSets(series[i].Label, series[j].Label) < 0 })
-	return &dto.MetricFamily{Name: first.Name, Help: first.Help, Type: first.Type, Unit: first.Unit, Metric: series}, 0
+	return out, noDrop
 }
 
-// checkMetric checks that mt has a value of type t and valid labels, and
-// returns its labels sorted by name (mt's own slice when it is sorted, as
-// client_golang's are).
-func checkMetric(mt *dto.Metric, t dto.MetricType) ([]*dto.LabelPair, bool) {
-	if mt == nil {
-		return nil, false
-	}
-	var ok bool
-	reserved := ""
-	switch t {
-	case dto.MetricType_COUNTER:
-		ok = mt.Counter != nil
-	case dto.MetricType_GAUGE:
-		ok = mt.Gauge != nil
-	case dto.MetricType_UNTYPED:
-		ok = mt.Untyped != nil
-	case dto.MetricType_SUMMARY:
-		ok, reserved = mt.Summary != nil, "quantile"
-	case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
-		ok, reserved = mt.Histogram != nil, "le"
-	}
-	if !ok {
-		return nil, false
-	}
-	labels := mt.Label
-	if !slices.IsSortedFunc(labels, compareLabels) {
-		labels = slices.SortedFunc(slices.Values(labels), compareLabels)
-	}
-	for i, lp := range labels {
-		n := lp.GetName()
-		if lp == nil || n == reserved || strings.HasPrefix(n, "__") || !model.UTF8Validation.IsValidLabelName(n) ||
-			(i > 0 && labels[i-1].GetName() == n) {
-			return nil, false
+// sameSeries reports whether every part has the same series in the same
+// order, as workers of one binary usually do.
+func sameSeries(parts []part) bool {
+	first := parts[0].f.sets
+	for _, p := range parts[1:] {
+		sets := p.f.sets
+		if len(sets) != len(first) {
+			return false
+		}
+		for i, s := range sets {
+			if s.key != first[i].key {
+				return false
+			}
 		}
 	}
-	return labels, true
+	return true
+}
+
+// sumInOrder is sum when sameSeries holds: series by position, no index.
+// The first part's label sets have no series twice (the decoder checks),
+// so neither has any part.
+func sumInOrder(parts []part, counter bool) (family, dropReason) {
+	first := parts[0].f
+	n := len(first.sets)
+	out := family{
+		mf:   &dto.MetricFamily{Name: first.mf.Name, Help: first.mf.Help, Type: first.mf.Type, Unit: first.mf.Unit},
+		sets: first.sets,
+		drop: noDrop,
+	}
+	if counter {
+		out.vals = make([]float64, n)
+		for _, p := range parts {
+			for i, v := range p.f.vals {
+				out.vals[i] += v
+			}
+		}
+		return out, noDrop
+	}
+	out.hists = make([]hist, n)
+	hs := make([]*hist, len(parts))
+	for i := range n {
+		for j, p := range parts {
+			hs[j] = &p.f.hists[i]
+		}
+		h, ok := mergeHists(hs)
+		if !ok {
+			return family{}, dropInvalid
+		}
+		out.hists[i] = h
+	}
+	return out, noDrop
+}
+
+// summedDTO returns a summed family as served. It points into f, which
+// must not change.
+func summedDTO(f *family) *dto.MetricFamily {
+	n := len(f.sets)
+	out := &dto.MetricFamily{Name: f.mf.Name, Help: f.mf.Help, Type: f.mf.Type, Unit: f.mf.Unit, Metric: make([]*dto.Metric, n)}
+	ms := make([]dto.Metric, n)
+	var counters []dto.Counter
+	if f.vals != nil {
+		counters = make([]dto.Counter, n)
+	}
+	for i := range ms {
+		m := &ms[i]
+		m.Label = f.sets[i].labels
+		if counters != nil {
+			m.Counter = &counters[i]
+			m.Counter.Value = &f.vals[i]
+		} else {
+			m.Histogram = f.hists[i].toDTO()
+		}
+		out.Metric[i] = m
+	}
+	return out
+}
+
+// perWorkerSeries gives every live worker's series of the family, which
+// carry their worker label since decoding. The dead workers' totals have
+// none.
+func perWorkerSeries(srcs []source, parts []part) *dto.MetricFamily {
+	first := parts[0].f.mf
+	var live []part
+	n := 0
+	for _, p := range parts {
+		if p.src >= 0 && srcs[p.src].perWorker {
+			live = append(live, p)
+			n += len(p.f.mf.Metric)
+		}
+	}
+	out := &dto.MetricFamily{Name: first.Name, Help: first.Help, Type: first.Type, Unit: first.Unit}
+	if len(live) == 1 {
+		out.Metric = live[0].f.mf.Metric
+		return out
+	}
+	out.Metric = make([]*dto.Metric, 0, n)
+	for _, p := range live {
+		out.Metric = append(out.Metric, p.f.mf.Metric...)
+	}
+	return out
 }
 
 func compareLabels(a, b *dto.LabelPair) int { return strings.Compare(a.GetName(), b.GetName()) }
-
-// compareLabelSets orders label sets (each sorted by name) pair by pair,
-// name then value: the order of the exposition.
-func compareLabelSets(a, b []*dto.LabelPair) int {
-	for i := range min(len(a), len(b)) {
-		if c := strings.Compare(a[i].GetName(), b[i].GetName()); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a[i].GetValue(), b[i].GetValue()); c != 0 {
-			return c
-		}
-	}
-	return len(a) - len(b)
-}
-
-// labelKey appends an identity of the label set (sorted by name) to b.
-func labelKey(b []byte, labels []*dto.LabelPair) []byte {
-	for _, lp := range labels {
-		b = append(b, lp.GetName()...)
-		b = append(b, 0xff)
-		b = append(b, lp.GetValue()...)
-		b = append(b, 0xfe)
-	}
-	return b
-}

@@ -1,6 +1,7 @@
 package workermetrics
 
 import (
+	"bytes"
 	"sort"
 	"strings"
 	"testing"
@@ -29,13 +30,51 @@ func parse(t *testing.T, text string) []*dto.MetricFamily {
 	return out
 }
 
+// decoded passes families through a snapshot, as they reach the master
+// from the worker with file id worker.
+func decoded(t *testing.T, m *merger, worker string, mfs []*dto.MetricFamily) []family {
+	t.Helper()
+	var buf bytes.Buffer
+	appendSnapshot(&buf, 1, mfs)
+	_, fams, err := readSnapshot(&buf, newDecoder(worker, m.perWorkerFamily))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fams
+}
+
+// fams parses exposition text into decoded families (a dead worker's).
+func fams(t *testing.T, m *merger, text string) []family {
+	t.Helper()
+	return decoded(t, m, "dead", parse(t, text))
+}
+
 // workers builds live sources from exposition texts: worker ids "0a", "1a", ...
-func workers(t *testing.T, texts ...string) []source {
+func workers(t *testing.T, m *merger, texts ...string) []source {
+	t.Helper()
 	var srcs []source
 	for i, text := range texts {
-		srcs = append(srcs, source{worker: string(rune('0'+i)) + "a", fams: parse(t, text), perWorker: true})
+		id := string(rune('0'+i)) + "a"
+		srcs = append(srcs, source{worker: id, fams: decoded(t, m, id, parse(t, text)), perWorker: true})
 	}
 	return srcs
+}
+
+// served returns a decoded or summed family as the master serves it.
+func served(f *family) *dto.MetricFamily {
+	if f.perWorker {
+		return f.mf
+	}
+	return summedDTO(f)
+}
+
+// mfs returns the families as served.
+func mfs(fs []family) []*dto.MetricFamily {
+	var out []*dto.MetricFamily
+	for i := range fs {
+		out = append(out, served(&fs[i]))
+	}
+	return out
 }
 
 func newTestMerger(herd string, t *testing.T) *merger {
@@ -55,7 +94,7 @@ func gathered(fams []*dto.MetricFamily) metrics.Gatherer {
 
 func TestCountersAreSummedWithoutWorkerLabel(t *testing.T) {
 	m := newTestMerger("", t)
-	out, drops := m.merge(workers(t, `
+	out, drops := m.merge(workers(t, m, `
 # HELP jobs_total Jobs.
 # TYPE jobs_total counter
 jobs_total{kind="a"} 3
@@ -65,7 +104,7 @@ jobs_total{kind="b"} 1
 # TYPE jobs_total counter
 jobs_total{kind="a"} 4
 jobs_total{kind="c"} 2
-`), parse(t, `
+`), fams(t, m, `
 # HELP jobs_total Jobs.
 # TYPE jobs_total counter
 jobs_total{kind="a"} 100
@@ -97,13 +136,13 @@ lat_seconds_sum{route="/x"} ` + sum + `
 lat_seconds_count{route="/x"} ` + count + `
 `
 	}
-	out, _ := m.merge(workers(t, h("1", "2", "3", "4.5"), h("10", "20", "30", "0.5")), parse(t, h("100", "100", "100", "1")))
+	out, _ := m.merge(workers(t, m, h("1", "2", "3", "4.5"), h("10", "20", "30", "0.5")), fams(t, m, h("100", "100", "100", "1")))
 	metricstest.ExpectText(t, gathered(out), h("111", "122", "133", "6"))
 }
 
 func TestHistogramsWithDifferentBoundsKeepTheCommonOnes(t *testing.T) {
 	m := newTestMerger("", t)
-	out, _ := m.merge(workers(t, `
+	out, _ := m.merge(workers(t, m, `
 # HELP lat_seconds Latency.
 # TYPE lat_seconds histogram
 lat_seconds_bucket{le="0.1"} 1
@@ -158,7 +197,7 @@ go_goroutines 7
 	}
 	// The dead workers' totals hold only counters and histograms: a
 	// process_ counter folded by mistake would not show.
-	out, _ := m.merge(workers(t, w("0.1", "3", "1.5"), w("0.2", "4", "2.5")), nil)
+	out, _ := m.merge(workers(t, m, w("0.1", "3", "1.5"), w("0.2", "4", "2.5")), nil)
 	metricstest.ExpectText(t, gathered(out), `
 # HELP queue Queued.
 # TYPE queue gauge
@@ -197,7 +236,7 @@ go_goroutines{worker="1a"} 7
 
 func TestFoldKeepsCountersAndHistogramsOnly(t *testing.T) {
 	m := newTestMerger("", t)
-	snap := parse(t, `
+	snap := fams(t, m, `
 # HELP jobs_total Jobs.
 # TYPE jobs_total counter
 jobs_total 5
@@ -216,7 +255,7 @@ lat_seconds_count 2
 `)
 	dead := m.fold(nil, snap)
 	dead = m.fold(dead, snap)
-	metricstest.ExpectText(t, gathered(dead), `
+	metricstest.ExpectText(t, gathered(mfs(dead)), `
 # HELP jobs_total Jobs.
 # TYPE jobs_total counter
 jobs_total 10
@@ -228,8 +267,8 @@ lat_seconds_sum 6
 lat_seconds_count 4
 `)
 	// A later worker giving the name another type does not erase the totals.
-	dead = m.fold(dead, parse(t, "# HELP jobs_total Jobs.\n# TYPE jobs_total gauge\njobs_total 1\n"))
-	metricstest.ExpectText(t, gathered(dead), "# HELP jobs_total Jobs.\n# TYPE jobs_total counter\njobs_total 10\n", "jobs_total")
+	dead = m.fold(dead, fams(t, m, "# HELP jobs_total Jobs.\n# TYPE jobs_total gauge\njobs_total 1\n"))
+	metricstest.ExpectText(t, gathered(mfs(dead)), "# HELP jobs_total Jobs.\n# TYPE jobs_total counter\njobs_total 10\n", "jobs_total")
 }
 
 func TestDroppedFamilies(t *testing.T) {
@@ -263,7 +302,7 @@ http_request_duration_seconds_count 1
 			m := newTestMerger(herd, t)
 			texts := append([]string(nil), tc.workers...)
 			texts[0] += ok
-			out, drops := m.merge(workers(t, texts...), nil)
+			out, drops := m.merge(workers(t, m, texts...), nil)
 			var want [numDropReasons]int
 			want[tc.reason] = 1
 			if drops != want {
@@ -278,7 +317,7 @@ http_request_duration_seconds_count 1
 
 func TestTypeConflictWithTheDeadTotals(t *testing.T) {
 	m := newTestMerger("", t)
-	_, drops := m.merge(workers(t, "# HELP x X.\n# TYPE x gauge\nx 1\n"), parse(t, "# HELP x X.\n# TYPE x counter\nx 1\n"))
+	_, drops := m.merge(workers(t, m, "# HELP x X.\n# TYPE x gauge\nx 1\n"), fams(t, m, "# HELP x X.\n# TYPE x counter\nx 1\n"))
 	if drops[dropTypeConflict] != 1 {
 		t.Errorf("drops = %v, want one type conflict", drops)
 	}
@@ -318,10 +357,21 @@ func TestInvalidFamiliesAreDropped(t *testing.T) {
 		{"an unreadable native histogram", &dto.MetricFamily{Name: str("h"), Type: &hist, Metric: []*dto.Metric{
 			{Histogram: &dto.Histogram{Schema: new(int32(9))}},
 		}}},
+		// OpenMetrics 1.0 has no float histograms: served, one would cut
+		// an OpenMetrics scrape short.
+		{"a float histogram", &dto.MetricFamily{Name: str("h"), Type: &hist, Metric: []*dto.Metric{
+			{Histogram: &dto.Histogram{SampleCountFloat: one(2), SampleSum: one(1)}},
+		}}},
+		{"a float native histogram", &dto.MetricFamily{Name: str("h"), Type: &hist, Metric: []*dto.Metric{
+			{Histogram: &dto.Histogram{Schema: new(int32(0)), ZeroThreshold: one(0), ZeroCountFloat: one(1), SampleSum: one(1)}},
+		}}},
+		{"a float gauge histogram", &dto.MetricFamily{Name: str("gh"), Type: dto.MetricType_GAUGE_HISTOGRAM.Enum(), Metric: []*dto.Metric{
+			{Histogram: &dto.Histogram{SampleSum: one(1), Bucket: []*dto.Bucket{{UpperBound: one(1), CumulativeCountFloat: one(1)}}}},
+		}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newTestMerger("", t)
-			out, drops := m.merge([]source{{worker: "0a", fams: []*dto.MetricFamily{tc.mf}, perWorker: true}}, nil)
+			out, drops := m.merge([]source{{worker: "0a", fams: decoded(t, m, "0a", []*dto.MetricFamily{tc.mf}), perWorker: true}}, nil)
 			if len(out) != 0 || drops[dropInvalid] != 1 {
 				t.Errorf("families %v, drops %v: want none, one invalid", names(out), drops)
 			}
@@ -340,18 +390,18 @@ func TestUnsortedLabelsAreSorted(t *testing.T) {
 		}}}
 	}
 	m := newTestMerger("", t)
-	out, _ := m.merge([]source{{worker: "0a", fams: []*dto.MetricFamily{mk("1", "2")}, perWorker: true},
-		{worker: "1a", fams: []*dto.MetricFamily{mk("1", "2")}, perWorker: true}}, nil)
+	out, _ := m.merge([]source{{worker: "0a", fams: decoded(t, m, "0a", []*dto.MetricFamily{mk("1", "2")}), perWorker: true},
+		{worker: "1a", fams: decoded(t, m, "1a", []*dto.MetricFamily{mk("1", "2")}), perWorker: true}}, nil)
 	metricstest.ExpectText(t, gathered(out), "# HELP c_total C.\n# TYPE c_total counter\nc_total{a=\"2\",z=\"1\"} 2\n")
 }
 
 func TestDuplicateIDKeepsTheNewestPerWorkerSeries(t *testing.T) {
+	m := newTestMerger("", t)
 	srcs := []source{
-		{worker: "0a", started: 2, fams: parse(t, "# HELP g G.\n# TYPE g gauge\ng 2\n# HELP c_total C.\n# TYPE c_total counter\nc_total 1\n"), perWorker: true},
-		{worker: "0a", started: 1, fams: parse(t, "# HELP g G.\n# TYPE g gauge\ng 1\n# HELP c_total C.\n# TYPE c_total counter\nc_total 1\n"), perWorker: true},
+		{worker: "0a", started: 2, fams: decoded(t, m, "0a", parse(t, "# HELP g G.\n# TYPE g gauge\ng 2\n# HELP c_total C.\n# TYPE c_total counter\nc_total 1\n")), perWorker: true},
+		{worker: "0a", started: 1, fams: decoded(t, m, "0a", parse(t, "# HELP g G.\n# TYPE g gauge\ng 1\n# HELP c_total C.\n# TYPE c_total counter\nc_total 1\n")), perWorker: true},
 	}
 	markDuplicateIDs(srcs)
-	m := newTestMerger("", t)
 	out, drops := m.merge(srcs, nil)
 	metricstest.ExpectText(t, gathered(out), `
 # HELP g G.

@@ -38,9 +38,9 @@ func isNative(h *dto.Histogram) bool {
 		len(h.PositiveSpan) > 0 || len(h.NegativeSpan) > 0
 }
 
-// mergeNative adds the native buckets of hs (all native) into out, as
-// integer counts unless floats.
-func mergeNative(hs []*dto.Histogram, out *dto.Histogram, floats bool) error {
+// mergeNative adds the native buckets of hs (all native, integer counts)
+// into out.
+func mergeNative(hs []*dto.Histogram, out *dto.Histogram) error {
 	schema := int32(maxSchema)
 	thr := 0.0
 	for _, h := range hs {
@@ -62,20 +62,16 @@ func mergeNative(hs []*dto.Histogram, out *dto.Histogram, floats bool) error {
 	each := make([]buckets, len(hs))
 	zero := 0.0
 	for i, h := range hs {
-		pos, err := decodeBuckets(h.PositiveSpan, h.PositiveDelta, h.PositiveCount, h.GetSchema(), schema)
+		pos, err := decodeBuckets(h.PositiveSpan, h.PositiveDelta, h.GetSchema(), schema)
 		if err != nil {
 			return err
 		}
-		neg, err := decodeBuckets(h.NegativeSpan, h.NegativeDelta, h.NegativeCount, h.GetSchema(), schema)
+		neg, err := decodeBuckets(h.NegativeSpan, h.NegativeDelta, h.GetSchema(), schema)
 		if err != nil {
 			return err
 		}
 		each[i] = buckets{pos, neg, h.GetZeroThreshold()}
-		if h.ZeroCountFloat != nil {
-			zero += h.GetZeroCountFloat()
-		} else {
-			zero += float64(h.GetZeroCount())
-		}
+		zero += float64(h.GetZeroCount())
 	}
 	// A bucket of a narrower zero bucket's histogram that straddles the
 	// threshold cannot be split: widen the threshold to its upper bound.
@@ -107,18 +103,10 @@ func mergeNative(hs []*dto.Histogram, out *dto.Histogram, floats bool) error {
 			}
 		}
 	}
-	out.Schema = &schema
-	out.ZeroThreshold = &thr
-	var pd, nd []int64
-	var pc, nc []float64
-	out.PositiveSpan, pd, pc = encodeBuckets(pos, floats)
-	out.NegativeSpan, nd, nc = encodeBuckets(neg, floats)
-	if floats {
-		out.ZeroCountFloat, out.PositiveCount, out.NegativeCount = &zero, pc, nc
-	} else {
-		z := uint64(zero)
-		out.ZeroCount, out.PositiveDelta, out.NegativeDelta = &z, pd, nd
-	}
+	z := uint64(zero)
+	out.Schema, out.ZeroThreshold, out.ZeroCount = &schema, &thr, &z
+	out.PositiveSpan, out.PositiveDelta = encodeBuckets(pos)
+	out.NegativeSpan, out.NegativeDelta = encodeBuckets(neg)
 	// As client_golang does: an empty native histogram with a zero
 	// threshold of zero would look like a classic one to a scraper.
 	if thr == 0 && zero == 0 && len(out.PositiveSpan) == 0 && len(out.NegativeSpan) == 0 {
@@ -128,15 +116,15 @@ func mergeNative(hs []*dto.Histogram, out *dto.Histogram, floats bool) error {
 	return nil
 }
 
-// decodeBuckets reads one side's buckets (integer deltas, or float counts)
-// at schema from, re-indexed to the coarser schema to.
-func decodeBuckets(spans []*dto.BucketSpan, deltas []int64, counts []float64, from, to int32) (map[int32]float64, error) {
+// decodeBuckets reads one side's buckets (delta-encoded counts) at schema
+// from, re-indexed to the coarser schema to.
+func decodeBuckets(spans []*dto.BucketSpan, deltas []int64, from, to int32) (map[int32]float64, error) {
 	n := 0
 	for _, sp := range spans {
 		n += int(sp.GetLength())
 	}
-	if len(deltas) > 0 && len(counts) > 0 || n != len(deltas)+len(counts) {
-		return nil, fmt.Errorf("%w: spans hold %d buckets, given %d deltas and %d counts", errNative, n, len(deltas), len(counts))
+	if n != len(deltas) {
+		return nil, fmt.Errorf("%w: spans hold %d buckets, given %d counts", errNative, n, len(deltas))
 	}
 	m := make(map[int32]float64, n)
 	idx, cur, k := int64(0), int64(0), 0
@@ -146,16 +134,11 @@ func decodeBuckets(spans []*dto.BucketSpan, deltas []int64, counts []float64, fr
 			if idx > maxIndex || idx < -maxIndex {
 				return nil, fmt.Errorf("%w: bucket index %d", errNative, idx)
 			}
-			var c float64
-			if counts != nil {
-				c = counts[k]
-			} else {
-				cur += deltas[k]
-				c = float64(cur)
+			cur += deltas[k]
+			if cur < 0 {
+				return nil, fmt.Errorf("%w: bucket count %d", errNative, cur)
 			}
-			if c < 0 || math.IsNaN(c) {
-				return nil, fmt.Errorf("%w: bucket count %v", errNative, c)
-			}
+			c := float64(cur)
 			k++
 			m[reduceIndex(int32(idx), from, to)] += c
 			idx++
@@ -190,8 +173,8 @@ func near(a, b float64) bool {
 }
 
 // encodeBuckets writes buckets (skipping empty ones) as spans of adjacent
-// indices with delta-encoded integer counts, or absolute float counts.
-func encodeBuckets(m map[int32]float64, floats bool) (spans []*dto.BucketSpan, deltas []int64, counts []float64) {
+// indices with delta-encoded counts.
+func encodeBuckets(m map[int32]float64) (spans []*dto.BucketSpan, deltas []int64) {
 	idxs := make([]int32, 0, len(m))
 	for i, n := range m {
 		if n != 0 {
@@ -207,13 +190,54 @@ func encodeBuckets(m map[int32]float64, floats bool) (spans []*dto.BucketSpan, d
 		}
 		*spans[len(spans)-1].Length++
 		next = int64(i) + 1
-		if floats {
-			counts = append(counts, m[i])
-		} else {
-			c := int64(m[i])
-			deltas = append(deltas, c-prev)
-			prev = c
+		c := int64(m[i])
+		deltas = append(deltas, c-prev)
+		prev = c
+	}
+	return spans, deltas
+}
+
+// checkNative reports whether mergeNative can read a native histogram:
+// a schema in range, spans that hold as many buckets as there are counts,
+// indices in range, no negative count.
+func checkNative(h *dto.Histogram) bool {
+	s, z := h.GetSchema(), h.GetZeroThreshold()
+	return s >= minSchema && s <= maxSchema && z >= 0 && !math.IsInf(z, 1) &&
+		checkSide(h.PositiveSpan, h.PositiveDelta) && checkSide(h.NegativeSpan, h.NegativeDelta)
+}
+
+// isFloatHistogram reports whether h has float counts: client_golang
+// never makes one, and OpenMetrics 1.0 cannot carry one.
+func isFloatHistogram(h *dto.Histogram) bool {
+	if h.SampleCountFloat != nil || h.ZeroCountFloat != nil || len(h.PositiveCount) > 0 || len(h.NegativeCount) > 0 {
+		return true
+	}
+	for _, b := range h.Bucket {
+		if b.CumulativeCountFloat != nil {
+			return true
 		}
 	}
-	return spans, deltas, counts
+	return false
+}
+
+func checkSide(spans []*dto.BucketSpan, deltas []int64) bool {
+	n, idx := 0, int64(0)
+	for _, sp := range spans {
+		idx += int64(sp.GetOffset())
+		if idx < -maxIndex || idx+int64(sp.GetLength()) > maxIndex {
+			return false
+		}
+		idx += int64(sp.GetLength())
+		n += int(sp.GetLength())
+	}
+	if n != len(deltas) {
+		return false
+	}
+	cur := int64(0)
+	for _, d := range deltas {
+		if cur += d; cur < 0 {
+			return false
+		}
+	}
+	return true
 }

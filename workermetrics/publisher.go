@@ -231,9 +231,7 @@ func (p *Publisher) snapshot() (*bytes.Buffer, error) {
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, p.lastLen+p.lastLen/8+headerSize))
 	p.seq++
-	if err := appendSnapshot(buf, p.seq, fams); err != nil {
-		return nil, err
-	}
+	appendSnapshot(buf, p.seq, fams)
 	p.lastLen = buf.Len()
 	return buf, nil
 }

@@ -11,8 +11,6 @@ import (
 	"strings"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
 
 // A snapshot is what a worker's gatherers returned at one moment, as a worker
@@ -40,33 +38,24 @@ const (
 // corrupt).
 var errBadSnapshot = errors.New("workermetrics: bad snapshot")
 
-// protoFormat is delimited protobuf without name escaping: names pass
-// through unchanged, and the master's handler escapes them for the format
-// its scraper negotiates.
-var protoFormat = expfmt.NewFormat(expfmt.TypeProtoDelim).WithEscapingScheme(model.NoEscaping)
-
 // appendSnapshot appends the encoding of fams with sequence number seq to
 // buf.
-func appendSnapshot(buf *bytes.Buffer, seq uint64, fams []*dto.MetricFamily) error {
-	start := buf.Len()
-	var hdr [headerSize]byte
-	buf.Write(hdr[:])
-	enc := expfmt.NewEncoder(buf, protoFormat)
+func appendSnapshot(buf *bytes.Buffer, seq uint64, fams []*dto.MetricFamily) {
+	b := buf.AvailableBuffer()
+	start := len(b)
+	b = append(b, snapMagic...)
+	b = binary.LittleEndian.AppendUint64(b, seq)
+	b = binary.LittleEndian.AppendUint64(b, 0) // the body's length, below
 	for _, mf := range fams {
-		if err := enc.Encode(mf); err != nil {
-			buf.Truncate(start)
-			return fmt.Errorf("workermetrics: encode %s: %w", mf.GetName(), err)
-		}
+		b = appendNested(b, 0, func(b []byte) []byte { return appendFamily(b, mf) })
 	}
-	b := buf.Bytes()[start:]
-	copy(b, snapMagic)
-	binary.LittleEndian.PutUint64(b[8:], seq)
-	binary.LittleEndian.PutUint64(b[16:], uint64(len(b)-headerSize))
-	return nil
+	binary.LittleEndian.PutUint64(b[start+16:], uint64(len(b)-start-headerSize))
+	buf.Write(b)
 }
 
-// readSnapshot reads one snapshot from r, which must end right after it.
-func readSnapshot(r io.Reader) (seq uint64, fams []*dto.MetricFamily, err error) {
+// readSnapshot reads one snapshot from r, which must end right after it,
+// with the decoder of the worker process that wrote it.
+func readSnapshot(r io.Reader, d *decoder) (seq uint64, fams []family, err error) {
 	var hdr [headerSize]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return 0, nil, fmt.Errorf("%w: header: %w", errBadSnapshot, err)
@@ -79,32 +68,57 @@ func readSnapshot(r io.Reader) (seq uint64, fams []*dto.MetricFamily, err error)
 	if n > maxSnapshot {
 		return 0, nil, fmt.Errorf("%w: body of %d bytes, more than %d", errBadSnapshot, n, maxSnapshot)
 	}
-	body := make([]byte, n)
+	// The decoder copies what it keeps: its buffer serves every read.
+	if uint64(cap(d.body)) < n {
+		d.body = make([]byte, n, n+n/8)
+	}
+	body := d.body[:n]
 	if _, err := io.ReadFull(r, body); err != nil {
 		return 0, nil, fmt.Errorf("%w: body: %w", errBadSnapshot, err)
 	}
-	dec := expfmt.NewDecoder(bytes.NewReader(body), protoFormat)
-	for {
-		mf := &dto.MetricFamily{}
-		err := dec.Decode(mf)
-		if err == io.EOF {
-			return seq, fams, nil
-		}
-		if err != nil {
-			return 0, nil, fmt.Errorf("%w: family %d: %w", errBadSnapshot, len(fams), err)
-		}
-		fams = append(fams, mf)
+	fams, err = d.decodeSnapshot(body)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: %w", errBadSnapshot, err)
 	}
+	return seq, fams, nil
+}
+
+// decodeSnapshot decodes a snapshot's body: delimited MetricFamily
+// messages. A name given twice makes both families invalid.
+func (d *decoder) decodeSnapshot(body []byte) ([]family, error) {
+	var fams []family
+	for len(body) > 0 {
+		l, n := binary.Uvarint(body)
+		if n <= 0 || l > uint64(len(body)-n) {
+			return nil, fmt.Errorf("family %d: %w", len(fams), errWire)
+		}
+		f, err := d.decodeFamily(body[n : n+int(l)])
+		if err != nil {
+			return nil, fmt.Errorf("family %d: %w", len(fams), err)
+		}
+		fams = append(fams, f)
+		body = body[n+int(l):]
+	}
+	d.endSnapshot()
+	seen := make(map[string]int, len(fams))
+	for i := range fams {
+		name := fams[i].mf.GetName()
+		if j, dup := seen[name]; dup {
+			fams[i].drop, fams[j].drop = dropInvalid, dropInvalid
+		}
+		seen[name] = i
+	}
+	return fams, nil
 }
 
 // readSnapshotFile reads the snapshot file path.
-func readSnapshotFile(path string) (seq uint64, fams []*dto.MetricFamily, err error) {
+func readSnapshotFile(path string, d *decoder) (seq uint64, fams []family, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer f.Close()
-	seq, fams, err = readSnapshot(f)
+	seq, fams, err = readSnapshot(f, d)
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s: %w", path, err)
 	}
