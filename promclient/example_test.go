@@ -18,3 +18,11 @@ func ExampleExport() {
 	fmt.Println(len(cfg.Export), cfg.Export[0] == prometheus.DefaultGatherer)
 	// Output: 2 true
 }
+
+func ExampleGatherers() {
+	cfg := server.DefaultConfig()
+	drivers := prometheus.NewRegistry()
+	cfg.Export = promclient.Gatherers(prometheus.DefaultGatherer, drivers)
+	fmt.Println(len(cfg.Export))
+	// Output: 2
+}
