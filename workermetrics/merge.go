@@ -49,7 +49,6 @@ type part struct {
 type merger struct {
 	perWorker []string        // name prefixes of the per-process collectors
 	reserved  map[string]bool // names of herd's families, in every exposition form
-	key       []byte          // scratch for labelKey
 }
 
 // perWorkerFamily reports whether a family of this name and type gets one
