@@ -18,6 +18,7 @@ help:
 
 build:
 	$(GO) build -o $(BIN)/hello ./examples/hello
+	$(GO) build -o $(BIN)/clientgolang ./examples/clientgolang
 	$(GO) build -o $(BIN)/herd-exporter ./cmd/herd-exporter
 	$(GO) build -o $(BIN)/herd-bench ./cmd/herd-bench
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/herdhttp/herd/prefork"
+	"github.com/herdhttp/herd/metrics"
 )
 
 // Config is the whole configuration of a herd program. The zero value works:
@@ -104,6 +105,14 @@ type Config struct {
 	// format to this file ("-": standard output), appended by every worker.
 	// SIGUSR1 to the master reopens it in every worker (log rotation).
 	AccessLog string
+
+	// Export lists gatherers of metrics kept in each worker's memory (a
+	// client_golang prometheus.Gatherer has the shape of a
+	// metrics.Gatherer) that the master's /metrics serves merged, as
+	// package workermetrics describes. Set it in main, which runs in the
+	// master and in every worker; package promclient sets it to
+	// client_golang's default registry. Nil: nothing is exported.
+	Export []metrics.Gatherer
 }
 
 // Off, as a Config timeout, turns the timeout off. Zero means the default.

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -85,7 +86,7 @@ func TestEveryFlagHasItsVariable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != want || len(used) != len(values) {
+	if !reflect.DeepEqual(got, want) || len(used) != len(values) {
 		t.Errorf("from the environment:\n got  %+v\n want %+v\n(used %v)", got, want, used)
 	}
 	if envName("metrics-dir") != "HERD_METRICS_DIR" || envName("graceful-timeout") != "HERD_GRACEFUL_TIMEOUT" {

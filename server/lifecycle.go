@@ -49,7 +49,7 @@ func run(ctx context.Context, s *settings, app App, env runEnv, log *slog.Logger
 	if bg := b.gatherer(); bg != nil {
 		g = append(g, bg)
 	}
-	adminSrv := startAdmin(admin, adminMux(g, b.workers, dir, s.sec), log)
+	adminSrv := startAdmin(admin, adminMux(withExport(s.Config, dir, g, log), b.workers, dir, s.sec), log)
 	defer stopAdmin(adminSrv)
 	warnExposedAdmin(admin, s.sec, log)
 	attrs := s.logAttrs()

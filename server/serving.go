@@ -61,6 +61,7 @@ func startServing(cfg Config, dir, id string, app App, log *slog.Logger, rc recy
 		h = middleware.AccessLog(s.alog)(h)
 	}
 	s.d = newDrainer(h, cfg, rc.limit, rc.retire, slog.NewLogLogger(log.Handler(), slog.LevelError))
+	s.undo = append(s.undo, startExport(cfg, dir, id, log))
 	return s, nil
 }
 

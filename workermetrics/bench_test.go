@@ -1,0 +1,179 @@
+package workermetrics
+
+import (
+	"bytes"
+	"fmt"
+	"net/http/httptest"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/herdhttp/herd/metrics"
+)
+
+// benchRegistry is a client_golang registry of 1,000 series: 600 counters,
+// 300 gauges and 100 histograms (client_golang's default 11 buckets),
+// each with two labels.
+func benchRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "app_requests_total", Help: "Requests."}, []string{"route", "code"})
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "app_pool_connections", Help: "Connections."}, []string{"pool", "state"})
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "app_query_seconds", Help: "Query time."}, []string{"table", "op"})
+	reg.MustRegister(c, g, h)
+	for i := range 600 {
+		c.WithLabelValues(fmt.Sprintf("/route/%d", i/6), fmt.Sprint(200+i%6)).Add(float64(i))
+	}
+	for i := range 300 {
+		g.WithLabelValues(fmt.Sprintf("pool%d", i/3), fmt.Sprint("state", i%3)).Set(float64(i))
+	}
+	for i := range 100 {
+		h.WithLabelValues(fmt.Sprintf("table%d", i/4), fmt.Sprint("op", i%4)).Observe(float64(i) / 100)
+	}
+	return reg
+}
+
+// cpuTime is the CPU time this process has used: on a shared machine it
+// varies less than the elapsed time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// loop runs f b.N times and reports this process's CPU time per run.
+func loop(b *testing.B, f func()) {
+	b.Helper()
+	start := cpuTime()
+	for b.Loop() {
+		f()
+	}
+	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+}
+
+// herdRunDir is what herd's own gatherer reads in the master's scrape: the
+// metric files of 4 workers with the middleware's families for 20 routes.
+func herdRunDir(b *testing.B) string {
+	dir := b.TempDir()
+	for i := range 4 {
+		reg, err := metrics.NewRegistry(metrics.Options{Dir: dir, ID: fmt.Sprintf("%da", i)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { reg.Close() })
+		c := reg.MustNewCounterVec(metrics.CounterOpts{Name: "http_requests_total", Help: "Requests."}, "method", "route", "code")
+		h := reg.MustNewHistogramVec(metrics.HistogramOpts{Name: "http_request_duration_seconds", Help: "Latency."}, "method", "route")
+		for r := range 20 {
+			c.With("GET", fmt.Sprintf("/r%d", r), "200").Add(float64(r))
+			h.With("GET", fmt.Sprintf("/r%d", r)).Observe(0.01)
+		}
+	}
+	return dir
+}
+
+// BenchmarkMasterScrape is the master's GET /metrics (text format) with 4
+// worker processes (this test binary re-executed) exporting 1,000
+// client_golang series each, against the same scrape of herd's own
+// families without them: the difference is what the bridge adds.
+// cpu-ns/op is the master's CPU time; the workers gather on the other
+// CPUs, as they do under herd.
+func BenchmarkMasterScrape(b *testing.B) {
+	run := herdRunDir(b)
+	dir := filepath.Join(run, "export")
+	for i := range 4 {
+		c := startChild(b, dir, fmt.Sprintf("%da\tbench", i))
+		b.Cleanup(func() { c.in.Close(); c.wait() })
+	}
+	herd := metrics.NewDirGatherer(run, metrics.GathererOpts{})
+	scrape := func(g metrics.Gatherer) func() {
+		h := metrics.Handler(g, metrics.HandlerOpts{DisableCompression: true})
+		req := httptest.NewRequest("GET", "/metrics", nil)
+		return func() {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != 200 {
+				b.Fatal(rec.Code)
+			}
+		}
+	}
+	g := NewGatherer(dir, herd, GathererOpts{})
+	fams, err := g.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mf := range fams {
+		if mf.GetName() == "app_pool_connections" && len(mf.Metric) != 4*300 {
+			b.Fatalf("%d gauge series, want 4 x 300", len(mf.Metric))
+		}
+	}
+	b.Run("herd-only", func(b *testing.B) { loop(b, scrape(herd)) })
+	b.Run("with-4x1000", func(b *testing.B) { loop(b, scrape(g)) })
+}
+
+// BenchmarkWorkerSnapshot is a worker's snapshot of 1,000 client_golang
+// series: gather, encode, write and rename the file ("file", every
+// second), and gather and encode as answered to the master ("answer").
+func BenchmarkWorkerSnapshot(b *testing.B) {
+	reg := benchRegistry()
+	p, err := NewPublisher(filepath.Join(b.TempDir(), "export"), "0a", reg, PublisherOpts{Interval: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	b.Run("file", func(b *testing.B) {
+		loop(b, func() {
+			if err := p.Flush(); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+	b.Run("answer", func(b *testing.B) {
+		loop(b, func() {
+			if _, err := p.snapshot(); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+	b.Run("gather-only", func(b *testing.B) {
+		loop(b, func() { reg.Gather() })
+	})
+}
+
+// BenchmarkMasterScrapeParts splits the master's side of that scrape, in
+// one process: decoding one worker's snapshot of 1,000 series ("decode",
+// steady state: the decoder has seen the series before), merging 4 of them
+// ("merge"), and encoding the merged families as text ("text", herd's
+// handler: 600 summed counters, 100 summed histograms, 4 x 300 gauges).
+func BenchmarkMasterScrapeParts(b *testing.B) {
+	fams, err := benchRegistry().Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var buf bytes.Buffer
+	appendSnapshot(&buf, 1, fams)
+	data := buf.Bytes()
+	m := &merger{perWorker: DefaultPerWorker}
+	m.reserve(nil)
+	var srcs []source
+	for i := range 4 {
+		id := fmt.Sprintf("%da", i)
+		_, f, err := readSnapshot(bytes.NewReader(data), newDecoder(id, m.perWorkerFamily))
+		if err != nil {
+			b.Fatal(err)
+		}
+		srcs = append(srcs, source{worker: id, fams: f, perWorker: true})
+	}
+	b.Run("decode", func(b *testing.B) {
+		d := newDecoder("0a", m.perWorkerFamily)
+		loop(b, func() { readSnapshot(bytes.NewReader(data), d) })
+	})
+	b.Run("merge", func(b *testing.B) { loop(b, func() { m.merge(srcs, nil) }) })
+	out, _ := m.merge(srcs, nil)
+	h := metrics.Handler(metrics.GathererFunc(func() ([]*dto.MetricFamily, error) { return out, nil }),
+		metrics.HandlerOpts{DisableCompression: true})
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	b.Run("text", func(b *testing.B) { loop(b, func() { h.ServeHTTP(httptest.NewRecorder(), req) }) })
+}
