@@ -51,6 +51,11 @@
 // Started by systemd socket activation (LISTEN_PID is the master's pid), the master uses the
 // inherited sockets instead of Config.Addrs, in ModeShared.
 //
+// As it holds the sockets, the master reads their accept queues from the kernel (TCP_INFO):
+// Master.ListenQueues gives each slot's number of connections waiting to be accepted and its
+// backlog (in ModeShared, the one shared queue), and Master.Workers each worker's. A worker
+// that stopped accepting (stopped, stuck) shows as a growing queue in its slot alone.
+//
 // # Signals
 //
 // To the master: SIGTERM and SIGINT stop gracefully (workers get SIGTERM and

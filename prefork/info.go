@@ -29,6 +29,11 @@ type WorkerInfo struct {
 	Requests      uint64      `json:"requests"` // as of the last heartbeat
 	LastHeartbeat time.Time   `json:"last_heartbeat,omitzero"`
 	RSS           uint64      `json:"rss_bytes,omitzero"` // resident memory as of the last heartbeat; 0: not known
+	// QueueLength is the number of connections waiting on the worker's slot to be accepted
+	// (in ModeShared: on the queue every worker shares), read from the kernel when Workers
+	// is called; QueueLimit is that queue's backlog, 0 when unknown. See ListenQueues.
+	QueueLength int `json:"queue_length"`
+	QueueLimit  int `json:"queue_limit"`
 }
 
 // Counters are running totals of a master's supervision, for its metrics (Master.Counters).

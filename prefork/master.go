@@ -194,8 +194,10 @@ func (m *Master) closeFDs() {
 // planned replacement a slot has two (the successor and the one it replaces).
 func (m *Master) Workers() []WorkerInfo {
 	m.infoMu.Lock()
-	defer m.infoMu.Unlock()
-	return append([]WorkerInfo(nil), m.info...)
+	info := append([]WorkerInfo(nil), m.info...)
+	m.infoMu.Unlock()
+	m.addQueues(info)
+	return info
 }
 
 // Reload starts a rolling restart, as SIGHUP does: slot by slot, a new worker is started
