@@ -60,6 +60,9 @@ func newMaster(cfg Config, e *env) (*Master, error) {
 	if err := checkRecycle(s); err != nil {
 		return nil, err
 	}
+	if err := checkCanary(s); err != nil {
+		return nil, err
+	}
 	if err := unix.Access(s.Path, unix.X_OK); err != nil {
 		return nil, configErr("worker executable %s: %v", s.Path, err)
 	}
