@@ -88,6 +88,10 @@ type Config struct {
 	// format to this file ("-": standard output), appended by every worker.
 	// SIGUSR1 to the master reopens it in every worker (log rotation).
 	AccessLog string
+
+	// Canary configures canary reloads (-reload-canary, -canary-max-5xx-ratio,
+	// -canary-max-p99-ratio): off by default.
+	Canary CanaryConfig
 }
 
 // DefaultConfig returns the defaults of the command-line flags: one worker
@@ -184,6 +188,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdminBasicAuthFile, "admin-basic-auth-file", d.AdminBasicAuthFile, "`file` of user:pbkdf2-hash lines: basic auth on /metrics and /workers")
 	fs.StringVar(&c.PIDFile, "pidfile", d.PIDFile, "write the master's pid to this `file`")
 	fs.StringVar(&c.AccessLog, "access-log", d.AccessLog, "append an access log (combined format) to this `file` (\"-\": stdout); SIGUSR1 reopens it")
+	c.Canary.registerFlags(fs)
 }
 
 // timeoutFlag parses a duration where "0" and "off" mean no limit (stored
@@ -302,6 +307,9 @@ func (c Config) checkValues() error {
 	}
 	if c.MaxRequestsJitter > 0 && c.MaxRequests == 0 {
 		return errors.New("-max-requests-jitter needs -max-requests")
+	}
+	if err := c.Canary.check(); err != nil {
+		return err
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("-log-format: must be \"text\" or \"json\", got %q", c.LogFormat)

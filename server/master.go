@@ -34,6 +34,10 @@ func runMaster(ctx context.Context, cfg Config, log *slog.Logger) error {
 	defer closeAdmin(admin)
 	var m *prefork.Master
 	exits := &exitCounts{}
+	var judge prefork.CanaryJudge
+	if cfg.Canary.Window > 0 {
+		judge = newCanaryJudge(dir, cfg.Canary)
+	}
 	m, err = prefork.NewMaster(prefork.Config{
 		Workers:           cfg.Workers,
 		Addrs:             []string{cfg.Bind},
@@ -45,6 +49,8 @@ func runMaster(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Env:               []string{runDirEnv + "=" + dir},
 		PIDFile:           cfg.PIDFile,
 		Logger:            log,
+		ReloadCanary:      cfg.Canary.Window,
+		CanaryJudge:       judge,
 		Hooks: prefork.Hooks{
 			// A dead worker's live* gauges go with it, as Python's
 			// mark_process_dead does; its counters stay.
@@ -67,6 +73,8 @@ func runMaster(ctx context.Context, cfg Config, log *slog.Logger) error {
 		metrics.NewDirGatherer(dir, metrics.GathererOpts{Logger: log}),
 		masterProcStats(dir),
 		supervisionMetrics(m.Workers, exits),
+		listenQueueMetrics(m.ListenQueues),
+		reloadMetrics(m.Counters),
 	}
 	adminSrv := startAdmin(admin, g, st, sec, log)
 	defer stopAdmin(adminSrv)

@@ -30,7 +30,7 @@ const (
 var (
 	workerStates = []prefork.WorkerState{prefork.StateStarting, prefork.StateReady, prefork.StateStopping, prefork.StateKilled}
 	exitReasons  = []prefork.ExitReason{prefork.ExitCrashed, prefork.ExitBootFailed, prefork.ExitTimeout,
-		prefork.ExitShutdown, prefork.ExitReloaded, prefork.ExitRetired, prefork.ExitScaledDown}
+		prefork.ExitShutdown, prefork.ExitReloaded, prefork.ExitRetired, prefork.ExitScaledDown, prefork.ExitRolledBack}
 )
 
 // exitCounts counts worker exits by reason; fed by prefork's OnWorkerExit hook.
