@@ -57,13 +57,13 @@ func checkCanary(c *settings) error {
 
 // canaryState is the supervisor's part of canary reloads.
 type canaryState struct {
-	exe   *os.File // the executable the workers run (opened at the first start); nil: not held
-	noExe bool     // opening it failed: reloads cannot be tried
-	next  *os.File // the executable on trial; nil: no reload is on trial
-	slot  int      // the canary's slot during a trial; -1: not picked yet
-	cand  *worker  // the last worker started in the canary's slot from the executable on trial
-	w     *worker  // the canary, once ready: its window ends at until
-	until time.Time
+	exe       *os.File // the executable the workers run (opened at the first start); nil: not held
+	exeFailed bool     // opening it failed (logged once)
+	next      *os.File // the executable on trial; nil: no reload is on trial
+	slot      int      // the canary's slot during a trial; -1: not picked yet
+	cand      *worker  // the last worker started in the canary's slot from the executable on trial
+	w         *worker  // the canary, once ready: its window ends at until
+	until     time.Time
 }
 
 func (c *canaryState) close() {
@@ -98,14 +98,7 @@ func (s *supervisor) workerExe(sl *slot) (string, int) {
 		return s.cfg.Path, s.gen
 	}
 	c := &s.canary
-	if c.exe == nil && !c.noExe {
-		f, err := openExe(s.cfg.Path)
-		if err != nil {
-			s.log.Error("cannot hold the worker executable open: reloads with a canary are refused", "err", err)
-			c.noExe = true
-		}
-		c.exe = f
-	}
+	s.holdExe()
 	switch {
 	case c.next != nil && sl.index == c.slot:
 		return s.fdPath(c.next), s.gen
@@ -117,10 +110,30 @@ func (s *supervisor) workerExe(sl *slot) (string, int) {
 	return s.cfg.Path, s.gen
 }
 
+// holdExe opens the executable the workers run (Config.Path: no reload happened while it is
+// not held), unless it is held already. Until it is, workers start from Config.Path and
+// reloads are refused.
+func (s *supervisor) holdExe() {
+	c := &s.canary
+	if c.exe != nil {
+		return
+	}
+	f, err := openExe(s.cfg.Path)
+	if err != nil {
+		if !c.exeFailed {
+			s.log.Error("cannot hold the worker executable open: reloads with a canary are refused until it is", "err", err)
+		}
+		c.exeFailed = true
+		return
+	}
+	c.exe, c.exeFailed = f, false
+}
+
 // beginTrial opens the executable a reload puts on trial. A reload already on trial is
 // superseded: its canary, if any, is replaced like any worker of an older generation.
 func (s *supervisor) beginTrial() bool {
 	c := &s.canary
+	s.holdExe() // a reload before the first worker started
 	if c.exe == nil {
 		s.log.Error("reload refused: the master holds no handle on the executable its workers run, so a canary could not be rolled back")
 		s.counters.ReloadsAborted++
@@ -171,6 +184,9 @@ func (s *supervisor) stepCanary(now time.Time) bool {
 		s.reloadCur = c.slot
 	}
 	sl := s.slots[c.slot]
+	// cand too, not only the ready canary: the periodic reap can collect a canary that died
+	// just after it reported ready before any step saw it ready (and its exit is then a
+	// crash, not a failed boot that abortReload would roll back).
 	for _, w := range []*worker{c.cand, c.w} {
 		if w != nil && canaryFailed(sl, w) {
 			s.rollBack(sl, fmt.Sprintf("the canary (id %s, pid %d) %s before the end of its window", w.id, w.pid, failure(w)))

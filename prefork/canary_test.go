@@ -235,39 +235,124 @@ func TestCanaryReload(t *testing.T) {
 	}
 }
 
-func TestCanaryThatCrashesIsRolledBack(t *testing.T) {
+func TestCanaryThatFailsIsRolledBack(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		build  string
+		reason prefork.ExitReason
+		log    string
+	}{
+		{"crash-after-ready", prefork.ExitCrashed, "exited before the end of its window"},
+		{"hang-after-ready", prefork.ExitTimeout, "stopped sending heartbeats before the end of its window"},
+	} {
+		t.Run(tc.build, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			app := filepath.Join(dir, "app")
+			v1 := makeBuild(t, app, "v1")
+			// No judge: a canary that serves its window passes, one that exits or hangs
+			// does not.
+			tm := startMaster(t, prefork.Config{Workers: 2, Path: app, ReloadCanary: 20 * time.Second,
+				Timeout: 2 * time.Second, BootTimeout: 20 * time.Second, CrashLimit: -1}, "")
+			before := tm.waitReady(t, 2, 20*time.Second)
+			makeBuild(t, app, tc.build)
+			tm.sig.Send(syscall.SIGHUP)
+			waitFor(t, 40*time.Second, "the reload rolled back", func() bool { return tm.Counters().ReloadsRolledBack == 1 })
+			var now []prefork.WorkerInfo
+			waitFor(t, 20*time.Second, "slot 0 served by the first build again", func() bool {
+				now = tm.readyWorkers(2)
+				return now != nil && now[0].PID != before[0].PID
+			})
+			if now[1].PID != before[1].PID || !runsBuild(now[0].PID, v1) || !runsBuild(now[1].PID, v1) {
+				t.Errorf("workers after the rollback %+v, want slot 1 untouched and both running the first build", now)
+			}
+			failed := 0
+			for _, e := range tm.exitsSnapshot() {
+				if !e.Reason.Planned() {
+					failed++
+					if e.Reason != tc.reason {
+						t.Errorf("exit %+v, want %s", e, tc.reason)
+					}
+				}
+			}
+			if failed != 1 {
+				t.Errorf("%d unplanned exits, want the one canary's: the failing build must not be started again", failed)
+			}
+			if !strings.Contains(tm.logs.String(), tc.log) {
+				t.Errorf("the rollback's log line does not say %q", tc.log)
+			}
+			if c := tm.Counters(); c.ReloadsOK != 0 || c.ReloadsAborted != 0 {
+				t.Errorf("counters %+v, want only the rollback", c)
+			}
+		})
+	}
+}
+
+// recordingJudge passes every canary and records the calls.
+type recordingJudge struct {
+	mu             sync.Mutex
+	starts, judges []prefork.WorkerInfo
+}
+
+func (j *recordingJudge) Start(canary prefork.WorkerInfo, _ []prefork.WorkerInfo) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.starts = append(j.starts, canary)
+}
+
+func (j *recordingJudge) Judge(canary prefork.WorkerInfo, _ []prefork.WorkerInfo) (bool, string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.judges = append(j.judges, canary)
+	return true, "passes everything"
+}
+
+func (j *recordingJudge) counts() (starts, judges int) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return len(j.starts), len(j.judges)
+}
+
+// A reload during a canary's window supersedes it: the newer build becomes the canary,
+// with a window of its own, and is the one rolled out.
+func TestReloadDuringCanaryWindow(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	app := filepath.Join(dir, "app")
-	v1 := makeBuild(t, app, "v1")
-	// No judge: a canary that serves its window passes, one that exits does not.
-	tm := startMaster(t, prefork.Config{Workers: 2, Path: app, ReloadCanary: 5 * time.Second, BootTimeout: 20 * time.Second}, "")
+	makeBuild(t, app, "v1")
+	j := &recordingJudge{}
+	tm := startMaster(t, prefork.Config{Workers: 2, Path: app, ReloadCanary: 4 * time.Second, CanaryJudge: j, BootTimeout: 20 * time.Second}, "")
 	before := tm.waitReady(t, 2, 20*time.Second)
-	makeBuild(t, app, "crash-after-ready")
+	makeBuild(t, app, "fail-requests")
 	tm.sig.Send(syscall.SIGHUP)
-	waitFor(t, 40*time.Second, "the reload rolled back", func() bool { return tm.Counters().ReloadsRolledBack == 1 })
+	waitFor(t, 30*time.Second, "the first canary ready", func() bool { n, _ := j.counts(); return n == 1 })
+	v3 := makeBuild(t, app, "v3")
+	tm.sig.Send(syscall.SIGHUP)
+	waitFor(t, 40*time.Second, "the reload rolled out", func() bool { return tm.Counters().ReloadsOK == 1 })
 	var now []prefork.WorkerInfo
-	waitFor(t, 20*time.Second, "slot 0 served by the first build again", func() bool {
+	waitFor(t, 20*time.Second, "both workers replaced", func() bool {
 		now = tm.readyWorkers(2)
-		return now != nil && now[0].PID != before[0].PID
+		return now != nil && now[0].PID != before[0].PID && now[1].PID != before[1].PID
 	})
-	if now[1].PID != before[1].PID || !runsBuild(now[0].PID, v1) || !runsBuild(now[1].PID, v1) {
-		t.Errorf("workers after the rollback %+v, want slot 1 untouched and both running the first build", now)
-	}
-	crashed := 0
-	for _, e := range tm.exitsSnapshot() {
-		if e.Reason == prefork.ExitCrashed {
-			crashed++
+	for _, w := range now {
+		if !runsBuild(w.PID, v3) {
+			t.Errorf("worker %s (pid %d) does not run the last build", w.ID, w.PID)
 		}
 	}
-	if crashed != 1 {
-		t.Errorf("%d crashes, want the one canary's: the crashing build must not be started again", crashed)
+	starts, judges := j.counts()
+	j.mu.Lock()
+	first := j.starts[0]
+	j.mu.Unlock()
+	if starts != 2 || judges != 1 {
+		t.Errorf("judge started %d and judged %d times, want 2 canaries and one verdict (the first was superseded)", starts, judges)
 	}
-	if !strings.Contains(tm.logs.String(), "exited before the end of its window") {
-		t.Error("the rollback's log line does not say the canary exited")
+	for _, e := range tm.exitsSnapshot() {
+		if e.PID == first.PID && (e.Reason != prefork.ExitReloaded || e.Err() != nil) {
+			t.Errorf("superseded canary's exit %+v, want a clean reload exit", e)
+		}
 	}
-	if c := tm.Counters(); c.ReloadsOK != 0 || c.ReloadsAborted != 0 {
-		t.Errorf("counters %+v, want only the rollback", c)
+	if c := tm.Counters(); c.ReloadsRolledBack != 0 || c.ReloadsAborted != 0 {
+		t.Errorf("counters %+v, want one reload, ok", c)
 	}
 }
 
