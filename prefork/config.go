@@ -124,6 +124,19 @@ type Config struct {
 	// MaxWorkerAge, so that workers started together are not replaced together; requires
 	// MaxWorkerAge.
 	MaxWorkerAgeJitter time.Duration
+
+	// ReloadCanary, when positive, puts every reload (SIGHUP, Reload) on trial: one slot's
+	// worker is replaced first, and the other slots wait until that canary has been ready
+	// for ReloadCanary and CanaryJudge found it no worse than the old workers. A bad canary
+	// (or one that exits, hangs or fails to boot in its window) is stopped and its slot is
+	// started again from the executable the other workers run, which the master holds open:
+	// with ReloadCanary every worker, a respawn after a crash included, is started from the
+	// executable the master holds (through /proc/<master pid>/fd/<n>), and Config.Path is
+	// read again only by the next reload. Zero: reloads replace every slot in turn.
+	ReloadCanary time.Duration
+	// CanaryJudge decides at the end of the canary's window; nil: a canary that served its
+	// whole window passes. Requires ReloadCanary.
+	CanaryJudge CanaryJudge
 }
 
 // Hooks are callbacks into the application. Every hook is optional.

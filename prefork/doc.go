@@ -51,12 +51,17 @@
 // Started by systemd socket activation (LISTEN_PID is the master's pid), the master uses the
 // inherited sockets instead of Config.Addrs, in ModeShared.
 //
+// As it holds the sockets, the master reads their accept queues from the kernel (TCP_INFO):
+// Master.ListenQueues gives each slot's number of connections waiting to be accepted and its
+// backlog (in ModeShared, the one shared queue), and Master.Workers each worker's. A worker
+// that stopped accepting (stopped, stuck) shows as a growing queue in its slot alone.
+//
 // # Signals
 //
 // To the master: SIGTERM and SIGINT stop gracefully (workers get SIGTERM and
 // Config.GracefulTimeout to drain, then SIGKILL); SIGQUIT (or a second SIGINT) stops at once;
 // SIGHUP restarts the workers slot by slot, each new worker ready before its predecessor is
-// told to stop; SIGTTIN and SIGTTOU add or remove one slot; SIGUSR1 calls
+// told to stop (with a canary first: see Canary reloads); SIGTTIN and SIGTTOU add or remove one slot; SIGUSR1 calls
 // Hooks.OnReopenLogs. Workers catch and drop SIGINT and SIGQUIT (a terminal sends them to
 // the whole process group; the master drives the shutdown) and turn SIGTERM into Stop.
 //
@@ -103,6 +108,18 @@
 // reuseport BPF program, and never closes a removed slot's socket (that would reset the
 // connections queued on it); see steer.go.
 //
+// # Canary reloads
+//
+// With Config.ReloadCanary a reload is put on trial: one slot's worker is replaced first,
+// and the other slots wait until that canary has served for ReloadCanary. Config.CanaryJudge
+// then compares it with the old workers (the server package's judge reads their metric
+// files). A good canary is rolled out to the other slots; a bad one, or one that exits,
+// hangs or fails to boot during its window, is stopped (ExitRolledBack) and its slot is
+// started again from the executable the other workers run, whatever is on disk by then: the
+// master holds every executable its workers run open (O_PATH) and starts workers through
+// /proc/<master pid>/fd/<n>. The comparison is logged either way, and Counters counts
+// reloads by outcome (ok, rolled back, aborted).
+//
 // # Sizing
 //
 // Each worker gets GOMAXPROCS = the master's GOMAXPROCS / number of workers (at least 1):
@@ -132,6 +149,9 @@
 //   - Worker calls runtime/debug.SetCrashOutput with the master's crash pipe: an application
 //     that calls SetCrashOutput itself replaces it, and its workers' panics and stacks then
 //     reach only their stderr (and its own file).
+//   - With ReloadCanary the workers are executed through /proc/<master pid>/fd/<n>: a wrapper
+//     script given as Config.Path sees that as its $0, and a master whose /proc entry its
+//     children may not read (not dumpable) cannot start them.
 //   - Every worker re-runs every init function of the binary: keep them free of side effects.
 //     And `go run` re-executes a temporary binary that is deleted on exit: fine, but a
 //     reload cannot pick up a rebuilt binary that way.

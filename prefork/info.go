@@ -34,6 +34,11 @@ type WorkerInfo struct {
 	Requests      uint64      `json:"requests"` // as of the last heartbeat
 	LastHeartbeat time.Time   `json:"last_heartbeat,omitzero"`
 	RSS           uint64      `json:"rss_bytes,omitzero"` // resident memory as of the last heartbeat; 0: not known
+	// QueueLength is the number of connections waiting on the worker's slot to be accepted
+	// (in ModeShared: on the queue every worker shares), read from the kernel when Workers
+	// is called; QueueLimit is that queue's backlog, 0 when unknown. See ListenQueues.
+	QueueLength int `json:"queue_length"`
+	QueueLimit  int `json:"queue_limit"`
 }
 
 // Counters are running totals of a master's supervision, for its metrics (Master.Counters).
@@ -44,6 +49,14 @@ type Counters struct {
 	// same reason. Such a start is retried with backoff and never counts toward CrashLimit;
 	// such a slot is not added.
 	FDExhausted uint64 `json:"fd_exhausted"`
+	// Reloads that ended, by outcome: every slot replaced (ok); rolled back, the canary
+	// judged worse than the old workers or stopped, hung or failed to boot during its
+	// window (Config.ReloadCanary); aborted without a canary, a new worker failed to boot
+	// and the slots not replaced yet keep their old workers, or refused, the new executable
+	// could not be opened. A reload superseded by another one is not counted.
+	ReloadsOK         uint64 `json:"reloads_ok"`
+	ReloadsRolledBack uint64 `json:"reloads_rolled_back"`
+	ReloadsAborted    uint64 `json:"reloads_aborted"`
 }
 
 // ExitReason says why a worker process ended.
@@ -61,17 +74,18 @@ const (
 	ExitScaledDown ExitReason = "scaled-down" // its slot was removed (TTOU, SetWorkers)
 	ExitRSS        ExitReason = "rss"         // replaced: its resident memory went above MaxWorkerRSS
 	ExitAge        ExitReason = "age"         // replaced: it reached MaxWorkerAge (plus jitter)
+	ExitRolledBack ExitReason = "rolled-back" // a reload's canary, or a worker of its executable, stopped as the reload was rolled back
 )
 
 // ExitReasons returns every ExitReason, the unplanned ones first.
 func ExitReasons() []ExitReason {
-	return []ExitReason{ExitCrashed, ExitBootFailed, ExitTimeout, ExitShutdown, ExitReloaded, ExitRetired, ExitScaledDown, ExitRSS, ExitAge}
+	return []ExitReason{ExitCrashed, ExitBootFailed, ExitTimeout, ExitShutdown, ExitReloaded, ExitRetired, ExitScaledDown, ExitRSS, ExitAge, ExitRolledBack}
 }
 
 // Planned reports whether the master asked for this exit.
 func (r ExitReason) Planned() bool {
 	switch r {
-	case ExitShutdown, ExitReloaded, ExitRetired, ExitScaledDown, ExitRSS, ExitAge:
+	case ExitShutdown, ExitReloaded, ExitRetired, ExitScaledDown, ExitRSS, ExitAge, ExitRolledBack:
 		return true
 	}
 	return false
@@ -147,3 +161,12 @@ var (
 	// ErrRunTwice: Run was called more than once, or after Close.
 	ErrRunTwice = errors.New("prefork: master already run or closed")
 )
+
+// info describes w.
+func (w *worker) info() WorkerInfo {
+	return WorkerInfo{
+		Slot: w.slot.index, ID: w.id, PID: w.pid, State: w.state,
+		Started: w.started, Ready: w.readyAt, Restarts: w.restarts,
+		Requests: w.requests, LastHeartbeat: w.lastBeat, RSS: w.rss,
+	}
+}

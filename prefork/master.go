@@ -62,6 +62,9 @@ func newMaster(cfg Config, e *env) (*Master, error) {
 	if err := checkRecycle(s); err != nil {
 		return nil, err
 	}
+	if err := checkCanary(s); err != nil {
+		return nil, err
+	}
 	if err := unix.Access(s.Path, unix.X_OK); err != nil {
 		return nil, configErr("worker executable %s: %v", s.Path, err)
 	}
@@ -196,8 +199,10 @@ func (m *Master) closeFDs() {
 // planned replacement a slot has two (the successor and the one it replaces).
 func (m *Master) Workers() []WorkerInfo {
 	m.infoMu.Lock()
-	defer m.infoMu.Unlock()
-	return append([]WorkerInfo(nil), m.info...)
+	info := append([]WorkerInfo(nil), m.info...)
+	m.infoMu.Unlock()
+	m.addQueues(info)
+	return info
 }
 
 // Reload starts a rolling restart, as SIGHUP does: slot by slot, a new worker is started

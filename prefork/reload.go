@@ -1,6 +1,9 @@
 package prefork
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Rolling restarts (SIGHUP, Master.Reload): one slot at a time, each new worker ready before
 // its predecessor is told to stop.
@@ -10,8 +13,15 @@ func (s *supervisor) startReload() {
 	if s.stopping {
 		return
 	}
+	if s.cfg.ReloadCanary > 0 && !s.beginTrial() {
+		return
+	}
 	s.gen++
-	s.log.Info("reloading: rolling restart", "workers", s.n, "generation", s.gen)
+	if s.cfg.ReloadCanary > 0 {
+		s.log.Info("reloading: one canary slot first, then a rolling restart", "workers", s.n, "generation", s.gen, "window", s.cfg.ReloadCanary)
+	} else {
+		s.log.Info("reloading: rolling restart", "workers", s.n, "generation", s.gen)
+	}
 	s.notify.send(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d\nSTATUS=reloading", monotonicUsec()))
 	if h := s.cfg.Hooks.OnReload; h != nil {
 		h()
@@ -20,9 +30,13 @@ func (s *supervisor) startReload() {
 }
 
 // stepReload replaces one slot at a time: a slot is done when its active worker belongs to
-// the current generation and is ready.
-func (s *supervisor) stepReload() {
+// the current generation and is ready. A reload on trial (see canary.go) replaces its canary
+// first, and the other slots only once it passed.
+func (s *supervisor) stepReload(now time.Time) {
 	if !s.reloading {
+		return
+	}
+	if s.canary.next != nil && !s.stepCanary(now) {
 		return
 	}
 	if c := s.reloadCur; c >= 0 {
@@ -40,6 +54,7 @@ func (s *supervisor) stepReload() {
 		}
 	}
 	s.reloading = false
+	s.counters.ReloadsOK++
 	s.log.Info("reload complete", "workers", s.n, "generation", s.gen)
 	s.notify.send("READY=1\nSTATUS=" + s.statusText())
 }
@@ -58,7 +73,16 @@ func (s *supervisor) abortReload(cause error) {
 	if !s.reloading {
 		return
 	}
+	if s.canary.next != nil {
+		var sl *slot
+		if c := s.canary.slot; c >= 0 && c < len(s.slots) {
+			sl = s.slots[c]
+		}
+		s.rollBack(sl, "a new worker failed to boot: "+cause.Error())
+		return
+	}
 	s.reloading, s.reloadCur = false, -1
+	s.counters.ReloadsAborted++
 	for _, sl := range s.slots {
 		if sl.replace != ExitReloaded {
 			continue

@@ -62,6 +62,9 @@ func runTestWorker(w *prefork.WorkerProcess) int {
 		}
 	}
 	behavior := os.Getenv(behaviorEnv)
+	if b := testBuild(); b != "" { // a "build" of the test binary (canary_test.go)
+		behavior = b
+	}
 	switch behavior {
 	case "exit-before-ready":
 		fmt.Fprintln(os.Stderr, "test worker: failing on purpose")
@@ -111,6 +114,10 @@ func runTestWorker(w *prefork.WorkerProcess) int {
 	})
 	mux.HandleFunc("/info", func(rw http.ResponseWriter, r *http.Request) {
 		n := served.Add(1)
+		if behavior == "fail-requests" {
+			http.Error(rw, "a bad build", http.StatusInternalServerError)
+			return
+		}
 		rw.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(rw).Encode(workerInfo{
 			PID: os.Getpid(), PPID: os.Getppid(), Slot: w.Slot, ID: w.ID,

@@ -66,7 +66,8 @@ func (s *supervisor) startProcess(sl *slot, lane byte, now time.Time) (*worker, 
 			Pdeathsig: syscall.SIGTERM,
 		},
 	}
-	pid, err := s.env.forkExec(s.cfg.Path, s.cfg.Args, attr)
+	path, gen := s.workerExe(sl)
+	pid, err := s.env.forkExec(path, s.cfg.Args, attr)
 	unix.Close(status[1])
 	unix.Close(lifeline[0])
 	unix.Close(crash[1])
@@ -83,7 +84,7 @@ func (s *supervisor) startProcess(sl *slot, lane byte, now time.Time) (*worker, 
 		id:           id,
 		lane:         lane,
 		pid:          pid,
-		gen:          s.gen,
+		gen:          gen,
 		restarts:     sl.starts,
 		status:       os.NewFile(uintptr(status[0]), "prefork-status-"+id),
 		lifeline:     os.NewFile(uintptr(lifeline[1]), "prefork-lifeline-"+id),

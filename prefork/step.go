@@ -41,7 +41,7 @@ func (s *supervisor) step(now time.Time) {
 		return
 	}
 	s.checkAges(now)
-	s.stepReload()
+	s.stepReload(now)
 	// A failed start can shrink s.n (an undone scale-up) or begin the stop (a boot failure
 	// at start-up): both are checked again before every spawn.
 	for i := 0; i < s.n && !s.stopping; i++ {
@@ -109,6 +109,9 @@ func (s *supervisor) nextDeadline(now time.Time) time.Time {
 		}
 	}
 	s.ageDeadlines(earlier)
+	if s.reloading && s.canary.w != nil {
+		earlier(s.canary.until)
+	}
 	if !s.stopping {
 		for _, sl := range s.slots[:s.n] {
 			if sl.respawnAt.After(now) {
@@ -143,6 +146,7 @@ func (s *supervisor) spawn(sl *slot, now time.Time) *worker {
 		return nil
 	}
 	w.maxAge = s.maxAge()
+	s.noteStart(sl, w)
 	sl.starts++
 	sl.lastLane = lane
 	s.workers = append(s.workers, w)

@@ -111,6 +111,7 @@ type supervisor struct {
 	noSteer    bool  // steering failed: never again
 
 	counters     Counters
+	canary       canaryState
 	reserve      fdReserve // descriptors kept for worker starts (see fdreserve.go)
 	fdLogNext    time.Time // no log line about missing descriptors before then
 	fdSuppressed int       // such lines not logged since the last one
@@ -133,6 +134,7 @@ func newSupervisor(m *Master) *supervisor {
 		n:         m.cfg.Workers,
 		pid1:      m.env.getpid() == 1,
 		reloadCur: -1,
+		canary:    canaryState{slot: -1},
 	}
 	for i := range m.cfg.Workers {
 		sl := &slot{index: i, lastLane: 'a', fds: m.shared}
@@ -176,6 +178,7 @@ func (s *supervisor) run(ctx context.Context) error {
 
 	s.reserve.fill()
 	defer s.reserve.release()
+	defer s.canary.close()
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -335,11 +338,7 @@ func (s *supervisor) statusText() string {
 func (s *supervisor) publish() {
 	info := make([]WorkerInfo, 0, len(s.workers))
 	for _, w := range s.workers {
-		info = append(info, WorkerInfo{
-			Slot: w.slot.index, ID: w.id, PID: w.pid, State: w.state,
-			Started: w.started, Ready: w.readyAt, Restarts: w.restarts,
-			Requests: w.requests, LastHeartbeat: w.lastBeat, RSS: w.rss,
-		})
+		info = append(info, w.info())
 	}
 	slices.SortFunc(info, func(a, b WorkerInfo) int {
 		if a.Slot != b.Slot {

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/herdhttp/herd/prefork"
 	"github.com/herdhttp/herd/metrics"
+	"github.com/herdhttp/herd/prefork"
 )
 
 // Config is the whole configuration of a herd program. The zero value works:
@@ -113,6 +113,10 @@ type Config struct {
 	// master and in every worker; package promclient sets it to
 	// client_golang's default registry. Nil: nothing is exported.
 	Export []metrics.Gatherer
+
+	// Canary configures canary reloads (-reload-canary, -canary-max-5xx-ratio,
+	// -canary-max-p99-ratio): off by default.
+	Canary CanaryConfig
 }
 
 // Off, as a Config timeout, turns the timeout off. Zero means the default.
@@ -172,6 +176,7 @@ func (c Config) withDefaults() Config {
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = defaultMaxHeaderBytes
 	}
+	c.Canary = c.Canary.withDefaults()
 	return c
 }
 
@@ -264,6 +269,9 @@ func (c Config) checkValues() (appListener, error) {
 	if err := pc.Check(); err != nil {
 		return appListener{}, preforkError(err)
 	}
+	if err := c.Canary.check(); err != nil {
+		return appListener{}, err
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return appListener{}, fmt.Errorf("-log-format: must be \"text\" or \"json\", got %q", c.LogFormat)
 	}
@@ -316,6 +324,10 @@ func (s *settings) preforkConfig(dir string, environ []string, log *slog.Logger,
 		Hooks:      hooks,
 	}
 	s.configurePrefork(&pc, s.listener)
+	if s.Canary.Window > 0 { // a nil interface otherwise: no canary
+		pc.ReloadCanary = s.Canary.Window
+		pc.CanaryJudge = newCanaryJudge(dir, s.Canary)
+	}
 	return pc
 }
 

@@ -26,6 +26,7 @@ func TestFlagsSetTheConfig(t *testing.T) {
 		"-workers", "3", "-read-header-timeout", "2s", "-read-timeout", "off", "-write-timeout", "5s",
 		"-idle-timeout", "0", "-max-header-bytes", "8192", "-pidfile", "/run/x.pid", "-access-log", "-",
 		"-admin-tls-cert", "c.pem", "-admin-tls-key", "k.pem", "-admin-basic-auth-file", "users",
+		"-reload-canary", "10s",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -37,6 +38,7 @@ func TestFlagsSetTheConfig(t *testing.T) {
 		IdleTimeout: Off, MaxHeaderBytes: 8192, PIDFile: "/run/x.pid", AccessLog: "-",
 		AdminTLSCert: "c.pem", AdminTLSKey: "k.pem", AdminBasicAuthFile: "users",
 		MaxWorkerAge: Off, MaxWorkerAgeJitter: Off,
+		Canary: CanaryConfig{Window: 10 * time.Second, Max5xxRatio: 0.01, MaxP99Ratio: 2},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)

@@ -34,6 +34,9 @@ func (c *Config) flags() []configFlag {
 		{"max-worker-rss", "replace a worker whose resident memory goes above this `size` (512MiB; 0: never)", byteSizeFlag{&c.MaxWorkerRSS}},
 		{"max-worker-age", "replace a worker this long after it started (\"off\": never)", durationFlag{&c.MaxWorkerAge, true}},
 		{"max-worker-age-jitter", "random extra age added to -max-worker-age per worker", durationFlag{&c.MaxWorkerAgeJitter, true}},
+		{"reload-canary", "on reload (SIGHUP), replace one worker first and compare it with the others for this `duration` before the rest (\"off\": no canary)", durationFlag{&c.Canary.Window, true}},
+		{"canary-max-5xx-ratio", "roll a reload back if its canary's share of 5xx responses is more than this above the other workers'", floatFlag{&c.Canary.Max5xxRatio}},
+		{"canary-max-p99-ratio", "roll a reload back if its canary's p99 latency is more than this many times the other workers'", floatFlag{&c.Canary.MaxP99Ratio}},
 		{"log-format", "\"text\" or \"json\"", stringFlag{&c.LogFormat}},
 		{"read-header-timeout", "how long a worker waits for a request's headers (\"off\": no limit)", durationFlag{&c.ReadHeaderTimeout, true}},
 		{"read-timeout", "how long a worker waits for a whole request, body included (\"off\": no limit)", durationFlag{&c.ReadTimeout, true}},
@@ -250,5 +253,24 @@ func (f byteSizeFlag) Set(s string) error {
 		return fmt.Errorf("not a size in bytes (like 512MiB): %q", s)
 	}
 	*f.p = n
+	return nil
+}
+
+// floatFlag parses a float64.
+type floatFlag struct{ p *float64 }
+
+func (f floatFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*f.p, 'g', -1, 64)
+}
+
+func (f floatFlag) Set(s string) error {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return fmt.Errorf("not a number: %q", s)
+	}
+	*f.p = v
 	return nil
 }

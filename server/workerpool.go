@@ -61,8 +61,13 @@ func (p *workerPool) addr() string {
 	return ""
 }
 
-// gatherer is the master's own resources (it writes no metric file) and
-// the supervision metrics.
+// gatherer is the master's own resources (it writes no metric file), the
+// supervision metrics, the listen queues and the reloads' outcomes.
 func (p *workerPool) gatherer() metrics.Gatherer {
-	return metrics.Gatherers{metrics.ProcessGatherer("master"), supervisionMetrics(p.m.Workers, p.m.Counters, p.exits)}
+	return metrics.Gatherers{
+		metrics.ProcessGatherer("master"),
+		supervisionMetrics(p.m.Workers, p.m.Counters, p.exits),
+		listenQueueMetrics(p.m.ListenQueues),
+		reloadMetrics(p.m.Counters),
+	}
 }
