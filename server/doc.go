@@ -46,10 +46,10 @@
 //
 // The metrics directory. -metrics-dir (default /dev/shm, else $TMPDIR) only
 // ever receives one private run directory per run (mode 0700; files 0600),
-// removed when the master exits. The directory itself must not be a
-// symbolic link, must belong to the master's user or root, and must not be
-// writable by anyone else unless it has the sticky bit (as /tmp and /dev/shm
-// do), and its filesystem must have room for every worker's metric files
+// removed when the master exits. The directory must not be a symbolic
+// link; it and every directory above it must belong to the master's user or
+// root and must not be writable by anyone else unless they have the sticky
+// bit (as /tmp and /dev/shm do), and its filesystem must have room for every worker's metric files
 // (256 KiB each, and one worker more for a rolling restart): otherwise it is
 // refused with exit status 2 before anything starts. A filesystem that fills
 // up later costs new series, never a worker: they are counted in
