@@ -36,6 +36,11 @@ func run(ctx context.Context, s *settings, app App, env runEnv, log *slog.Logger
 		return configError{err}
 	}
 	defer b.close()
+	st, err := newStatusPage(s.Config, dir, b, log)
+	if err != nil {
+		return configError{err}
+	}
+	defer st.close()
 	if s.PIDFile != "" {
 		if err := prefork.WritePIDFile(s.PIDFile); err != nil {
 			return configError{err}
@@ -48,7 +53,7 @@ func run(ctx context.Context, s *settings, app App, env runEnv, log *slog.Logger
 	if bg := b.gatherer(); bg != nil {
 		g = append(g, bg)
 	}
-	adminSrv := startAdmin(admin, adminMux(g, b.workers, dir, s.sec), log)
+	adminSrv := startAdmin(admin, adminMux(g, b.workers, dir, s.sec, st.routes), log)
 	defer stopAdmin(adminSrv)
 	warnExposedAdmin(admin, s.sec, log)
 	attrs := s.logAttrs()
