@@ -31,6 +31,9 @@
 //	GET /          the status page (HTML, self-contained): the workers, each
 //	               slot's requests per second over the last five minutes,
 //	               the recent exits and the last reload; it refreshes itself
+//	GET /debug/pprof/worker/{slot}/...
+//	               with -admin-pprof: the profiles of the slot's ready worker
+//	               (pprof.go), which serves them on a socket in the run directory
 //
 // With Workers == 0 nothing is forked: the same handler and the same admin
 // endpoints run in one process, for development and tests.
@@ -67,8 +70,8 @@
 // The admin listener binds to loopback by default. -admin-tls-cert and
 // -admin-tls-key serve it over TLS (-admin-tls-client-ca: mutual TLS), and
 // -admin-basic-auth-file requires basic authentication on /metrics,
-// /workers and the status page; the files are read again when they
-// change. The password hashes are PBKDF2-SHA256 in passlib's format
+// /workers, the status page and the profiles; the files are read again
+// when they change. The password hashes are PBKDF2-SHA256 in passlib's format
 // (HashPassword makes one).
 //
 // Logs. -access-log FILE (or "-") writes an access log in the combined

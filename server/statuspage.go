@@ -33,8 +33,9 @@ var statusHTML string
 // statusRefresh is how often the page reloads itself.
 const statusRefresh = 5 * time.Second
 
-// statusPage serves the status page and samples the workers for it while
-// the run lasts.
+// statusPage serves the status page and, with -admin-pprof, the workers'
+// profiles (pprof.go), and samples the workers for the page while the run
+// lasts.
 type statusPage struct {
 	tmpl    *template.Template
 	workers func() []prefork.WorkerInfo
@@ -44,6 +45,7 @@ type statusPage struct {
 	host    string
 	pid     int
 	started time.Time
+	pprof   http.Handler // nil without -admin-pprof
 	stop    func()
 }
 
@@ -75,6 +77,11 @@ func startStatusPage(cfg Config, dir string, workers func() []prefork.WorkerInfo
 		tmpl: tmpl, workers: workers, hist: hist, single: cfg.Workers == 0, addr: addr,
 		host: host, pid: os.Getpid(), started: time.Now(), stop: func() {},
 	}
+	if cfg.AdminPprof {
+		if st.pprof, err = newPprofProxy(dir, workers, st.single, log); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.MetricsBind != "off" {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
@@ -93,10 +100,13 @@ func (st *statusPage) close() {
 	st.stop = func() {}
 }
 
-// routes adds the status page to the admin mux; protect is the admin
-// listener's authentication.
+// routes adds the status page and the profiles to the admin mux; protect
+// is the admin listener's authentication.
 func (st *statusPage) routes(mux *http.ServeMux, protect func(http.Handler) http.Handler) {
 	mux.Handle("GET /{$}", protect(st))
+	if st.pprof != nil {
+		mux.Handle("GET "+pprofRoute+"{slot}/{rest...}", protect(st.pprof))
+	}
 }
 
 func (st *statusPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -124,6 +134,7 @@ type statusView struct {
 	Workers                             []workerRow
 	Exits                               []exitRow
 	Reload                              reloadView
+	Pprof                               bool
 }
 
 type workerRow struct {
@@ -135,6 +146,7 @@ type workerRow struct {
 	Rate                         string
 	ChartRows                    int // the slot's chart spans this many rows here; 0: none in this row
 	Chart                        chartView
+	Profiles                     string // link to the worker's profiles, or ""
 	StateClass, StateDescription string
 }
 
@@ -158,6 +170,7 @@ func (st *statusPage) view(now time.Time) statusView {
 		Uptime:         fmtAge(now.Sub(st.started)),
 		RefreshSeconds: int(statusRefresh / time.Second),
 		Window:         strconv.Itoa(int((time.Duration(sampleKeep) * sampleEvery).Minutes())) + " min",
+		Pprof:          st.pprof != nil,
 	}
 	v.Mode = strconv.Itoa(len(slotsOf(ws))) + " worker slots"
 	if st.single {
@@ -197,6 +210,9 @@ func (st *statusPage) view(now time.Time) statusView {
 		}
 		if w.RSS > 0 {
 			row.Memory = fmtBytes(w.RSS)
+		}
+		if st.pprof != nil && w.State == prefork.StateReady { // the worker the link reaches
+			row.Profiles = strings.TrimPrefix(pprofRoute, "/") + strconv.Itoa(w.Slot) + "/"
 		}
 		if i == 0 || ws[i-1].Slot != w.Slot {
 			row.ChartRows = 1
