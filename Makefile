@@ -2,7 +2,7 @@
 GO      ?= go
 BIN     := bin
 # Debian packages the tests use (installed by `make deps` when missing).
-DEBS    := python3-prometheus-client python3-yaml prometheus wrk systemd
+DEBS    := python3-prometheus-client python3-yaml prometheus wrk systemd chromium
 FUZZTIME ?= 15s
 
 .PHONY: all build run test deps vet fmt-check fuzz bench help clean

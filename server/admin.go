@@ -64,10 +64,12 @@ func adminAddr(ln net.Listener) string {
 
 // adminMux routes the admin endpoints of a run: g is /metrics, workers
 // answers /workers and /healthz, and dir is the run directory whose free
-// space /healthz reports when it runs out. With basic auth, /metrics and
-// /workers need credentials; /healthz stays open for load balancers and
-// probes (it tells nothing but the state of the service).
-func adminMux(g metrics.Gatherer, workers func() []prefork.WorkerInfo, dir string, sec *adminSecurity) *http.ServeMux {
+// space /healthz reports when it runs out; more (if not nil) adds routes
+// of its own with protect (the status page). With basic auth, /metrics,
+// /workers and more's routes need credentials; /healthz stays open for
+// load balancers and probes (it tells nothing but the state of the
+// service).
+func adminMux(g metrics.Gatherer, workers func() []prefork.WorkerInfo, dir string, sec *adminSecurity, more func(mux *http.ServeMux, protect func(http.Handler) http.Handler)) *http.ServeMux {
 	protect := func(h http.Handler) http.Handler { return h }
 	if sec != nil && sec.auth != nil {
 		protect = sec.auth.wrap
@@ -92,6 +94,9 @@ func adminMux(g metrics.Gatherer, workers func() []prefork.WorkerInfo, dir strin
 		enc.SetIndent("", "  ")
 		enc.Encode(workers())
 	})))
+	if more != nil {
+		more(mux, protect)
+	}
 	return mux
 }
 

@@ -105,7 +105,7 @@ func serveAdmin(t *testing.T, cfg Config) (string, *adminSecurity) {
 	}
 	g := metrics.GathererFunc(func() ([]*dto.MetricFamily, error) { return nil, nil })
 	ready := func() []prefork.WorkerInfo { return []prefork.WorkerInfo{{State: prefork.StateReady}} }
-	srv := startAdmin(ln, adminMux(g, ready, t.TempDir(), sec), slog.New(slog.DiscardHandler))
+	srv := startAdmin(ln, adminMux(g, ready, t.TempDir(), sec, nil), slog.New(slog.DiscardHandler))
 	t.Cleanup(func() { stopAdmin(srv) })
 	scheme := "http://"
 	if sec.tls != nil {

@@ -268,7 +268,7 @@ func TestAdminServerHelperProcess(t *testing.T) {
 		os.Exit(1)
 	}
 	g := metrics.GathererFunc(func() ([]*dto.MetricFamily, error) { return nil, nil })
-	startAdmin(ln, adminMux(g, singleWorker, t.TempDir(), &adminSecurity{}), slog.New(slog.DiscardHandler))
+	startAdmin(ln, adminMux(g, singleWorker, t.TempDir(), &adminSecurity{}, nil), slog.New(slog.DiscardHandler))
 	fmt.Printf("admin %s\n", ln.Addr())
 	io.Copy(io.Discard, os.Stdin)
 	os.Exit(0)
@@ -348,7 +348,7 @@ func BenchmarkAdminScrape(b *testing.B) {
 		b.Fatal(err)
 	}
 	g := metrics.GathererFunc(func() ([]*dto.MetricFamily, error) { return nil, nil })
-	srv := startAdmin(ln, adminMux(g, singleWorker, b.TempDir(), sec), slog.New(slog.DiscardHandler))
+	srv := startAdmin(ln, adminMux(g, singleWorker, b.TempDir(), sec, nil), slog.New(slog.DiscardHandler))
 	defer stopAdmin(srv)
 	client := &http.Client{}
 	req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+"/metrics", nil)

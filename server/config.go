@@ -97,6 +97,10 @@ type Config struct {
 	// passlib's "$pbkdf2-sha256$rounds$salt$checksum" form (see
 	// docs/reliability.md). The file is read again when it changes.
 	AdminBasicAuthFile string
+	// AdminPprof serves each worker's runtime profiles (net/http/pprof's
+	// endpoints) through the admin listener at /debug/pprof/worker/{slot}/,
+	// behind its TLS and basic auth. Default off.
+	AdminPprof bool
 
 	// PIDFile, when set, is written with the master's pid (atomically) and
 	// removed at exit; start-up fails if it names a live process.
@@ -283,6 +287,9 @@ func (c Config) checkValues() (appListener, error) {
 	}
 	if c.AdminTLSClientCA != "" && c.AdminTLSCert == "" {
 		return appListener{}, errors.New("-admin-tls-client-ca needs -admin-tls-cert and -admin-tls-key")
+	}
+	if c.MetricsBind == "off" && c.AdminPprof {
+		return appListener{}, errors.New("-admin-pprof needs an admin listener (-metrics-bind is off)")
 	}
 	if c.MetricsBind == "off" && (c.AdminTLSCert != "" || c.AdminBasicAuthFile != "") {
 		return appListener{}, errors.New("-admin-tls-* and -admin-basic-auth-file need an admin listener (-metrics-bind is off)")

@@ -28,6 +28,12 @@
 //	GET /healthz   200 while at least one worker is ready, 503 otherwise; the body
 //	               also says when the metrics directory is full
 //	GET /workers   JSON: prefork.WorkerInfo of each worker process
+//	GET /          the status page (HTML, self-contained): the workers, each
+//	               slot's requests per second over the last five minutes,
+//	               the recent exits and the last reload; it refreshes itself
+//	GET /debug/pprof/worker/{slot}/...
+//	               with -admin-pprof: the profiles of the slot's ready worker
+//	               (pprof.go), which serves them on a socket in the run directory
 //
 // With Workers == 0 nothing is forked: the same handler and the same admin
 // endpoints run in one process, for development and tests.
@@ -63,9 +69,10 @@
 //
 // The admin listener binds to loopback by default. -admin-tls-cert and
 // -admin-tls-key serve it over TLS (-admin-tls-client-ca: mutual TLS), and
-// -admin-basic-auth-file requires basic authentication on /metrics and
-// /workers; the files are read again when they change. The password hashes
-// are PBKDF2-SHA256 in passlib's format (HashPassword makes one).
+// -admin-basic-auth-file requires basic authentication on /metrics,
+// /workers, the status page and the profiles; the files are read again
+// when they change. The password hashes are PBKDF2-SHA256 in passlib's format
+// (HashPassword makes one).
 //
 // Logs. -access-log FILE (or "-") writes an access log in the combined
 // format from every worker; SIGUSR1 to the master reopens it in every worker

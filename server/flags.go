@@ -47,6 +47,7 @@ func (c *Config) flags() []configFlag {
 		{"admin-tls-key", "PEM private key `file` for the admin listener", stringFlag{&c.AdminTLSKey}},
 		{"admin-tls-client-ca", "PEM CA `file`: admin clients must present a certificate it signed", stringFlag{&c.AdminTLSClientCA}},
 		{"admin-basic-auth-file", "`file` of user:pbkdf2-hash lines: basic auth on /metrics and /workers", stringFlag{&c.AdminBasicAuthFile}},
+		{"admin-pprof", "serve each worker's pprof profiles on the admin listener at /debug/pprof/worker/{slot}/", boolFlag{&c.AdminPprof}},
 		{"pidfile", "write the master's pid to this `file`", stringFlag{&c.PIDFile}},
 		{"access-log", "append an access log (combined format) to this `file` (\"-\": stdout); SIGUSR1 reopens it", stringFlag{&c.AccessLog}},
 	}
@@ -270,6 +271,28 @@ func (f floatFlag) Set(s string) error {
 	v, err := strconv.ParseFloat(s, 64)
 	if err != nil {
 		return fmt.Errorf("not a number: %q", s)
+	}
+	*f.p = v
+	return nil
+}
+
+// boolFlag is a flag that is true when given alone (-admin-pprof) or set
+// to a value strconv.ParseBool accepts.
+type boolFlag struct{ p *bool }
+
+func (f boolFlag) IsBoolFlag() bool { return true }
+
+func (f boolFlag) String() string {
+	if f.p == nil {
+		return "false"
+	}
+	return strconv.FormatBool(*f.p)
+}
+
+func (f boolFlag) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("must be true or false, got %q", s)
 	}
 	*f.p = v
 	return nil

@@ -71,7 +71,7 @@ func TestEveryFlagHasItsVariable(t *testing.T) {
 		"canary-max-p99-ratio": "3", "log-format": "json", "read-header-timeout": "1s",
 		"read-timeout": "off", "write-timeout": "9s", "idle-timeout": "0", "max-header-bytes": "1000",
 		"admin-tls-cert": "c", "admin-tls-key": "k", "admin-tls-client-ca": "ca",
-		"admin-basic-auth-file": "u", "pidfile": "/run/h.pid", "access-log": "-",
+		"admin-basic-auth-file": "u", "admin-pprof": "true", "pidfile": "/run/h.pid", "access-log": "-",
 	}
 	fs.VisitAll(func(f *flag.Flag) {
 		v, ok := values[f.Name]

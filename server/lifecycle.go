@@ -36,6 +36,11 @@ func run(ctx context.Context, s *settings, app App, env runEnv, log *slog.Logger
 		return configError{err}
 	}
 	defer b.close()
+	st, err := newStatusPage(s.Config, dir, b, log)
+	if err != nil {
+		return configError{err}
+	}
+	defer st.close()
 	if s.PIDFile != "" {
 		pf, err := prefork.WritePIDFile(s.PIDFile)
 		if err != nil {
@@ -49,7 +54,7 @@ func run(ctx context.Context, s *settings, app App, env runEnv, log *slog.Logger
 	if bg := b.gatherer(); bg != nil {
 		g = append(g, bg)
 	}
-	adminSrv := startAdmin(admin, adminMux(withExport(s.Config, dir, g, log), b.workers, dir, s.sec), log)
+	adminSrv := startAdmin(admin, adminMux(withExport(s.Config, dir, g, log), b.workers, dir, s.sec, st.routes), log)
 	defer stopAdmin(adminSrv)
 	warnExposedAdmin(admin, s.sec, log)
 	attrs := s.logAttrs()

@@ -29,6 +29,7 @@ func runWorker(ctx context.Context, cfg Config, w *prefork.WorkerProcess, app Ap
 		return fmt.Errorf("server: worker %d: %w", w.Slot, err)
 	}
 	defer sv.close()
+	defer servePprof(cfg, w.Data, w.ID, log)()
 	w.SetRequestCounter(sv.requests)
 	if err := sv.serve(ctx, w.Listeners, w.Ready, w.Stop()); err != nil {
 		return fmt.Errorf("server: worker %d: %w", w.Slot, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"syscall"
+	"time"
 
 	"github.com/herdhttp/herd/metrics"
 	"github.com/herdhttp/herd/mmapstore"
@@ -18,11 +19,12 @@ import (
 type workerPool struct {
 	m     *prefork.Master
 	exits *exitCounts
+	hist  *history // for the status page
 	log   *slog.Logger
 }
 
 func newWorkerPool(s *settings, dir string, environ []string, log *slog.Logger) (*workerPool, error) {
-	p := &workerPool{exits: &exitCounts{}, log: log}
+	p := &workerPool{exits: &exitCounts{}, hist: newHistory(), log: log}
 	m, err := prefork.NewMaster(s.preforkConfig(dir, environ, log, prefork.Hooks{
 		// A dead worker's live* gauges go with it, as Python's
 		// mark_process_dead does; its counters stay. So do the files
@@ -30,6 +32,7 @@ func newWorkerPool(s *settings, dir string, environ []string, log *slog.Logger) 
 		// worker with its id runs before this hook returns.
 		OnWorkerExit: func(e prefork.WorkerExit) {
 			p.exits.add(e.Reason)
+			p.hist.exited(time.Now(), e)
 			if err := metrics.RemoveLiveFiles(dir, e.ID); err != nil {
 				log.Warn("removing live gauge files", "worker", e.Slot, "id", e.ID, "err", err)
 			}
@@ -41,6 +44,7 @@ func newWorkerPool(s *settings, dir string, environ []string, log *slog.Logger) 
 		},
 		// The master writes no access log; its workers do.
 		OnReopenLogs: func() { p.m.SignalWorkers(syscall.SIGUSR1) },
+		OnReload:     func() { p.hist.reloadStarted(time.Now()) },
 	}))
 	if err != nil {
 		return nil, preforkError(err)
