@@ -120,6 +120,12 @@ type Config struct {
 	// MaxWorkerAge, so that workers started together are not replaced together; requires
 	// MaxWorkerAge.
 	MaxWorkerAgeJitter time.Duration
+
+	// Handover, when set, is called as a binary upgrade (SIGUSR2, Master.Upgrade) starts the
+	// new master, and returns what the application hands it beside the workers' sockets:
+	// its own listeners and values, which the new master gets from Inherited. An error
+	// refuses the upgrade. Threading: the supervisor goroutine.
+	Handover func() (Handover, error)
 }
 
 // Hooks are callbacks into the application. Every hook is optional.

@@ -120,6 +120,8 @@ type supervisor struct {
 	lastIter time.Time
 	notify   *notifier
 	nextDog  time.Time
+
+	up upgrader // binary upgrade (see upgrade.go)
 }
 
 func newSupervisor(m *Master) *supervisor {
@@ -134,19 +136,20 @@ func newSupervisor(m *Master) *supervisor {
 		pid1:      m.env.getpid() == 1,
 		reloadCur: -1,
 	}
-	for i := range m.cfg.Workers {
+	for i := range m.slotCount() {
 		sl := &slot{index: i, lastLane: 'a', fds: m.shared}
 		if m.shared == nil {
 			sl.fds = m.slotFDs[i]
 		}
 		s.slots = append(s.slots, sl)
 	}
+	s.initUpgrade()
 	return s
 }
 
 var controlSignals = []os.Signal{
 	syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP,
-	syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGUSR1,
+	syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGUSR1, syscall.SIGUSR2,
 }
 
 func (s *supervisor) run(ctx context.Context) error {
@@ -159,7 +162,8 @@ func (s *supervisor) run(ctx context.Context) error {
 	defer signal.Stop(chld)
 
 	if s.cfg.PIDFile != "" {
-		if err := writePIDFile(s.cfg.PIDFile, s.env.getpid()); err != nil {
+		// A new master started by an upgrade writes it when it takes over.
+		if err := s.writeStartPIDFile(); err != nil {
 			s.m.closeFDs()
 			return err
 		}
@@ -186,6 +190,7 @@ func (s *supervisor) run(ctx context.Context) error {
 			s.reap(now)
 		}
 		s.step(now)
+		s.stepUpgrade(now)
 		s.steer()
 		s.publish()
 		if s.stopping && len(s.workers) == 0 {
@@ -237,7 +242,7 @@ func (s *supervisor) onSignal(sig os.Signal) {
 		s.log.Info("master stopping now: SIGQUIT")
 		s.beginStop(true)
 	case syscall.SIGHUP:
-		s.startReload()
+		s.onCommand(command{reload: true})
 	case syscall.SIGTTIN:
 		s.onCommand(command{delta: 1})
 	case syscall.SIGTTOU:
@@ -247,11 +252,18 @@ func (s *supervisor) onSignal(sig os.Signal) {
 		if h := s.cfg.Hooks.OnReopenLogs; h != nil {
 			h()
 		}
+	case syscall.SIGUSR2:
+		s.requestUpgrade("SIGUSR2")
 	}
 }
 
 func (s *supervisor) onCommand(c command) {
+	if s.refuseDuringUpgrade(c) {
+		return
+	}
 	switch {
+	case c.upgrade != nil:
+		s.onUpgradeEvent(*c.upgrade)
 	case c.reload:
 		s.startReload()
 	case c.workers > 0:
@@ -312,6 +324,7 @@ func (s *supervisor) checkBooted() {
 	}
 	s.booted = true
 	s.log.Info("master ready", "workers", s.n)
+	s.tookOver()
 	s.notify.send("READY=1\nSTATUS=" + s.statusText())
 }
 
