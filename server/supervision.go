@@ -86,7 +86,11 @@ func supervisionMetrics(workers func() []prefork.WorkerInfo, exits *exitCounts) 
 			restartsFam.Metric = append(restartsFam.Metric, sample("worker", slot, restarts[s], true))
 			requestsFam.Metric = append(requestsFam.Metric, sample("worker", slot, requests[s], true))
 		}
-		return []*dto.MetricFamily{byState, exitsFam, restartsFam, requestsFam}, nil
+		fams := []*dto.MetricFamily{byState, exitsFam}
+		if len(slots) > 0 { // a family without samples cannot be encoded: it would cut the scrape short
+			fams = append(fams, restartsFam, requestsFam)
+		}
+		return fams, nil
 	})
 }
 
