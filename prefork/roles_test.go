@@ -278,7 +278,9 @@ func runTestMaster(spec string) int {
 		json.NewEncoder(rw).Encode(m.Workers())
 	}))
 	fmt.Printf("admin %s\naddr %s\ngeneration %d pid %d\n", admin.Addr(), m.Addrs()[0], gen, os.Getpid())
-	if err := m.Run(context.Background()); err != nil {
+	err = m.Run(context.Background())
+	fmt.Printf("exit pid %d handed-over %v took-over %v\n", os.Getpid(), m.HandedOver(), m.TookOver())
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

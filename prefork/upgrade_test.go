@@ -361,6 +361,9 @@ func TestUpgradeHandsOverEverySocket(t *testing.T) {
 			if !strings.Contains(p.stdout(), fmt.Sprintf("generation 2 pid %d\n", newPID)) {
 				t.Errorf("the new master did not continue from the handed-over generation:\n%s", p.stdout())
 			}
+			if !strings.Contains(p.stdout(), fmt.Sprintf("exit pid %d handed-over true took-over false\n", oldPID)) {
+				t.Errorf("the old master's Run ended without HandedOver:\n%s", p.stdout())
+			}
 			p.waitLog(t, "upgrade: the new master is ready", "new_pid="+strconv.Itoa(newPID))
 			p.waitLog(t, "upgrade complete: the old master exited", "old_pid="+strconv.Itoa(oldPID))
 
@@ -384,6 +387,9 @@ func TestUpgradeHandsOverEverySocket(t *testing.T) {
 			}
 			if !strings.Contains(p.stdout(), fmt.Sprintf("generation 3 pid %d\n", third)) {
 				t.Errorf("the third master did not continue from generation 2:\n%s", p.stdout())
+			}
+			if !strings.Contains(p.stdout(), fmt.Sprintf("exit pid %d handed-over true took-over true\n", newPID)) {
+				t.Errorf("the second master did not report that it took over, then handed over:\n%s", p.stdout())
 			}
 		})
 	}
@@ -476,6 +482,9 @@ func TestFailedUpgradeKeepsTheOldMaster(t *testing.T) {
 		p.waitLog(t, "upgrade: the failed new master exited with status 0")
 		if !gone(newPID) {
 			t.Errorf("failed new master pid %d still running", newPID)
+		}
+		if !strings.Contains(p.stdout(), fmt.Sprintf("exit pid %d handed-over false took-over false\n", newPID)) {
+			t.Errorf("the failed new master must not report that it took over:\n%s", p.stdout())
 		}
 		served := l.ok.Load()
 		waitFor(t, 20*time.Second, "load flowing after the failure", func() bool { return l.ok.Load() > served+50 })
