@@ -22,18 +22,28 @@ func runMaster(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := checkAccessLog(cfg.AccessLog); err != nil {
 		return configError{err}
 	}
-	dir, err := makeRunDir(cfg.MetricsDir)
+	// A new master started by a binary upgrade (SIGUSR2) continues the old
+	// one's run: its run directory, admin listener and totals.
+	in, err := inherit()
 	if err != nil {
 		return configError{err}
 	}
-	defer os.RemoveAll(dir)
-	admin, err := listenAdmin(cfg, sec)
+	dir, err := in.makeRunDir(cfg.MetricsDir)
+	if err != nil {
+		return configError{err}
+	}
+	var m *prefork.Master
+	defer func() {
+		if in.ownsRunDir(m) {
+			os.RemoveAll(dir)
+		}
+	}()
+	admin, rawAdmin, err := in.listenAdmin(cfg, sec)
 	if err != nil {
 		return configError{err}
 	}
 	defer closeAdmin(admin)
-	var m *prefork.Master
-	exits := &exitCounts{}
+	exits := in.exitCounts()
 	m, err = prefork.NewMaster(prefork.Config{
 		Workers:           cfg.Workers,
 		Addrs:             []string{cfg.Bind},
@@ -58,6 +68,7 @@ func runMaster(ctx context.Context, cfg Config, log *slog.Logger) error {
 			// prefork does not forward SIGUSR1, so the master does.
 			OnReopenLogs: func() { forwardReopen(m, log) },
 		},
+		Handover: handover(dir, rawAdmin, exits),
 	})
 	if err != nil {
 		return configError{err}
