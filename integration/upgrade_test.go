@@ -420,3 +420,15 @@ func TestUpgradeUnderSystemd(t *testing.T) {
 	syscall.Kill(newPID, syscall.SIGTERM)
 	notify.waitFor(t, "STOPPING=1", 30*time.Second)
 }
+
+func TestUpgradeSignalInSingleProcessModeIsRefused(t *testing.T) {
+	t.Parallel()
+	p := startHello(t, "-workers", "0")
+	sendN(t, keepAliveClient(), p.app, 10, 2, func(int) string { return "/hello" })
+	p.cmd.Process.Signal(syscall.SIGUSR2)
+	p.waitLog(t, "upgrade refused: a binary upgrade (SIGUSR2) needs a master", 10*time.Second)
+	sendN(t, keepAliveClient(), p.app, 10, 2, func(int) string { return "/hello" })
+	if code := p.stop(syscall.SIGTERM, 20*time.Second); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+}

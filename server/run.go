@@ -88,6 +88,7 @@ func Run(ctx context.Context, cfg Config, app App) error {
 	if cfg.Workers == 0 {
 		ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT)
 		defer stop()
+		defer refuseUpgrades(log)()
 		return runSingle(ctx, cfg, app, log)
 	}
 	// The master's signals (TERM, INT, QUIT, HUP, TTIN, TTOU, USR1) are

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"syscall"
 
 	"github.com/herdhttp/herd/prefork"
@@ -158,5 +160,31 @@ func handover(dir string, raw net.Listener, exits *exitCounts) func() (prefork.H
 			h.Listeners = map[string]net.Listener{handoverAdmin: raw}
 		}
 		return h, nil
+	}
+}
+
+// refuseUpgrades logs and ignores SIGUSR2 in single-process mode (-workers 0), until stop is
+// called: there is no master to replace, and the signal's default action would end the
+// process.
+func refuseUpgrades(log *slog.Logger) (stop func()) {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGUSR2)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case <-c:
+				log.Warn("upgrade refused: a binary upgrade (SIGUSR2) needs a master (-workers 1 or more); serving on")
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(c)
+		close(done)
+		<-finished
 	}
 }
