@@ -58,9 +58,8 @@ type upgrader struct {
 	pidfd   int // a pidfd of it (-1: none), so that a signal never reaches a reused pid
 	ctl     *os.File
 	timer   *time.Timer
-	reaped  chan struct{} // closed once the new master was reaped; status is then set
-	status  unix.WaitStatus
-	waitLog bool // the wait for replacements to finish was logged
+	reaped  chan struct{} // closed once the new master was reaped
+	waitLog bool          // the wait for replacements to finish was logged
 
 	// The new master's side.
 	pred    *os.File // control socket to the old master; nil once it is gone
@@ -82,7 +81,8 @@ const (
 type upgradeEvent struct {
 	kind   upgradeEventKind
 	gen    int
-	source string // of a request
+	source string          // of a request
+	status unix.WaitStatus // of evExited
 }
 
 // Upgrade starts a binary upgrade, as SIGUSR2 does: a new master is started from the
@@ -104,9 +104,6 @@ func (m *Master) HandedOver() bool { return m.handedOver.Load() }
 // one (its workers became ready). A new master that did not take over must leave the state
 // it inherited alone: the old master still serves with it.
 func (m *Master) TookOver() bool { return m.tookOver.Load() }
-
-// Inheriting reports whether this master was started by a binary upgrade.
-func (m *Master) Inheriting() bool { return m.inh != nil }
 
 func (s *supervisor) onUpgradeEvent(ev upgradeEvent) {
 	u := &s.up
@@ -139,7 +136,7 @@ func (s *supervisor) onUpgradeEvent(ev upgradeEvent) {
 			s.signalNewMaster(unix.SIGKILL)
 		}
 	case evExited:
-		how := waitStatusText(u.status)
+		how := waitStatusText(ev.status)
 		switch u.phase {
 		case upgradeStarted:
 			s.log.Error("upgrade failed: the new master "+how+" before it was ready; this master keeps serving",
@@ -342,12 +339,15 @@ func (s *supervisor) startNewMaster() error {
 	s.log.Info("upgrade: new master started", "new_pid", pid, "path", s.m.self, "sockets", len(fds))
 	s.notify.send(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d\nSTATUS=upgrading: new master pid %d starting", monotonicUsec(), pid))
 	gen, m := u.gen, s.m
-	post := func(k upgradeEventKind) { m.post(command{upgrade: &upgradeEvent{kind: k, gen: gen}}) }
-	u.timer = time.AfterFunc(s.cfg.GracefulTimeout, func() { post(evTimeout) })
+	post := func(ev upgradeEvent) {
+		ev.gen = gen
+		m.post(command{upgrade: &ev})
+	}
+	u.timer = time.AfterFunc(s.cfg.GracefulTimeout, func() { post(upgradeEvent{kind: evTimeout}) })
 	go func(ctl *os.File) {
 		line, err := bufio.NewReader(ctl).ReadString('\n')
 		if err == nil && line == ctlReady+"\n" {
-			post(evReady)
+			post(upgradeEvent{kind: evReady})
 		}
 	}(u.ctl)
 	go func(reaped chan struct{}) {
@@ -358,9 +358,8 @@ func (s *supervisor) startNewMaster() error {
 				break
 			}
 		}
-		u.status = ws // read only after reaped is closed
 		close(reaped)
-		post(evExited)
+		post(upgradeEvent{kind: evExited, status: ws})
 	}(u.reaped)
 	return nil
 }
