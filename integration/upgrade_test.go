@@ -432,3 +432,44 @@ func TestUpgradeSignalInSingleProcessModeIsRefused(t *testing.T) {
 		t.Errorf("exit status %d after SIGTERM, want 0", code)
 	}
 }
+
+// A deployment that installs each release in its own directory and switches a symbolic
+// link: the new master is the binary the link names at the time of SIGUSR2.
+func TestUpgradeFollowsASwitchedLink(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, v := range []string{"v1", "v2"} {
+		if err := os.Mkdir(filepath.Join(dir, v), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		installBinary(t, filepath.Join(dir, v, "hello"), helloBin)
+	}
+	link := filepath.Join(dir, "hello")
+	switchLink := func(to string) {
+		tmp := link + ".new"
+		if err := os.Symlink(to, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	switchLink(filepath.Join(dir, "v1", "hello"))
+	pidfile := filepath.Join(dir, "hello.pid")
+	p := startUpgradable(t, exec.Command(link, "-workers", "1", "-bind", "127.0.0.1:0", "-metrics-bind", "127.0.0.1:0",
+		"-metrics-dir", t.TempDir(), "-pidfile", pidfile), link, pidfile)
+	oldPID := p.cmd.Process.Pid
+	p.readyWorkers(1)
+	switchLink(filepath.Join(dir, "v2", "hello"))
+	newPID := p.upgrade(oldPID)
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", newPID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "v2", "hello"); exe != want {
+		t.Errorf("new master runs %s, want %s (the link's target at SIGUSR2)", exe, want)
+	}
+	if status := p.exitStatus(60 * time.Second); status != 0 {
+		t.Errorf("old master exit status %d, want 0", status)
+	}
+}

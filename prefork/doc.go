@@ -54,8 +54,10 @@
 // # Binary upgrade
 //
 // SIGUSR2 (or Master.Upgrade) replaces the master itself without closing a socket. The
-// master starts the executable at its own path (resolved at start, so a binary replaced at
-// that path is the one started) with its own arguments and environment, and hands it every
+// master starts the executable at the path it was started by (argv[0], resolved against the
+// working directory or PATH at start, symbolic links kept: a binary replaced at that path,
+// or a link switched to a new one, is the one started; os.Executable if argv[0] did not name
+// this binary) with its own arguments and environment, and hands it every
 // listening socket the way systemd would: LISTEN_FDS and LISTEN_FDNAMES, naming each socket
 // by address and, in ModeReusePort, by slot, so that every slot keeps its socket and its
 // queue. HERD_UPGRADE carries the rest: the old master's pid (the new master checks that it

@@ -29,7 +29,7 @@ type Master struct {
 	migrate bool // net.ipv4.tcp_migrate_req is on: closing a socket hands its queue over
 
 	// Binary upgrades (see upgrade.go, takeover.go).
-	self       string       // this master's executable, as resolved at start ("": unknown)
+	self       string       // the executable a binary upgrade starts (selfPath; "": unknown)
 	selfArgs   []string     // and its arguments
 	inh        *inheritance // what the old master handed over; nil unless started by an upgrade
 	handedOver atomic.Bool  // Run ended by handing over to a new master
@@ -82,9 +82,7 @@ func newMaster(cfg Config, e *env) (*Master, error) {
 		}
 	}
 	m := &Master{cfg: s, env: e, log: s.logger, wake: make(chan struct{}, 1), inh: in}
-	if self, err := e.executable(); err == nil {
-		m.self, m.selfArgs = self, e.args()
-	}
+	m.self, m.selfArgs = selfPath(e), e.args()
 	backlog := m.backlog()
 	switch {
 	case in != nil:

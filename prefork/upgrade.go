@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,10 +23,10 @@ import (
 //  1. The request waits until no slot has two workers (a replacement in progress), and no
 //     planned replacement starts from then on, so that each slot's old workers use one lane
 //     and the new master's the other: the two never share a per-ID file.
-//  2. The master starts the executable at its own path (as resolved at start: a binary
-//     replaced there is the one started) with its own arguments and environment, handing it
-//     every listening socket (LISTEN_FDS, LISTEN_FDNAMES), the application's Handover, and
-//     one end of a control socket pair.
+//  2. The master starts the executable at the path it was started by (selfPath: a binary
+//     replaced there, or a link switched, is the one started) with its own arguments and
+//     environment, handing it every listening socket (LISTEN_FDS, LISTEN_FDNAMES), the
+//     application's Handover, and one end of a control socket pair.
 //  3. The new master starts its workers on the same sockets. Once they are all ready it
 //     writes its pidfile, sends MAINPID= to systemd and "ready" on the control socket.
 //  4. The old master then stops its workers gracefully (without STOPPING=1: the service is
@@ -503,4 +505,41 @@ func waitStatusText(ws unix.WaitStatus) string {
 		return "was killed by signal " + ws.Signal().String()
 	}
 	return "exited with status " + strconv.Itoa(ws.ExitStatus())
+}
+
+// selfPath returns the path a binary upgrade starts: the one this process was started by
+// (argv[0], made absolute against the working directory or looked up in PATH, symbolic
+// links kept, so that a deployment that switches a link is followed) if it names this very
+// binary now, at start; else the executable as the kernel resolved it. "" if neither is
+// known.
+func selfPath(e *env) string {
+	exe, err := e.executable()
+	if err != nil {
+		return ""
+	}
+	args := e.args()
+	if len(args) == 0 || args[0] == "" {
+		return exe
+	}
+	p := args[0]
+	if !strings.Contains(p, "/") {
+		lp, err := exec.LookPath(p)
+		if err != nil {
+			return exe
+		}
+		p = lp
+	}
+	if !filepath.IsAbs(p) {
+		wd, err := os.Getwd()
+		if err != nil {
+			return exe
+		}
+		p = filepath.Join(wd, p)
+	}
+	a, err1 := os.Stat(p)
+	b, err2 := os.Stat(exe)
+	if err1 != nil || err2 != nil || !os.SameFile(a, b) {
+		return exe
+	}
+	return p
 }
