@@ -501,3 +501,53 @@ func TestFailedUpgradeKeepsTheOldMaster(t *testing.T) {
 		p.waitLog(t, "reload complete")
 	})
 }
+
+// In ModeReusePort the new master takes the old one's number of slots, and every slot's
+// socket, a removed (parked) slot's included: a later SIGTTIN reuses it, so the reuseport
+// group keeps one socket per slot in slot order.
+func TestUpgradeKeepsTheSlotsAndParkedSockets(t *testing.T) {
+	t.Parallel()
+	p := startUpgradable(t, masterSpec{Workers: 2, Mode: "reuseport", GracefulTimeout: 20 * time.Second}, false)
+	oldPID := p.cmd.Process.Pid
+	p.waitReady(t, 2)
+	syscall.Kill(oldPID, syscall.SIGTTIN)
+	p.waitReady(t, 3)
+	syscall.Kill(oldPID, syscall.SIGTTIN)
+	p.waitReady(t, 4)
+	syscall.Kill(oldPID, syscall.SIGTTOU)
+	p.waitReady(t, 3)
+	_, portText, _ := net.SplitHostPort(p.addr)
+	port, _ := strconv.Atoi(portText)
+	sockets := listenSockets(t, port)
+	if len(sockets) != 4 {
+		t.Fatalf("%d sockets before the upgrade, want 4 (3 slots and a parked one)", len(sockets))
+	}
+	l := startLoad(p.addr, 4)
+	newPID := p.upgrade(t, oldPID)
+	if code := p.exitCode(t, 60*time.Second); code != 0 {
+		t.Errorf("old master exit status %d, want 0", code)
+	}
+	for i, w := range p.waitReady(t, 3) {
+		if w.Slot != i || w.ID != strconv.Itoa(i)+"b" {
+			t.Errorf("worker %+v after the upgrade, want slot %d id %db", w, i, i)
+		}
+	}
+	p.waitLog(t, "upgrade complete: the old master exited")
+	held := socketInodes(newPID)
+	for _, ino := range sockets {
+		if !held[ino] {
+			t.Errorf("the new master does not hold socket %s", ino)
+		}
+	}
+	syscall.Kill(newPID, syscall.SIGTTIN)
+	ws := p.waitReady(t, 4)
+	if ws[3].Slot != 3 {
+		t.Errorf("workers %+v, want slot 3 back", ws)
+	}
+	if got := listenSockets(t, port); !slices.Equal(got, sockets) {
+		t.Errorf("sockets %v after SIGTTIN, want the parked one reused: %v", got, sockets)
+	}
+	served := l.ok.Load()
+	waitFor(t, 20*time.Second, "load flowing", func() bool { return l.ok.Load() > served+50 })
+	l.finish(t)
+}
