@@ -472,7 +472,7 @@ func TestFailedUpgradeKeepsTheOldMaster(t *testing.T) {
 	t.Run("not-ready", func(t *testing.T) {
 		t.Parallel()
 		gate := filepath.Join(t.TempDir(), "never")
-		p := startUpgradable(t, masterSpec{Workers: 2, GracefulTimeout: 3 * time.Second, UpgradeGate: gate}, false)
+		p := startUpgradable(t, masterSpec{Workers: 2, GracefulTimeout: 3 * time.Second, UpgradeGate: gate}, true)
 		oldPID := p.cmd.Process.Pid
 		before := p.waitReady(t, 2)
 		l := startLoad(p.addr, 4)
@@ -485,6 +485,11 @@ func TestFailedUpgradeKeepsTheOldMaster(t *testing.T) {
 		}
 		if !strings.Contains(p.stdout(), fmt.Sprintf("exit pid %d handed-over false took-over false\n", newPID)) {
 			t.Errorf("the failed new master must not report that it took over:\n%s", p.stdout())
+		}
+		// The failed new master, stopped by SIGTERM, said nothing to systemd.
+		p.notify.waitFor(t, "MAINPID="+strconv.Itoa(oldPID))
+		if lines := p.notify.lines(); slices.Contains(lines, "STOPPING=1") || slices.Contains(lines, "MAINPID="+strconv.Itoa(newPID)) {
+			t.Errorf("sd_notify after the failed upgrade: %q; want no STOPPING=1 and no MAINPID of the failed master", lines)
 		}
 		served := l.ok.Load()
 		waitFor(t, 20*time.Second, "load flowing after the failure", func() bool { return l.ok.Load() > served+50 })
