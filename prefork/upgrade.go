@@ -129,7 +129,7 @@ func (s *supervisor) onUpgradeEvent(ev upgradeEvent) {
 		if u.phase == upgradeStarted {
 			s.log.Error("upgrade failed: the new master was not ready in time; stopping it, this master keeps serving",
 				"new_pid", u.pid, "graceful_timeout", s.cfg.GracefulTimeout)
-			s.abandonUpgrade()
+			s.abandonUpgrade(true)
 			s.signalNewMaster(unix.SIGTERM)
 		}
 	case evKill:
@@ -143,7 +143,7 @@ func (s *supervisor) onUpgradeEvent(ev upgradeEvent) {
 		case upgradeStarted:
 			s.log.Error("upgrade failed: the new master "+how+" before it was ready; this master keeps serving",
 				"new_pid", u.pid, "path", s.m.self)
-			s.abandonUpgrade()
+			s.abandonUpgrade(true)
 			s.endUpgrade()
 		case upgradeFailing:
 			s.log.Info("upgrade: the failed new master "+how, "new_pid", u.pid)
@@ -183,14 +183,23 @@ func (s *supervisor) requestUpgrade(source string) {
 	}
 }
 
-// stepUpgrade starts the new master of a pending upgrade once no slot has two workers.
+// stepUpgrade starts the new master of a pending upgrade once no slot has two workers, and
+// gives up an upgrade when this master stops.
 func (s *supervisor) stepUpgrade(now time.Time) {
 	u := &s.up
-	if u.phase != upgradePending {
+	if s.stopping {
+		switch u.phase {
+		case upgradePending:
+			u.phase = upgradeIdle
+		case upgradeStarted:
+			// The service stops: the new master must not take over.
+			s.log.Info("upgrade abandoned: this master stops; stopping the new master", "new_pid", u.pid)
+			s.abandonUpgrade(false)
+			s.signalNewMaster(unix.SIGTERM)
+		}
 		return
 	}
-	if s.stopping {
-		u.phase = upgradeIdle
+	if u.phase != upgradePending {
 		return
 	}
 	perSlot := map[*slot]int{}
@@ -290,8 +299,7 @@ func (s *supervisor) startNewMaster() error {
 		dups = append(dups, fd)
 		add(name, fd)
 	}
-	var pair [2]int // [0] this master's end, [1] the new master's
-	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0) // [0]: this master's end
 	if err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}
@@ -395,9 +403,9 @@ func (s *supervisor) handOver() {
 	s.beginStop(false)
 }
 
-// abandonUpgrade gives up on the new master (the caller stops it, unless it exited), and
-// tells systemd and the pidfile that this master is still the one.
-func (s *supervisor) abandonUpgrade() {
+// abandonUpgrade gives up on the new master (the caller stops it, unless it exited); with
+// restore, it tells systemd and the pidfile that this master is still the one.
+func (s *supervisor) abandonUpgrade(restore bool) {
 	u := &s.up
 	u.phase = upgradeFailing
 	u.timer.Stop()
@@ -405,6 +413,9 @@ func (s *supervisor) abandonUpgrade() {
 	u.timer = time.AfterFunc(s.cfg.GracefulTimeout, func() {
 		m.post(command{upgrade: &upgradeEvent{kind: evKill, gen: gen}})
 	})
+	if !restore {
+		return
+	}
 	pid := s.env.getpid()
 	if s.cfg.PIDFile != "" {
 		if b, err := os.ReadFile(s.cfg.PIDFile); err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(pid) {

@@ -556,3 +556,34 @@ func TestUpgradeKeepsTheSlotsAndParkedSockets(t *testing.T) {
 	waitFor(t, 20*time.Second, "load flowing", func() bool { return l.ok.Load() > served+50 })
 	l.finish(t)
 }
+
+// SIGTERM to the old master while the new one boots stops the service: the new master is
+// stopped too, never takes over, and nothing is left.
+func TestStopDuringUpgradeStopsTheNewMaster(t *testing.T) {
+	t.Parallel()
+	gate := filepath.Join(t.TempDir(), "gate")
+	p := startUpgradable(t, masterSpec{Workers: 2, GracefulTimeout: 20 * time.Second, UpgradeGate: gate}, false)
+	oldPID := p.cmd.Process.Pid
+	p.waitReady(t, 2)
+	syscall.Kill(oldPID, syscall.SIGUSR2)
+	line := p.waitLog(t, "upgrade: new master started")
+	newPID, _ := strconv.Atoi(regexp.MustCompile(`new_pid=(\d+)`).FindStringSubmatch(line)[1])
+	syscall.Kill(oldPID, syscall.SIGTERM)
+	p.waitLog(t, "upgrade abandoned: this master stops; stopping the new master")
+	if err := os.WriteFile(gate, nil, 0o600); err != nil { // too late: it must not take over
+		t.Fatal(err)
+	}
+	if code := p.exitCode(t, 60*time.Second); code != 0 {
+		t.Errorf("old master exit status %d, want 0", code)
+	}
+	waitFor(t, 30*time.Second, "the new master gone", func() bool { return gone(newPID) })
+	if !strings.Contains(p.stdout(), fmt.Sprintf("exit pid %d handed-over false took-over false\n", oldPID)) {
+		t.Errorf("the old master handed over although it was told to stop:\n%s", p.stdout())
+	}
+	if _, err := os.Stat(p.pidfile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pidfile after the stop: %v, want it removed", err)
+	}
+	if _, err := getInfo(p.addr); err == nil {
+		t.Error("the address still accepts after both masters stopped")
+	}
+}
