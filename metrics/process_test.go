@@ -95,9 +95,14 @@ func ExampleProcessGatherer() {
 	}
 	fams, _ := g.Gather()
 	for _, mf := range fams {
-		fmt.Println(mf.GetName(), mf.GetMetric()[0].GetLabel()[0].GetValue())
+		if ls := mf.GetMetric()[0].GetLabel(); len(ls) > 0 {
+			fmt.Println(mf.GetName(), ls[0].GetValue())
+		} else {
+			fmt.Println(mf.GetName()) // Gatherers' own count of families left out
+		}
 	}
 	// Output:
+	// herd_metrics_families_dropped
 	// herd_process_cpu_seconds master
 	// herd_process_goroutines master
 	// herd_process_heap_bytes master

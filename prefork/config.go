@@ -137,6 +137,11 @@ type Config struct {
 	// CanaryJudge decides at the end of the canary's window; nil: a canary that served its
 	// whole window passes. Requires ReloadCanary.
 	CanaryJudge CanaryJudge
+	// Handover, when set, is called as a binary upgrade (SIGUSR2, Master.Upgrade) starts the
+	// new master, and returns what the application hands it beside the workers' sockets:
+	// its own listeners and values, which the new master gets from Inherited. An error
+	// refuses the upgrade. Threading: the supervisor goroutine.
+	Handover func() (Handover, error)
 }
 
 // Hooks are callbacks into the application. Every hook is optional.

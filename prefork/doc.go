@@ -56,13 +56,42 @@
 // backlog (in ModeShared, the one shared queue), and Master.Workers each worker's. A worker
 // that stopped accepting (stopped, stuck) shows as a growing queue in its slot alone.
 //
+// # Binary upgrade
+//
+// SIGUSR2 (or Master.Upgrade) replaces the master itself without closing a socket. The
+// master starts the executable at the path it was started by (argv[0], resolved against the
+// working directory or PATH at start, symbolic links kept: a binary replaced at that path,
+// or a link switched to a new one, is the one started; os.Executable if argv[0] did not name
+// this binary) with its own arguments and environment, and hands it every
+// listening socket the way systemd would: LISTEN_FDS and LISTEN_FDNAMES, naming each socket
+// by address and, in ModeReusePort, by slot, so that every slot keeps its socket and its
+// queue. HERD_UPGRADE carries the rest: the old master's pid (the new master checks that it
+// is its parent, in place of LISTEN_PID, which cannot be known before the exec), the number
+// of slots, the listener mode, the lanes the old workers use, the Counters, and what the
+// application hands over (Config.Handover: its own listeners and values, which the new
+// master gets back from Inherited). A control socket pair links the two masters.
+//
+// The new master starts its workers in the lanes the old workers do not use, so that a
+// worker ID (and its files) is never shared by two live processes. Once they are all ready
+// it writes the pidfile, sends MAINPID= to systemd (the unit needs NotifyAccess=all), and
+// tells the old master, which stops its workers gracefully and whose Run returns nil
+// (HandedOver). The old master closes the control socket after its last worker was reaped;
+// until then, the new master refuses reloads, scaling and upgrades. Before starting the new
+// master, the old one waits until no slot has two workers, and holds back planned
+// replacements until the upgrade ends. If the new master exits, or is not ready within
+// GracefulTimeout, the old master stops it (SIGTERM, then SIGKILL after another
+// GracefulTimeout), says so in its log, restores its pidfile and MAINPID, and keeps serving.
+// A second request while an upgrade is under way is refused with a log line, as is one in a
+// master that runs as PID 1 (its exit would end the container).
+//
 // # Signals
 //
 // To the master: SIGTERM and SIGINT stop gracefully (workers get SIGTERM and
 // Config.GracefulTimeout to drain, then SIGKILL); SIGQUIT (or a second SIGINT) stops at once;
 // SIGHUP restarts the workers slot by slot, each new worker ready before its predecessor is
-// told to stop (with a canary first: see Canary reloads); SIGTTIN and SIGTTOU add or remove one slot; SIGUSR1 calls
-// Hooks.OnReopenLogs. Workers catch and drop SIGINT and SIGQUIT (a terminal sends them to
+// told to stop (with a canary first: see Canary reloads); SIGTTIN and SIGTTOU add or remove
+// one slot; SIGUSR1 calls Hooks.OnReopenLogs; SIGUSR2 starts a binary upgrade (above).
+// Workers catch and drop SIGINT and SIGQUIT (a terminal sends them to
 // the whole process group; the master drives the shutdown) and turn SIGTERM into Stop.
 //
 // # Master death
@@ -159,8 +188,10 @@
 // # Environment
 //
 // The master reads its environment once, in NewMaster, from Config.Environ (nil: os.Environ):
-// systemd's LISTEN_FDS/LISTEN_PID and NOTIFY_SOCKET/WATCHDOG_USEC, and GOMAXPROCS and
-// GOMEMLIMIT, which it divides among the workers. The worker side reads only HERD_WORKER.
+// systemd's LISTEN_FDS/LISTEN_PID and NOTIFY_SOCKET/WATCHDOG_USEC, HERD_UPGRADE with
+// LISTEN_FDS/LISTEN_FDNAMES in a new master started by an upgrade (Inherited reads them
+// from os.Environ), and GOMAXPROCS and GOMEMLIMIT, which it divides among the workers. The
+// worker side reads only HERD_WORKER.
 //
 // # Concurrency
 //

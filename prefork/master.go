@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,13 @@ type Master struct {
 
 	migrate bool // net.ipv4.tcp_migrate_req is on: closing a socket hands its queue over
 
+	// Binary upgrades (see upgrade.go, takeover.go).
+	self       string       // the executable a binary upgrade starts (selfPath; "": unknown)
+	selfArgs   []string     // and its arguments
+	inh        *inheritance // what the old master handed over; nil unless started by an upgrade
+	handedOver atomic.Bool  // Run ended by handing over to a new master
+	tookOver   atomic.Bool  // this new master took over from the old one
+
 	ran atomic.Bool // Run or Close was called
 
 	cmdMu sync.Mutex
@@ -44,6 +52,7 @@ type command struct {
 	workers int            // > 0: SetWorkers
 	delta   int            // TTIN (+1) / TTOU (-1)
 	signal  syscall.Signal // SignalWorkers
+	upgrade *upgradeEvent  // a binary upgrade: requested (SIGUSR2, Upgrade), or news of it
 }
 
 // NewMaster validates cfg and opens the listening sockets, so that every configuration
@@ -68,14 +77,21 @@ func newMaster(cfg Config, e *env) (*Master, error) {
 	if err := unix.Access(s.Path, unix.X_OK); err != nil {
 		return nil, configErr("worker executable %s: %v", s.Path, err)
 	}
+	in, err := readUpgradeEnv(s.environ, os.Getppid())
+	if err != nil {
+		return nil, err
+	}
 	if s.PIDFile != "" {
-		if err := checkPIDFile(s.PIDFile, e); err != nil {
+		if err := checkPIDFileOnUpgrade(s.PIDFile, e, in); err != nil {
 			return nil, err
 		}
 	}
-	m := &Master{cfg: s, env: e, log: s.logger, wake: make(chan struct{}, 1)}
+	m := &Master{cfg: s, env: e, log: s.logger, wake: make(chan struct{}, 1), inh: in}
+	m.self, m.selfArgs = selfPath(e), e.args()
 	backlog := m.backlog()
 	switch {
+	case in != nil:
+		m.adopt(in)
 	case len(s.activated) > 0:
 		if err := checkActivated(s.activated); err != nil {
 			return nil, err
@@ -152,8 +168,9 @@ func (m *Master) Addrs() []net.Addr { return append([]net.Addr(nil), m.addrs...)
 // and the sockets were closed: nil after a requested stop, the error otherwise.
 //
 // Run handles SIGHUP (Reload), SIGTTIN and SIGTTOU (one worker more or fewer), SIGUSR1
-// (Hooks.OnReopenLogs) and SIGCHLD while it runs, and restores their handling when it
-// returns. The workers are started from one goroutine locked to its OS thread for the whole
+// (Hooks.OnReopenLogs), SIGUSR2 (Upgrade) and SIGCHLD while it runs, and restores their
+// handling when it returns. After a binary upgrade handed over to a new master, Run
+// returns nil once this master's workers have drained, and HandedOver reports true. The workers are started from one goroutine locked to its OS thread for the whole
 // run: the kernel sends a worker its parent-death signal (PR_SET_PDEATHSIG) when the thread
 // that started it exits, not the process, and Go retires threads.
 //
@@ -168,7 +185,9 @@ func (m *Master) Run(ctx context.Context) error {
 		// parent-death signal reaches any worker that is, against all odds, still alive.
 		runtime.LockOSThread()
 		s := newSupervisor(m)
-		errc <- s.run(ctx)
+		err := s.run(ctx)
+		s.finishUpgrade()
+		errc <- err
 	}()
 	return <-errc
 }

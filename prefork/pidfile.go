@@ -262,6 +262,14 @@ func (p *pidFile) remove() {
 	p.f.Close()
 }
 
+// unlock releases the lock but keeps the file: a new master started by a
+// binary upgrade takes the pidfile over with writePIDFile.
+func (p *pidFile) unlock() {
+	if p != nil {
+		unix.Flock(int(p.f.Fd()), unix.LOCK_UN)
+	}
+}
+
 // PIDFile is a pidfile written by WritePIDFile, locked by this process
 // until Remove.
 type PIDFile struct{ p *pidFile }

@@ -87,8 +87,11 @@ func TestKilledWorkerIsRespawned(t *testing.T) {
 		now = tm.readyWorkers(2)
 		return now != nil && now[1].PID != victim.PID
 	})
-	if d := time.Since(killed); d > time.Second {
-		t.Errorf("replacement ready after %v, want < 1s", d)
+	// The first respawn waits for no backoff: the time is the new worker's
+	// boot, well under a second on an idle machine (3 s leaves room for a
+	// loaded one; the backoff after repeated crashes is longer).
+	if d := time.Since(killed); d > 3*time.Second {
+		t.Errorf("replacement ready after %v, want < 3s", d)
 	}
 	if now[1].ID != victim.ID || now[1].Restarts != 1 || now[0].PID != ws[0].PID {
 		t.Errorf("after respawn: %+v, want slot 1 with id %s and 1 restart, slot 0 untouched", now, victim.ID)
@@ -156,7 +159,7 @@ func TestMasterKilledWorkersExit(t *testing.T) {
 			ws := sm.waitReady(t, 3, 10*time.Second)
 			sm.cmd.Process.Kill()
 			killed := time.Now()
-			waitFor(t, 3*time.Second, "workers gone", func() bool {
+			waitFor(t, 5*time.Second, "workers gone", func() bool {
 				for _, w := range ws {
 					if !gone(w.PID) {
 						return false
@@ -164,8 +167,11 @@ func TestMasterKilledWorkersExit(t *testing.T) {
 				}
 				return true
 			})
-			if d := time.Since(killed); d > time.Second {
-				t.Errorf("workers gone %v after the master was killed, want < 1s", d)
+			// Pdeathsig ends them at once (milliseconds on an idle
+			// machine); the lifeline pipe within OrphanTimeout (1 s). 3 s
+			// leaves room for a loaded machine.
+			if d := time.Since(killed); d > 3*time.Second {
+				t.Errorf("workers gone %v after the master was killed, want < 3s", d)
 			}
 		})
 	}

@@ -153,22 +153,26 @@ func runTestWorker(w *prefork.WorkerProcess) int {
 			srv.Serve(l)
 		}()
 	}
+	stopped := false
 	if gate := os.Getenv("PREFORK_TEST_GATE"); gate != "" {
-		// A slow boot: ready only once the test creates the gate file.
-		for {
+		// A slow boot: ready only once the test creates the gate file. It serves meanwhile,
+		// so a stop drains it like a ready worker.
+		for !stopped {
 			if _, err := os.Stat(gate); err == nil {
 				break
 			}
 			select {
 			case <-w.Stop():
-				return 0
+				stopped = true
 			case <-time.After(10 * time.Millisecond):
 			}
 		}
 	}
-	if err := w.Ready(); err != nil {
-		fmt.Fprintln(os.Stderr, "test worker:", err)
-		return 1
+	if !stopped {
+		if err := w.Ready(); err != nil {
+			fmt.Fprintln(os.Stderr, "test worker:", err)
+			return 1
+		}
 	}
 	<-w.Stop()
 	for _, l := range w.Listeners {
@@ -191,6 +195,12 @@ type masterSpec struct {
 	Activation bool // fd 3 is a listening socket: pretend systemd passed it
 	CrashLimit int
 	NoFile     uint64 // > 0: the master's RLIMIT_NOFILE (soft limit)
+
+	// Binary upgrades (upgrade_test.go).
+	PIDFile         string
+	GracefulTimeout time.Duration
+	UpgradeFailFile string // a new master exits 2 at once while this file exists
+	UpgradeGate     string // a new master's workers are ready only once this file exists
 }
 
 // runTestMaster runs a master configured by spec (JSON). It prints "admin ADDR" and
@@ -214,6 +224,32 @@ func runTestMaster(spec string) int {
 			return 2
 		}
 	}
+	// A new master started by a binary upgrade continues from the old one's generation and
+	// serves the admin listener it inherited.
+	inh, upgraded, err := prefork.Inherited()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "test master:", err)
+		return 2
+	}
+	gen, admin := 1, inh.Listeners["admin"]
+	env := []string{behaviorEnv + "=" + sp.Behavior}
+	if upgraded {
+		if _, err := os.Stat(sp.UpgradeFailFile); sp.UpgradeFailFile != "" && err == nil {
+			fmt.Fprintln(os.Stderr, "test master: failing as a new master on purpose")
+			return 2
+		}
+		gen, _ = strconv.Atoi(inh.Values["generation"])
+		gen++
+		if sp.UpgradeGate != "" {
+			env = append(env, "PREFORK_TEST_GATE="+sp.UpgradeGate)
+		}
+	}
+	if admin == nil {
+		if admin, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+	}
 	m, err := prefork.NewMaster(prefork.Config{
 		Environ:    environ,
 		Workers:    sp.Workers,
@@ -222,15 +258,18 @@ func runTestMaster(spec string) int {
 		Timeout:    sp.Timeout,
 		CrashLimit: sp.CrashLimit,
 		// Generous: the race-instrumented test binary can take long to start under load.
-		BootTimeout: 20 * time.Second,
-		Env:         []string{behaviorEnv + "=" + sp.Behavior},
-		Logger:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		BootTimeout:     20 * time.Second,
+		GracefulTimeout: sp.GracefulTimeout,
+		PIDFile:         sp.PIDFile,
+		Env:             env,
+		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Handover: func() (prefork.Handover, error) {
+			return prefork.Handover{
+				Listeners: map[string]net.Listener{"admin": admin},
+				Values:    map[string]string{"generation": strconv.Itoa(gen)},
+			}, nil
+		},
 	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	admin, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -255,8 +294,10 @@ func runTestMaster(spec string) int {
 		}
 		json.NewEncoder(rw).Encode(m.Workers())
 	}))
-	fmt.Printf("admin %s\naddr %s\n", admin.Addr(), m.Addrs()[0])
-	if err := m.Run(context.Background()); err != nil {
+	fmt.Printf("admin %s\naddr %s\ngeneration %d pid %d\n", admin.Addr(), m.Addrs()[0], gen, os.Getpid())
+	err = m.Run(context.Background())
+	fmt.Printf("exit pid %d handed-over %v took-over %v\n", os.Getpid(), m.HandedOver(), m.TookOver())
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

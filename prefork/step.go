@@ -56,7 +56,7 @@ func (s *supervisor) step(now time.Time) {
 		switch {
 		case sl.active == nil:
 			sl.active = s.spawn(sl, now)
-		case sl.replace != "" && sl.successor == nil && sl.active.state == StateReady:
+		case sl.replace != "" && sl.successor == nil && sl.active.state == StateReady && !s.upgradeHolds():
 			sl.successor = s.spawn(sl, now)
 		}
 	}

@@ -103,7 +103,8 @@ type supervisor struct {
 
 	gen       int // incremented by each reload
 	reloading bool
-	reloadCur int // slot being replaced, or -1
+	reloadCur int      // slot being replaced, or -1
+	pidFile   *pidFile // Config.PIDFile as written and locked by this master; nil: none
 
 	steered    bool  // a steering program is attached (see steer.go)
 	steeredTo  []int // the serving slots it was computed for
@@ -121,6 +122,8 @@ type supervisor struct {
 	lastIter time.Time
 	notify   *notifier
 	nextDog  time.Time
+
+	up upgrader // binary upgrade (see upgrade.go)
 }
 
 func newSupervisor(m *Master) *supervisor {
@@ -136,19 +139,20 @@ func newSupervisor(m *Master) *supervisor {
 		reloadCur: -1,
 		canary:    canaryState{slot: -1},
 	}
-	for i := range m.cfg.Workers {
+	for i := range m.slotCount() {
 		sl := &slot{index: i, lastLane: 'a', fds: m.shared}
 		if m.shared == nil {
 			sl.fds = m.slotFDs[i]
 		}
 		s.slots = append(s.slots, sl)
 	}
+	s.initUpgrade()
 	return s
 }
 
 var controlSignals = []os.Signal{
 	syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP,
-	syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGUSR1,
+	syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGUSR1, syscall.SIGUSR2,
 }
 
 func (s *supervisor) run(ctx context.Context) error {
@@ -161,12 +165,12 @@ func (s *supervisor) run(ctx context.Context) error {
 	defer signal.Stop(chld)
 
 	if s.cfg.PIDFile != "" {
-		pf, err := writePIDFile(s.cfg.PIDFile, s.env.getpid())
-		if err != nil {
+		// A new master started by an upgrade writes it when it takes over.
+		if err := s.writeStartPIDFile(); err != nil {
 			s.m.closeFDs()
 			return err
 		}
-		defer pf.remove()
+		defer func() { s.pidFile.remove() }()
 	}
 	s.notify = newNotifier(s.cfg.sdNotify, s.log)
 	defer s.notify.close()
@@ -190,6 +194,7 @@ func (s *supervisor) run(ctx context.Context) error {
 			s.reap(now)
 		}
 		s.step(now)
+		s.stepUpgrade(now)
 		s.steer()
 		s.publish()
 		if s.stopping && len(s.workers) == 0 {
@@ -241,7 +246,7 @@ func (s *supervisor) onSignal(sig os.Signal) {
 		s.log.Info("master stopping now: SIGQUIT")
 		s.beginStop(true)
 	case syscall.SIGHUP:
-		s.startReload()
+		s.onCommand(command{reload: true})
 	case syscall.SIGTTIN:
 		s.onCommand(command{delta: 1})
 	case syscall.SIGTTOU:
@@ -251,11 +256,18 @@ func (s *supervisor) onSignal(sig os.Signal) {
 		if h := s.cfg.Hooks.OnReopenLogs; h != nil {
 			h()
 		}
+	case syscall.SIGUSR2:
+		s.requestUpgrade("SIGUSR2")
 	}
 }
 
 func (s *supervisor) onCommand(c command) {
+	if s.refuseDuringUpgrade(c) {
+		return
+	}
 	switch {
+	case c.upgrade != nil:
+		s.onUpgradeEvent(*c.upgrade)
 	case c.reload:
 		s.startReload()
 	case c.workers > 0:
@@ -322,6 +334,7 @@ func (s *supervisor) checkBooted() {
 	}
 	s.booted = true
 	s.log.Info("master ready", "workers", s.n)
+	s.tookOver()
 	s.notify.send("READY=1\nSTATUS=" + s.statusText())
 }
 

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -14,21 +13,11 @@ import (
 	"github.com/herdhttp/herd/prefork"
 )
 
-// listenAdmin opens the admin listener at addr (with TLS when sec says so),
-// or returns nil when addr is "off".
+// listenAdmin opens the admin listener at addr (its connections capped,
+// with TLS when sec says so), or returns nil when addr is "off".
 func listenAdmin(addr string, sec *adminSecurity) (net.Listener, error) {
-	if addr == "off" {
-		return nil, nil
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("-metrics-bind: %w", err)
-	}
-	ln = limitConns(ln, adminMaxConns())
-	if sec != nil && sec.tls != nil {
-		ln = tls.NewListener(ln, sec.tls)
-	}
-	return ln, nil
+	ln, _, err := (&inheritance{}).listenAdmin(addr, sec)
+	return ln, err
 }
 
 // warnExposedAdmin logs when the admin listener is reachable from other

@@ -38,11 +38,19 @@ type backend interface {
 
 // newBackend creates the backend of s: its sockets are open when it
 // returns. Errors are problems of the configuration (an address in use).
-func (s *settings) newBackend(dir string, app App, environ []string, log *slog.Logger) (backend, error) {
+func (s *settings) newBackend(dir string, app App, environ []string, log *slog.Logger, up upgradeLink) (backend, error) {
 	if s.Workers == 0 {
 		return newInProcess(s, dir, app, log)
 	}
-	return newWorkerPool(s, dir, environ, log)
+	return newWorkerPool(s, dir, environ, log, up)
+}
+
+// upgradeLink is what a worker pool continues from an old master and hands
+// to a new one in a binary upgrade (upgrade.go): the exit totals, and the
+// handover of the run directory and admin socket.
+type upgradeLink struct {
+	exits    *exitCounts
+	handover func() (prefork.Handover, error)
 }
 
 // inProcess serves the application in this process, as worker slot 0 with
@@ -93,6 +101,7 @@ func (b *inProcess) workers() []prefork.WorkerInfo {
 func (b *inProcess) run(ctx context.Context) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT)
 	defer stop()
+	defer refuseUpgrades(b.log)()
 	sv, err := startServing(b.cfg, b.dir, b.info.ID, b.app, b.log, recycle{})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)

@@ -326,6 +326,7 @@ func (s *settings) preforkConfig(dir string, environ []string, log *slog.Logger,
 	pc := prefork.Config{
 		Workers:    s.Workers,
 		WorkerData: dir,
+		PIDFile:    s.PIDFile,
 		Environ:    environ,
 		Logger:     log,
 		Hooks:      hooks,

@@ -21,27 +21,44 @@ func run(ctx context.Context, s *settings, app App, env runEnv, log *slog.Logger
 	if err := checkAccessLog(s.AccessLog); err != nil {
 		return configError{err}
 	}
-	dir, err := makeRunDir(s.MetricsDir)
+	// A new master started by a binary upgrade (SIGUSR2) continues the old
+	// one's run: its run directory, admin listener and totals.
+	in, err := inherit()
 	if err != nil {
 		return configError{err}
 	}
-	defer os.RemoveAll(dir)
-	admin, err := listenAdmin(s.MetricsBind, s.sec)
+	dir, err := in.makeRunDir(s.MetricsDir)
+	if err != nil {
+		return configError{err}
+	}
+	var pm *prefork.Master // the worker pool's, once there is one
+	defer func() {
+		if in.ownsRunDir(pm) {
+			os.RemoveAll(dir)
+		}
+	}()
+	admin, rawAdmin, err := in.listenAdmin(s.MetricsBind, s.sec)
 	if err != nil {
 		return configError{err}
 	}
 	defer closeAdmin(admin)
-	b, err := s.newBackend(dir, app, env.environ, log)
+	exits := in.exitCounts()
+	b, err := s.newBackend(dir, app, env.environ, log, upgradeLink{exits: exits, handover: handover(dir, rawAdmin, exits)})
 	if err != nil {
 		return configError{err}
 	}
 	defer b.close()
+	if wp, ok := b.(*workerPool); ok {
+		pm = wp.m
+	}
 	st, err := newStatusPage(s.Config, dir, b, log)
 	if err != nil {
 		return configError{err}
 	}
 	defer st.close()
-	if s.PIDFile != "" {
+	// A master's pidfile is prefork's, which hands it to a new master in a
+	// binary upgrade; the single process writes its own.
+	if s.PIDFile != "" && s.Workers == 0 {
 		pf, err := prefork.WritePIDFile(s.PIDFile)
 		if err != nil {
 			return configError{err}

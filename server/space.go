@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"math"
 	"syscall"
 
 	dto "github.com/prometheus/client_model/go"
@@ -38,11 +39,16 @@ func spaceNeeded(workers int) uint64 {
 	return uint64(workers+1) * workerBytes
 }
 
-// freeBytes is the space that dir's filesystem has left for this user.
+// freeBytes is the space that dir's filesystem has left for this user. A
+// filesystem of no fixed size (ramfs: statfs reports no blocks at all) has
+// no limit to check: math.MaxUint64.
 func freeBytes(dir string) (uint64, error) {
 	var fs syscall.Statfs_t
 	if err := syscall.Statfs(dir, &fs); err != nil {
 		return 0, err
+	}
+	if fs.Blocks == 0 {
+		return math.MaxUint64, nil
 	}
 	return fs.Bavail * uint64(fs.Bsize), nil
 }
@@ -93,7 +99,7 @@ func explainFailure(err error, dir string) error {
 func spaceGatherer(dir string) metrics.Gatherer {
 	return metrics.GathererFunc(func() ([]*dto.MetricFamily, error) {
 		free, err := freeBytes(dir)
-		if err != nil {
+		if err != nil || free == math.MaxUint64 { // unknown, or no limit (ramfs)
 			return nil, nil
 		}
 		f := metrics.NewConstFamily("herd_metrics_dir_free_bytes",

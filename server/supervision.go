@@ -75,6 +75,10 @@ func supervisionMetrics(workers func() []prefork.WorkerInfo, counters func() pre
 		}
 		fdFam := metrics.NewConstFamily("herd_worker_start_fd_exhausted_total", "Worker starts that found no free file descriptor (EMFILE, ENFILE) and were retried.", dto.MetricType_COUNTER)
 		fdFam.Add(float64(counters().FDExhausted))
-		return []*dto.MetricFamily{byState.Family(), byReason.Family(), restartsFam.Family(), requestsFam.Family(), fdFam.Family()}, nil
+		fams := []*dto.MetricFamily{byState.Family(), byReason.Family(), fdFam.Family()}
+		if len(slots) > 0 { // a family without samples cannot be encoded: it would cut the scrape short
+			fams = append(fams, restartsFam.Family(), requestsFam.Family())
+		}
+		return fams, nil
 	})
 }

@@ -23,9 +23,9 @@ type workerPool struct {
 	log   *slog.Logger
 }
 
-func newWorkerPool(s *settings, dir string, environ []string, log *slog.Logger) (*workerPool, error) {
-	p := &workerPool{exits: &exitCounts{}, hist: newHistory(), log: log}
-	m, err := prefork.NewMaster(s.preforkConfig(dir, environ, log, prefork.Hooks{
+func newWorkerPool(s *settings, dir string, environ []string, log *slog.Logger, up upgradeLink) (*workerPool, error) {
+	p := &workerPool{exits: up.exits, hist: newHistory(), log: log}
+	pc := s.preforkConfig(dir, environ, log, prefork.Hooks{
 		// A dead worker's live* gauges go with it, as Python's
 		// mark_process_dead does; its counters stay. So do the files
 		// it was making or had moved aside when it died; no other
@@ -45,7 +45,9 @@ func newWorkerPool(s *settings, dir string, environ []string, log *slog.Logger) 
 		// The master writes no access log; its workers do.
 		OnReopenLogs: func() { p.m.SignalWorkers(syscall.SIGUSR1) },
 		OnReload:     func() { p.hist.reloadStarted(time.Now()) },
-	}))
+	})
+	pc.Handover = up.handover
+	m, err := prefork.NewMaster(pc)
 	if err != nil {
 		return nil, preforkError(err)
 	}
