@@ -10,7 +10,9 @@
 // snapshot of everything they gather into a file of a shared directory
 // (inside herd's private run directory) every interval (1s by default),
 // atomically (a temporary file renamed over the last one), so that the
-// master can still read it after the worker died; and it listens on a unix
+// master can still read it after the worker died (a snapshot whose families
+// are those already in the file, only its sequence number newer, is not
+// written again: the file says the same); and it listens on a unix
 // socket (mode 0600) in that directory, answering every connection with a
 // fresh snapshot. Each snapshot carries a sequence number, so the newer of
 // two is known.

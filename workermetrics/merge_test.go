@@ -35,7 +35,7 @@ func parse(t *testing.T, text string) []*dto.MetricFamily {
 func decoded(t *testing.T, m *merger, worker string, mfs []*dto.MetricFamily) []family {
 	t.Helper()
 	var buf bytes.Buffer
-	appendSnapshot(&buf, 1, mfs)
+	buf.Write(appendSnapshot(nil, 1, mfs))
 	_, fams, err := readSnapshot(&buf, newDecoder(worker, m.perWorkerFamily))
 	if err != nil {
 		t.Fatal(err)

@@ -57,7 +57,10 @@ type Publisher struct {
 	seq     uint64
 	lastLen int // size of the last snapshot, to size the next buffer
 
-	fileMu   sync.Mutex // serialises writeFile
+	fileMu   sync.Mutex // serialises writeFile and guards the fields below
+	fileBuf  []byte     // the snapshot being written, reused
+	written  []byte     // the snapshot in the file (the buffer before fileBuf)
+	inFile   bool       // written is in the file
 	logMu    sync.Mutex // guards lastLog
 	lastLog  map[string]string
 	closeErr error
@@ -209,18 +212,22 @@ func (p *Publisher) answer(c net.Conn) {
 	defer p.conns.Done()
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(answerTimeout))
-	buf, err := p.snapshot()
-	if err != nil {
-		p.log("answering the master", err)
-		return
-	}
-	c.Write(buf.Bytes())
+	p.mu.Lock()
+	b := p.snapshotLocked(make([]byte, 0, p.lastLen+p.lastLen/8+headerSize))
+	p.mu.Unlock()
+	c.Write(b)
 }
 
 // snapshot gathers and encodes a numbered snapshot.
-func (p *Publisher) snapshot() (*bytes.Buffer, error) {
+func (p *Publisher) snapshot() []byte {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.snapshotLocked(make([]byte, 0, p.lastLen+p.lastLen/8+headerSize))
+}
+
+// snapshotLocked gathers and appends a numbered snapshot to b. The caller
+// holds p.mu.
+func (p *Publisher) snapshotLocked(b []byte) []byte {
 	fams, err := p.g.Gather()
 	if err != nil {
 		// Publish what was gathered: a client_golang registry returns
@@ -229,29 +236,33 @@ func (p *Publisher) snapshot() (*bytes.Buffer, error) {
 	} else {
 		p.forget("gathering")
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, p.lastLen+p.lastLen/8+headerSize))
 	p.seq++
-	appendSnapshot(buf, p.seq, fams)
-	p.lastLen = buf.Len()
-	return buf, nil
+	b = appendSnapshot(b, p.seq, fams)
+	p.lastLen = len(b)
+	return b
 }
 
 // writeFile writes a snapshot to a temporary file and renames it over the
 // snapshot file: a reader sees the previous snapshot or this one, never a
-// part. On error (a full filesystem) the previous snapshot stays.
+// part. On error (a full filesystem) the previous snapshot stays. A
+// snapshot whose families are those of the file (only its sequence number
+// differs) is not written: the file already says what it would.
 func (p *Publisher) writeFile() error {
 	p.fileMu.Lock()
 	defer p.fileMu.Unlock()
-	buf, err := p.snapshot()
-	if err != nil {
-		return err
+	p.mu.Lock()
+	buf := p.snapshotLocked(p.fileBuf[:0])
+	p.mu.Unlock()
+	p.fileBuf = buf
+	if p.inFile && bytes.Equal(buf[headerSize:], p.written[headerSize:]) {
+		return nil
 	}
 	tmp := filepath.Join(p.dir, p.inst+tmpSuffix)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("workermetrics: %w", err)
 	}
-	_, err = f.Write(buf.Bytes())
+	_, err = f.Write(buf)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -260,8 +271,10 @@ func (p *Publisher) writeFile() error {
 	}
 	if err != nil {
 		os.Remove(tmp)
+		p.inFile = false
 		return fmt.Errorf("workermetrics: write snapshot: %w", err)
 	}
+	p.fileBuf, p.written, p.inFile = p.written, buf, true
 	return nil
 }
 

@@ -125,3 +125,45 @@ func TestUnitMustEndTheName(t *testing.T) {
 		}
 	}
 }
+
+// A snapshot whose families did not change since the file was written is
+// not written again; one that did replaces the file.
+func TestUnchangedSnapshotIsNotRewritten(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "export")
+	v, gerr := 1.0, error(nil)
+	p, err := NewPublisher(dir, "0a", counterGatherer(&v, &gerr), PublisherOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	path := filepath.Join(dir, p.inst+snapSuffix)
+	inode := func() uint64 {
+		t.Helper()
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	before := inode()
+	if err := p.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if inode() != before {
+		t.Error("an unchanged snapshot replaced the file")
+	}
+	v = 2
+	if err := p.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if inode() == before {
+		t.Error("a changed snapshot did not replace the file")
+	}
+	_, fams, err := readSnapshotFile(path, testDecoder())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fams) != 1 || fams[0].vals[0] != 2 {
+		t.Errorf("file holds %+v, want jobs_total 2", fams)
+	}
+}

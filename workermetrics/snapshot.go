@@ -1,7 +1,6 @@
 package workermetrics
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -39,9 +38,8 @@ const (
 var errBadSnapshot = errors.New("workermetrics: bad snapshot")
 
 // appendSnapshot appends the encoding of fams with sequence number seq to
-// buf.
-func appendSnapshot(buf *bytes.Buffer, seq uint64, fams []*dto.MetricFamily) {
-	b := buf.AvailableBuffer()
+// b.
+func appendSnapshot(b []byte, seq uint64, fams []*dto.MetricFamily) []byte {
 	start := len(b)
 	b = append(b, snapMagic...)
 	b = binary.LittleEndian.AppendUint64(b, seq)
@@ -50,7 +48,7 @@ func appendSnapshot(buf *bytes.Buffer, seq uint64, fams []*dto.MetricFamily) {
 		b = appendNested(b, 0, func(b []byte) []byte { return appendFamily(b, mf) })
 	}
 	binary.LittleEndian.PutUint64(b[start+16:], uint64(len(b)-start-headerSize))
-	buf.Write(b)
+	return b
 }
 
 // readSnapshot reads one snapshot from r, which must end right after it,

@@ -94,7 +94,7 @@ func TestWireCompatibleWithProtobuf(t *testing.T) {
 
 	// Ours encoded, the library decodes.
 	var buf bytes.Buffer
-	appendSnapshot(&buf, 1, want)
+	buf.Write(appendSnapshot(nil, 1, want))
 	dec := expfmt.NewDecoder(bytes.NewReader(buf.Bytes()[headerSize:]), format)
 	for i, w := range want {
 		var got dto.MetricFamily
@@ -140,14 +140,14 @@ jobs_total{kind="a"} 3
 queue 1.5
 `)
 	var buf bytes.Buffer
-	appendSnapshot(&buf, 42, fams)
+	buf.Write(appendSnapshot(nil, 42, fams))
 	seq, got, err := readSnapshot(bytes.NewReader(buf.Bytes()), testDecoder())
 	if err != nil || seq != 42 || len(got) != 2 || got[0].vals[0] != 3 || got[1].mf.GetMetric()[0].GetGauge().GetValue() != 1.5 {
 		t.Fatalf("read back seq %d, %v, %v", seq, got, err)
 	}
 	// An empty snapshot is valid.
 	buf.Reset()
-	appendSnapshot(&buf, 1, nil)
+	buf.Write(appendSnapshot(nil, 1, nil))
 	if _, got, err := readSnapshot(&buf, testDecoder()); err != nil || len(got) != 0 {
 		t.Errorf("empty snapshot: %v, %v", got, err)
 	}
@@ -155,7 +155,7 @@ queue 1.5
 
 func TestBadSnapshotsAreErrors(t *testing.T) {
 	var good bytes.Buffer
-	appendSnapshot(&good, 7, parse(t, "# HELP a_total A.\n# TYPE a_total counter\na_total 1\n"))
+	good.Write(appendSnapshot(nil, 7, parse(t, "# HELP a_total A.\n# TYPE a_total counter\na_total 1\n")))
 	b := good.Bytes()
 	huge := append([]byte(nil), b...)
 	huge[16+7] = 0x7f // a body length of petabytes

@@ -42,19 +42,25 @@ func appendStringField(b []byte, field int, s string) []byte {
 }
 
 // appendNested appends field as a length-delimited message written by fn
-// (field 0: no tag, the length prefix of a delimited stream). The message
-// is written first and moved behind its length, which is not known before.
+// (field 0: no tag, the length prefix of a delimited stream). The length is
+// not known before the message is written: one byte is kept for it, which
+// is enough for most messages (under 128 bytes: label pairs, values, most
+// series); a longer message is moved behind its longer length.
 func appendNested(b []byte, field int, fn func([]byte) []byte) []byte {
 	if field > 0 {
 		b = appendTag(b, field, wireBytes)
 	}
 	start := len(b)
-	b = fn(b)
-	n := len(b) - start
+	b = fn(append(b, 0))
+	n := len(b) - start - 1
+	if n < 0x80 {
+		b[start] = byte(n)
+		return b
+	}
 	var lenBuf [binary.MaxVarintLen64]byte
 	l := binary.PutUvarint(lenBuf[:], uint64(n))
-	b = append(b, lenBuf[:l]...)
-	copy(b[start+l:], b[start:start+n])
+	b = append(b, lenBuf[:l-1]...)
+	copy(b[start+l:], b[start+1:start+1+n])
 	copy(b[start:], lenBuf[:l])
 	return b
 }
