@@ -24,7 +24,8 @@
 // for workers. A worker is never started by parsing special command-line flags.
 //
 // A worker inherits, after stdin, stdout and stderr: descriptor 3, the status pipe on which
-// it reports "ready", its heartbeats (with the number of requests served) and "retire";
+// it reports "ready", its heartbeats (with the number of requests served and in flight,
+// see WorkerProcess.SetRequestCounter and SetInFlightCounter) and "retire";
 // descriptor 4, the lifeline pipe, which the master never writes: end-of-file on it means the
 // master is gone; descriptors 5 and up, the listening sockets; and after them the crash
 // pipe, which the worker makes its runtime/debug.SetCrashOutput, so that what the Go runtime
@@ -124,6 +125,10 @@
 // /proc/PID/statm at each heartbeat) and by age (Config.MaxWorkerAge, plus a random
 // Config.MaxWorkerAgeJitter): like a worker that retires after MaxRequests, it gets a
 // successor and is drained once that one is ready (ExitRSS, ExitAge).
+//
+// Master.Workers describes each live worker: its state, age, requests served and in flight
+// (as its last heartbeat said), resident memory and CPU time (read from /proc/PID/statm and
+// /proc/PID/stat at each heartbeat), and the connections waiting on its slot's queue.
 //
 // Running out of file descriptors (EMFILE, ENFILE) while starting a worker is not a crash:
 // the start is retried with backoff, never counted toward the limit, logged at most every

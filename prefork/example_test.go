@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/herdhttp/herd/prefork"
@@ -33,6 +34,31 @@ func Example() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+// A worker reports the requests it has served and those it is handling with each heartbeat;
+// Master.Workers shows them. Both counters are read by the heartbeat goroutine: atomics.
+// (Compile-only: it forks.)
+func ExampleWorkerProcess_SetInFlightCounter() {
+	w, ok := prefork.Worker()
+	if !ok {
+		return
+	}
+	var served, inFlight atomic.Int64
+	w.SetRequestCounter(func() uint64 { return uint64(served.Load()) })
+	w.SetInFlightCounter(func() int { return int(inFlight.Load()) })
+	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		inFlight.Add(1)
+		defer inFlight.Add(-1)
+		fmt.Fprintln(rw, "hello")
+	})}
+	for _, l := range w.Listeners {
+		go srv.Serve(l)
+	}
+	w.Ready()
+	<-w.Stop()
+	srv.Shutdown(context.Background())
 }
 
 // Workers are replaced before they grow too big or too old, draining like max-requests.

@@ -30,10 +30,16 @@ type WorkerInfo struct {
 	State         WorkerState `json:"state"`
 	Started       time.Time   `json:"started"`
 	Ready         time.Time   `json:"ready,omitzero"`
-	Restarts      int         `json:"restarts"` // workers the slot started before this one
-	Requests      uint64      `json:"requests"` // as of the last heartbeat
+	Restarts      int         `json:"restarts"`  // workers the slot started before this one
+	Requests      uint64      `json:"requests"`  // as of the last heartbeat
+	InFlight      int         `json:"in_flight"` // requests being handled, as of the last heartbeat
 	LastHeartbeat time.Time   `json:"last_heartbeat,omitzero"`
 	RSS           uint64      `json:"rss_bytes,omitzero"` // resident memory as of the last heartbeat; 0: not known
+	// CPUSeconds is the CPU time, user and system, that the worker has used, as of the last
+	// heartbeat (from /proc/PID/stat, in steps of 1/100 s); 0 until then. AgeSeconds is how
+	// long it has run (since Started) when Workers was called.
+	CPUSeconds float64 `json:"cpu_seconds"`
+	AgeSeconds float64 `json:"age_seconds"`
 	// QueueLength is the number of connections waiting on the worker's slot to be accepted
 	// (in ModeShared: on the queue every worker shares), read from the kernel when Workers
 	// is called; QueueLimit is that queue's backlog, 0 when unknown. See ListenQueues.
@@ -167,6 +173,7 @@ func (w *worker) info() WorkerInfo {
 	return WorkerInfo{
 		Slot: w.slot.index, ID: w.id, PID: w.pid, State: w.state,
 		Started: w.started, Ready: w.readyAt, Restarts: w.restarts,
-		Requests: w.requests, LastHeartbeat: w.lastBeat, RSS: w.rss,
+		Requests: w.requests, InFlight: w.inFlight, LastHeartbeat: w.lastBeat, RSS: w.rss,
+		CPUSeconds: w.cpu,
 	}
 }

@@ -221,6 +221,10 @@ func (m *Master) Workers() []WorkerInfo {
 	info := append([]WorkerInfo(nil), m.info...)
 	m.infoMu.Unlock()
 	m.addQueues(info)
+	now := m.env.now()
+	for i := range info {
+		info[i].AgeSeconds = max(now.Sub(info[i].Started), 0).Seconds()
+	}
 	return info
 }
 

@@ -14,13 +14,19 @@ import (
 //
 // Descriptors:
 //
-//	3  status pipe, worker -> master: lines "ready", "hb <requests>", "retire"
+//	3  status pipe, worker -> master: lines "ready", "hb <requests> [<in-flight>]", "retire"
 //	4  lifeline pipe, master -> worker: never written; end-of-file means the master is gone
 //	5+ the listening sockets, in the order of Master.Addrs
 //	then the crash-output pipe, worker -> master (marker's crash_fd): the worker makes it
 //	   its runtime/debug.SetCrashOutput, so that what the Go runtime prints as the process
 //	   dies (a panic, a fatal error, the goroutine stacks of a SIGABRT) reaches the master
 //	   too. A worker whose marker has no crash_fd (an older master) does without.
+//
+// Heartbeats: a master that sets hb_ext in the marker reads the fields after the request
+// count ("hb <requests> <in-flight>"), and ignores any it does not know, so a newer worker
+// may add more. An older master, whose marker has no hb_ext, drops a heartbeat line with more
+// than one field: a worker sends it "hb <requests>" alone. A worker that sends no in-flight
+// count (an older one) is shown with 0 in flight. Neither change needs a new markerVersion.
 const (
 	markerEnv     = "HERD_WORKER"
 	fdStatus      = 3
@@ -39,7 +45,8 @@ type marker struct {
 	HeartbeatNS int64  `json:"heartbeat_ns"`
 	OrphanNS    int64  `json:"orphan_ns"`
 	CrashFD     int    `json:"crash_fd,omitempty"`
-	Data        string `json:"data,omitempty"` // Config.WorkerData
+	BeatExt     bool   `json:"hb_ext,omitempty"` // the master reads heartbeat fields after the request count
+	Data        string `json:"data,omitempty"`   // Config.WorkerData
 }
 
 func (mk marker) encode() string {
@@ -77,6 +84,7 @@ const (
 type statusMsg struct {
 	kind     string
 	requests uint64
+	inFlight int // requests being handled; 0 when the worker does not say
 }
 
 func parseStatus(line string) (statusMsg, bool) {
@@ -85,11 +93,7 @@ func parseStatus(line string) (statusMsg, bool) {
 	case msgReady, msgRetire:
 		return statusMsg{kind: kind}, true
 	case msgBeat:
-		n, err := strconv.ParseUint(arg, 10, 64)
-		if err != nil {
-			return statusMsg{}, false
-		}
-		return statusMsg{kind: kind, requests: n}, true
+		return parseBeat(arg)
 	}
 	return statusMsg{}, false
 }

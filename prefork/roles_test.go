@@ -97,7 +97,32 @@ func runTestWorker(w *prefork.WorkerProcess) int {
 		// No heartbeat after Ready: the counter blocks.
 		w.SetRequestCounter(func() uint64 { select {} })
 	}
+	var inFlight atomic.Int64 // requests in /hold
+	w.SetInFlightCounter(func() int { return int(inFlight.Load()) })
 	mux := http.NewServeMux()
+	mux.HandleFunc("/hold", func(rw http.ResponseWriter, r *http.Request) {
+		// In flight until the client goes away or the worker is told to stop; the status
+		// line is sent first, so the client knows the request is being handled.
+		inFlight.Add(1)
+		defer inFlight.Add(-1)
+		rw.WriteHeader(http.StatusOK)
+		rw.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-w.Stop():
+		}
+	})
+	mux.HandleFunc("/spin", func(rw http.ResponseWriter, r *http.Request) {
+		// Busy until this process has used ms more milliseconds of CPU time.
+		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+		end := processCPU() + time.Duration(ms)*time.Millisecond
+		for x := 0; processCPU() < end; {
+			for i := 0; i < 1e6; i++ {
+				x += i
+			}
+			_ = x
+		}
+	})
 	var ballastMu sync.Mutex
 	var ballast [][]byte // memory taken by /grow, kept
 	mux.HandleFunc("/grow", func(rw http.ResponseWriter, r *http.Request) {
@@ -302,4 +327,11 @@ func runTestMaster(spec string) int {
 		return 1
 	}
 	return 0
+}
+
+// processCPU is the CPU time, user and system, this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -40,6 +40,7 @@ func (s *supervisor) startProcess(sl *slot, lane byte, now time.Time) (*worker, 
 		HeartbeatNS: int64(s.cfg.heartbeat),
 		OrphanNS:    int64(s.cfg.OrphanTimeout),
 		CrashFD:     fdFirstListen + len(sl.fds),
+		BeatExt:     true,
 		Data:        s.cfg.WorkerData,
 	}
 	files := []uintptr{0, 1, 2, uintptr(status[1]), uintptr(lifeline[0])}

@@ -61,6 +61,8 @@ type worker struct {
 	readyAt      time.Time
 	lastBeat     time.Time
 	requests     uint64
+	inFlight     int           // requests being handled as of the last heartbeat
+	cpu          float64       // CPU seconds (user and system) as of the last heartbeat
 	rss          uint64        // resident memory in bytes as of the last heartbeat; 0: unknown
 	maxAge       time.Duration // replaced once it is this old; 0: never
 	bootDeadline time.Time
@@ -311,9 +313,7 @@ func (s *supervisor) onEvent(ev event) {
 		}
 		s.checkBooted()
 	case msgBeat:
-		w.lastBeat = s.env.now()
-		w.requests = ev.msg.requests
-		s.checkRSS(w)
+		s.heartbeat(w, ev.msg)
 	case msgRetire:
 		sl := w.slot
 		if sl.active == w && sl.replace == "" && !s.stopping {

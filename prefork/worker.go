@@ -47,6 +47,8 @@ type WorkerProcess struct {
 	readyErr  error
 	retired   atomic.Bool
 	counter   atomic.Pointer[func() uint64]
+	inFlight  atomic.Pointer[func() int] // see heartbeat.go
+	beatExt   bool                       // the master reads heartbeat fields after the count
 }
 
 // thisWorker caches Worker's answer: the process's role is process-wide by nature (descriptors
@@ -112,6 +114,7 @@ func newWorkerProcess(markerValue string, ppid int) (*WorkerProcess, error) {
 		maxRequests: mk.MaxRequests,
 		heartbeat:   mk.heartbeat(),
 		orphan:      mk.orphan(),
+		beatExt:     mk.BeatExt,
 		status:      status,
 		stop:        make(chan struct{}),
 		orphaned:    make(chan struct{}),
@@ -242,11 +245,7 @@ func (w *WorkerProcess) beat() {
 	t := time.NewTicker(w.heartbeat)
 	defer t.Stop()
 	for {
-		var n uint64
-		if f := w.counter.Load(); f != nil {
-			n = (*f)()
-		}
-		if err := w.send(msgBeat + " " + strconv.FormatUint(n, 10)); err != nil {
+		if err := w.send(w.beatLine()); err != nil {
 			return // the master is gone; the lifeline handles that
 		}
 		select {

@@ -90,8 +90,9 @@ func (b *inProcess) workers() []prefork.WorkerInfo {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	w := b.info
+	w.AgeSeconds = time.Since(w.Started).Seconds()
 	if b.sv != nil {
-		w.Requests = b.sv.requests()
+		w.Requests, w.InFlight = b.sv.requests(), b.sv.inFlight()
 	}
 	return []prefork.WorkerInfo{w}
 }

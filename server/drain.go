@@ -24,6 +24,7 @@ type drainer struct {
 	srv      *http.Server
 	draining atomic.Bool
 	requests atomic.Uint64
+	finished atomic.Uint64 // requests whose handler has returned
 	// limit is the request count after which the process asks to be
 	// replaced (0: never); retire is called once when it is reached.
 	limit  uint64
@@ -68,6 +69,7 @@ func newDrainer(h http.Handler, cfg Config, limit uint64, retire func(), errLog 
 func (d *drainer) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := d.requests.Add(1)
+		defer d.finished.Add(1)
 		if d.draining.Load() {
 			w.Header().Set("Connection", "close")
 		} else if d.limit > 0 && n >= d.limit {

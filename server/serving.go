@@ -68,6 +68,14 @@ func startServing(cfg Config, dir, id string, app App, log *slog.Logger, rc recy
 // requests is the number of requests served so far.
 func (s *serving) requests() uint64 { return s.d.requests.Load() }
 
+// inFlight is the number of requests being handled now: started, not
+// finished. The finished count is read first: a request is counted as
+// started before it finishes, so the difference is never negative.
+func (s *serving) inFlight() int {
+	f := s.d.finished.Load()
+	return int(s.d.requests.Load() - f)
+}
+
 // serve serves on lns, calls ready once it does, and then serves until ctx
 // is done or stop is closed (nil: never); then it drains within the
 // graceful timeout. SIGUSR1 reopens the access log meanwhile.

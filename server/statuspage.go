@@ -142,7 +142,8 @@ type workerRow struct {
 	ID                           string
 	PID                          int
 	State, Age, Requests         string
-	InFlight, Memory, Queue      string
+	InFlight, Memory, CPU, Queue string
+	QueueTitle                   string // the queue's backlog, for the cell's tooltip
 	Rate                         string
 	ChartRows                    int // the slot's chart spans this many rows here; 0: none in this row
 	Chart                        chartView
@@ -201,15 +202,20 @@ func (st *statusPage) view(now time.Time) statusView {
 			StateClass: string(w.State), StateDescription: stateDescription(w.State),
 			Age:      fmtAge(now.Sub(w.Started)),
 			Requests: fmtCount(w.Requests),
-			Memory:   "-",
-			// In-flight requests and the listen queue are not in
-			// prefork.WorkerInfo: shown as "-" until it has them.
-			InFlight: "-",
-			Queue:    "-",
-			Rate:     "-",
+			InFlight: "-", Memory: "-", CPU: "-", Queue: "-", Rate: "-",
+		}
+		if w.State != prefork.StateStarting { // a starting worker has said nothing yet
+			row.InFlight = strconv.Itoa(w.InFlight)
 		}
 		if w.RSS > 0 {
 			row.Memory = fmtBytes(w.RSS)
+		}
+		if w.CPUSeconds > 0 {
+			row.CPU = fmtCPU(w.CPUSeconds)
+		}
+		if w.QueueLimit > 0 { // read from the kernel
+			row.Queue = strconv.Itoa(w.QueueLength)
+			row.QueueTitle = fmt.Sprintf("%d connections waiting to be accepted; backlog %d", w.QueueLength, w.QueueLimit)
 		}
 		if st.pprof != nil && w.State == prefork.StateReady { // the worker the link reaches
 			row.Profiles = strings.TrimPrefix(pprofRoute, "/") + strconv.Itoa(w.Slot) + "/"
@@ -403,6 +409,18 @@ func fmtBytes(n uint64) string {
 		v, suffix = v/unit, s
 	}
 	return strconv.FormatFloat(v, 'f', 1, 64) + " " + suffix
+}
+
+// fmtCPU is a CPU time in seconds for people: "0.42 s", "12.3 s", then
+// as fmtAge: "3m 05s".
+func fmtCPU(sec float64) string {
+	switch {
+	case sec < 10:
+		return strconv.FormatFloat(sec, 'f', 2, 64) + " s"
+	case sec < 60:
+		return strconv.FormatFloat(sec, 'f', 1, 64) + " s"
+	}
+	return fmtAge(time.Duration(sec * float64(time.Second)))
 }
 
 // fmtCount groups digits by three: 1,234,567.

@@ -50,7 +50,8 @@ func TestStatusPageShowsWorkersChartsExitsAndReload(t *testing.T) {
 	now := time.Now()
 	ago := func(s int) time.Time { return now.Add(-time.Duration(s) * time.Second) }
 	old := prefork.WorkerInfo{Slot: 0, ID: "0a", PID: 4100, State: prefork.StateStopping, Started: ago(300), Requests: 900}
-	successor := prefork.WorkerInfo{Slot: 0, ID: "0b", PID: 4102, State: prefork.StateReady, Started: ago(5), Requests: 40, RSS: 18 << 20}
+	successor := prefork.WorkerInfo{Slot: 0, ID: "0b", PID: 4102, State: prefork.StateReady, Started: ago(5), Requests: 40, RSS: 18 << 20,
+		InFlight: 17, CPUSeconds: 1.25, QueueLength: 23, QueueLimit: 4096}
 	other := prefork.WorkerInfo{Slot: 1, ID: "1a", PID: 4101, State: prefork.StateReady, Started: ago(300), Requests: 1234567}
 	ws := []prefork.WorkerInfo{old, successor, other}
 
@@ -111,6 +112,8 @@ func TestStatusPageShowsWorkersChartsExitsAndReload(t *testing.T) {
 	for _, want := range []string{
 		`data-pid="4102"`, `data-pid="4100"`, `data-pid="4101"`,
 		`<span class="pill stopping"`, `1,234,567`, `18.0 MiB`, // successor's memory
+		`<td class="num">17</td>`, `<td class="num">1.25 s</td>`, // successor's in-flight requests and CPU time
+		`title="23 connections waiting to be accepted; backlog 4096">23</td>`, // and its slot's queue
 		`signal: killed (SIGKILL from the master)`, `timeout`, `reloaded`,
 		`rolled_back`, `&lt;script&gt;alert(&#34;canary&#34;)&lt;/script&gt;`,
 		`<meta http-equiv="refresh" content="5">`,
@@ -178,6 +181,7 @@ func TestStatusPageFormats(t *testing.T) {
 		{fmtAge(0), "0s"}, {fmtAge(59 * time.Second), "59s"}, {fmtAge(65 * time.Second), "1m 05s"},
 		{fmtAge(2*time.Hour + 7*time.Minute), "2h 07m"}, {fmtAge(76 * time.Hour), "3d 04h"}, {fmtAge(-time.Second), "0s"},
 		{fmtBytes(512), "512 B"}, {fmtBytes(1536), "1.5 KiB"}, {fmtBytes(18 << 20), "18.0 MiB"}, {fmtBytes(3 << 30), "3.0 GiB"},
+		{fmtCPU(0.42), "0.42 s"}, {fmtCPU(12.34), "12.3 s"}, {fmtCPU(185), "3m 05s"},
 		{fmtCount(0), "0"}, {fmtCount(999), "999"}, {fmtCount(1000), "1,000"}, {fmtCount(1234567), "1,234,567"},
 		{fmtRate(0), "0"}, {fmtRate(0.5), "0.50"}, {fmtRate(12.34), "12.3"}, {fmtRate(2784.4), "2784"}, {fmtRate(50), "50"},
 		{fmt.Sprint(niceCeil(0)), "1"}, {fmt.Sprint(niceCeil(1.5)), "2"}, {fmt.Sprint(niceCeil(3)), "5"},

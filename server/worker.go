@@ -31,6 +31,7 @@ func runWorker(ctx context.Context, cfg Config, w *prefork.WorkerProcess, app Ap
 	defer sv.close()
 	defer servePprof(cfg, w.Data, w.ID, log)()
 	w.SetRequestCounter(sv.requests)
+	w.SetInFlightCounter(sv.inFlight)
 	if err := sv.serve(ctx, w.Listeners, w.Ready, w.Stop()); err != nil {
 		return fmt.Errorf("server: worker %d: %w", w.Slot, err)
 	}
