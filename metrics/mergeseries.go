@@ -131,42 +131,59 @@ func deriveKey(k *mmapstore.Key) *keyInfo {
 	} else {
 		ki.sfx = "\x00" + k.Sample // a sample not named after its family has no role
 	}
-	hasPID := false
-	n := 0
+	hasLE, hasPID := false, false
 	for _, lp := range k.Labels {
 		switch lp.Name {
 		case "le":
+			hasLE = true
 			if f, err := strconv.ParseFloat(lp.Value, 64); err == nil {
 				ki.le, ki.hasLE = f, true
 			}
-			continue
 		case "pid":
 			hasPID = true
 		}
-		n++
 	}
-	ki.labels = make([]mmapstore.LabelPair, 0, n)
-	var all strings.Builder
-	for _, lp := range k.Labels {
-		if lp.Name != "le" {
-			ki.labels = append(ki.labels, lp)
-			writeLabel(&all, lp)
-		}
+	// The key's labels are read-only and live as long as the key: share them
+	// unless le must go.
+	ki.labels = k.Labels
+	if hasLE {
+		ki.labels = without(k.Labels, "le")
 	}
-	ki.lkey = all.String()
+	ki.lkey = labelKey(ki.labels)
 	ki.noPID, ki.lkeyNoPID = ki.labels, ki.lkey // the same, without a pid label
 	if hasPID {
-		ki.noPID = make([]mmapstore.LabelPair, 0, n-1)
-		var noPID strings.Builder
-		for _, lp := range ki.labels {
-			if lp.Name != "pid" {
-				ki.noPID = append(ki.noPID, lp)
-				writeLabel(&noPID, lp)
-			}
-		}
-		ki.lkeyNoPID = noPID.String()
+		ki.noPID = without(ki.labels, "pid")
+		ki.lkeyNoPID = labelKey(ki.noPID)
 	}
 	return ki
+}
+
+// without returns a copy of ls without the labels named name.
+func without(ls []mmapstore.LabelPair, name string) []mmapstore.LabelPair {
+	out := make([]mmapstore.LabelPair, 0, len(ls)-1)
+	for _, lp := range ls {
+		if lp.Name != name {
+			out = append(out, lp)
+		}
+	}
+	return out
+}
+
+// labelKey encodes labels as one string (a map and sort key), in one allocation.
+func labelKey(ls []mmapstore.LabelPair) string {
+	if len(ls) == 0 {
+		return ""
+	}
+	n := 0
+	for _, lp := range ls {
+		n += len(lp.Name) + len(lp.Value) + 2
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, lp := range ls {
+		writeLabel(&b, lp)
+	}
+	return b.String()
 }
 
 func writeLabel(b *strings.Builder, lp mmapstore.LabelPair) {
@@ -215,11 +232,12 @@ func (fa *famAgg) slot(m *merger, ki *keyInfo, id string) *seriesAgg {
 	if sa == nil {
 		sa = m.newSeries()
 		sa.out = out
-		var b strings.Builder
-		for _, lp := range out {
-			writeLabel(&b, lp)
+		// The labels encoded (for kindPerFile, with the pid); sa.labels are made by
+		// relayout, as the family is now dirty.
+		sa.sortKey = sk.labels
+		if kind == kindPerFile {
+			sa.sortKey = labelKey(out)
 		}
-		sa.sortKey = b.String() // sa.labels are made by relayout, as the family is now dirty
 		fa.series[sk] = sa
 		fa.sorted = append(fa.sorted, sa)
 		fa.dirty = true

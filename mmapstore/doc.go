@@ -23,9 +23,12 @@
 // differs in separators, escaping and non-ASCII). Layout Current (16 value
 // bytes) is what client_python 0.18 and later write, Legacy (8) what 0.4 to
 // 0.17 write, among them Debian 12's package. A file does not say which: the
-// readers try both and keep the one whose walk of the entries lands exactly on
-// used, with every key framed as a JSON list and padded with spaces. A writer
-// that continues an existing file keeps that file's layout.
+// readers keep the layout whose walk of the entries lands exactly on used, with
+// every key framed as a JSON list, padded with spaces and decoding (Current
+// when both do). They parse a file once: in the layout that its first entries
+// frame in (Current if both), and only if that fails in the other one; a file
+// that parses in neither is skipped as corrupt, never misread. A writer that
+// continues an existing file keeps that file's layout.
 //
 // # Writing: File and Cell
 //
@@ -99,7 +102,10 @@
 // The master reads the directory on every scrape. A Reader maps the bytes in
 // use of each file read-only (never its whole size), remembers how far it parsed it and the keys it found, and on
 // later scans parses only entries appended since; identical key bytes in many
-// files (every worker has the same series) are decoded once and shared. A
+// files (every worker has the same series) are decoded once and shared (an
+// entry's key is first compared with the key at the same position of the file
+// parsed before, which every worker of one app usually has), and the keys
+// decoded share their family, help and label name strings. A
 // steady-state scan is a stat per file and an atomic load per value, written
 // into Samples slices that the Reader reuses from scan to scan (they are valid
 // until the next scan), so it allocates nothing per entry. ScanDirFunc hands

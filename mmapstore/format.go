@@ -107,34 +107,114 @@ type rawEntry struct {
 func walk(data []byte, pos, used int, l Layout, fn func(rawEntry) error) error {
 	vb := l.valueBytes()
 	for pos < used {
-		if used-pos < 4 {
-			return fmt.Errorf("%w: %d stray bytes at offset %d", ErrCorrupt, used-pos, pos)
-		}
-		klen := int(int32(binary.LittleEndian.Uint32(data[pos:])))
-		if klen <= 0 || klen > used-pos {
-			return fmt.Errorf("%w: key length %d at offset %d", ErrCorrupt, klen, pos)
-		}
-		keyStart := pos + 4
-		valueOff := keyStart + klen + padLen(klen)
-		end := valueOff + vb
-		if end > used || end < 0 {
-			return fmt.Errorf("%w: entry at offset %d runs past used (%d)", ErrCorrupt, pos, used)
-		}
-		// json.dumps of a list starts with '[' and ends with ']'; checking
-		// both catches a key length that is off by a few bytes (it would
-		// otherwise swallow pad spaces, which JSON allows as whitespace).
-		if data[keyStart] != '[' || data[keyStart+klen-1] != ']' {
-			return fmt.Errorf("%w: key at offset %d is not a JSON list", ErrCorrupt, pos)
-		}
-		for _, c := range data[keyStart+klen : valueOff] {
-			if c != ' ' {
-				return fmt.Errorf("%w: bad padding at offset %d", ErrCorrupt, pos)
-			}
+		klen, valueOff, end, ok := frame(data, pos, used, vb)
+		if !ok {
+			return frameError(data, pos, used, vb)
 		}
 		if fn != nil {
-			if err := fn(rawEntry{key: data[keyStart : keyStart+klen], valueOff: valueOff}); err != nil {
+			if err := fn(rawEntry{key: data[pos+4 : pos+4+klen], valueOff: valueOff}); err != nil {
 				return err
 			}
+		}
+		pos = end
+	}
+	return nil
+}
+
+// spaces is eight pad bytes, as one little-endian word.
+const spaces = 0x2020202020202020
+
+// frame checks the framing of the entry at pos, vb value bytes long, and
+// returns the length of its key (which starts at pos+4), the offset of its
+// value and where the entry ends; ok is false if it is not well formed:
+// a key length that does not fit before used, a key not framed as a JSON list
+// ('[' ... ']'; this catches a length off by a few bytes, which would
+// otherwise swallow pad spaces, which JSON allows as whitespace), padding that
+// is not spaces, or an entry running past used. It never reads outside
+// data[:used]. frameError says what is wrong.
+func frame(data []byte, pos, used, vb int) (klen, valueOff, end int, ok bool) {
+	if used-pos < 4 {
+		return 0, 0, 0, false
+	}
+	klen = int(int32(binary.LittleEndian.Uint32(data[pos:])))
+	if klen <= 0 || klen > used-pos {
+		return 0, 0, 0, false
+	}
+	keyStart := pos + 4
+	pad := padLen(klen)
+	valueOff = keyStart + klen + pad
+	end = valueOff + vb
+	if end > used || end < 0 {
+		return 0, 0, 0, false
+	}
+	if data[keyStart] != '[' || data[keyStart+klen-1] != ']' {
+		return 0, 0, 0, false
+	}
+	// The pad is the last 1 to 8 bytes of the word before the value (an
+	// entry is at least 8 bytes up to its value, so the word is the entry's).
+	w := binary.LittleEndian.Uint64(data[valueOff-8 : valueOff])
+	if (w^spaces)&(^uint64(0)<<(8*(8-pad))) != 0 {
+		return 0, 0, 0, false
+	}
+	return klen, valueOff, end, true
+}
+
+// frameError describes why frame rejects the entry at pos.
+func frameError(data []byte, pos, used, vb int) error {
+	if used-pos < 4 {
+		return fmt.Errorf("%w: %d stray bytes at offset %d", ErrCorrupt, used-pos, pos)
+	}
+	klen := int(int32(binary.LittleEndian.Uint32(data[pos:])))
+	if klen <= 0 || klen > used-pos {
+		return fmt.Errorf("%w: key length %d at offset %d", ErrCorrupt, klen, pos)
+	}
+	keyStart := pos + 4
+	valueOff := keyStart + klen + padLen(klen)
+	if end := valueOff + vb; end > used || end < 0 {
+		return fmt.Errorf("%w: entry at offset %d runs past used (%d)", ErrCorrupt, pos, used)
+	}
+	if data[keyStart] != '[' || data[keyStart+klen-1] != ']' {
+		return fmt.Errorf("%w: key at offset %d is not a JSON list", ErrCorrupt, pos)
+	}
+	return fmt.Errorf("%w: bad padding at offset %d", ErrCorrupt, pos)
+}
+
+// layoutProbe is how many entries guessLayout walks in each layout.
+const layoutProbe = 4
+
+// guessLayout looks at the first entries of data[pos:used] (at most
+// layoutProbe of them, framing only) in both layouts and returns the layout to
+// parse the whole in first, and whether the other one is still possible (its
+// probe walked cleanly too). It fails only when neither layout frames these
+// entries, and then with the error that detectLayout gives.
+//
+// Parsing the whole in guess and, if that fails and alt is true, in the other
+// layout, decides exactly as detectLayout: Current is chosen when it walks and
+// its keys decode (a tie goes to Current), Legacy when Current fails and
+// Legacy walks and decodes; a file that neither parses cleanly is corrupt. The
+// probe only orders the attempts: a layout whose first entries do not frame
+// cannot walk the whole.
+func guessLayout(data []byte, pos, used int) (guess Layout, alt bool, err error) {
+	errC := probe(data, pos, used, Current.valueBytes())
+	errL := probe(data, pos, used, Legacy.valueBytes())
+	switch {
+	case errC == nil:
+		return Current, errL == nil, nil
+	case errL == nil:
+		return Legacy, false, nil
+	}
+	return Current, false, errC
+}
+
+// probe checks the framing of the first layoutProbe entries of data[pos:used].
+func probe(data []byte, pos, used, vb int) error {
+	for range layoutProbe {
+		if pos >= used {
+			break
+		}
+		_, _, end, ok := frame(data, pos, used, vb)
+		if !ok {
+			return frameError(data, pos, used, vb)
 		}
 		pos = end
 	}

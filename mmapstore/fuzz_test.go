@@ -12,13 +12,17 @@ import (
 // and the mapping, caching Reader. Neither may panic or read past the file's
 // end (a read past a slice's end panics; past the mapping's end it faults, and
 // ScanDir's fault guard would report it as a skip, which the comparison with
-// ReadFile then catches), and they must agree. The seed corpus is in
-// testdata/fuzz/FuzzReadFile. A bounded run:
+// ReadFile then catches), and they must agree, also with refParse, the
+// two-walk layout detection that the one-pass parse replaces. The seed corpus
+// is in testdata/fuzz/FuzzReadFile. A bounded run:
 //
 //	go test -run '^$' -fuzz FuzzReadFile -fuzztime 30s ./mmapstore/
 func FuzzReadFile(f *testing.F) {
 	f.Add([]byte{})
+	f.Add(ambiguousFile(string(EncodeKey("a", "a_total", nil, nil, "h")), string(EncodeKey("a", "a_total", []string{"x"}, []string{"1"}, ""))))
+	f.Add(ambiguousFile(string(EncodeKey("a", "a_total", nil, nil, "h")), `[1, 2, 3, 4]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		sameParse(t, data)
 		dir := t.TempDir()
 		path := filepath.Join(dir, "counter_1.db")
 		if err := os.WriteFile(path, data, 0o600); err != nil {

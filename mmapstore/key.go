@@ -3,7 +3,7 @@ package mmapstore
 import (
 	"errors"
 	"fmt"
-	"sort"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -142,10 +142,56 @@ var ErrBadKey = errors.New("mmapstore: malformed key")
 // only Python's exact spelling, but not invalid UTF-8. A label name that occurs twice keeps its last
 // value, as a Python dict would.
 func DecodeKey(b []byte) (Key, error) {
-	if !utf8.Valid(b) { // as Python's reader, which decodes the key as UTF-8 first
+	var d keyDecoder
+	return d.decode(string(b))
+}
+
+// keyDecoder decodes keys. It reuses its buffers from key to key; the zero
+// value is ready to use.
+type keyDecoder struct {
+	s      string
+	i      int
+	labels []LabelPair // the key's labels as parsed, before they are copied out
+	esc    []byte      // an escaped string being unescaped
+	// With intern (a Reader's decoder), families, help texts and label names,
+	// which repeat from key to key, are shared: one string for all the keys
+	// that have it, which a consumer comparing them finds equal at once (same
+	// pointer), and a key keeps no other key's bytes alive. prev is the last key
+	// decoded, checked first: consecutive keys usually share them all.
+	intern bool
+	names  map[string]string
+	prev   Key
+}
+
+// maxInterned bounds keyDecoder.names; past it the map starts over (strings
+// interned so far stay valid, they are only no longer shared with new keys).
+const maxInterned = 1 << 12
+
+// share returns the shared copy of s, a substring of the key being decoded;
+// prev is the same field of the previous key.
+func (d *keyDecoder) share(s, prev string) string {
+	if s == prev {
+		return prev
+	}
+	if t, ok := d.names[s]; ok {
+		return t
+	}
+	if d.names == nil || len(d.names) >= maxInterned {
+		d.names = make(map[string]string)
+	}
+	t := strings.Clone(s)
+	d.names[t] = t
+	return t
+}
+
+// decode parses key s (see DecodeKey). The strings of the Key are substrings
+// of s unless they hold escapes: decoding a key that needs no unescaping
+// allocates only its Labels. s is kept alive by the Key.
+func (d *keyDecoder) decode(s string) (Key, error) {
+	if !utf8.ValidString(s) { // as Python's reader, which decodes the key as UTF-8 first
 		return Key{}, fmt.Errorf("%w: invalid UTF-8", ErrBadKey)
 	}
-	d := keyDecoder{b: b}
+	d.s, d.i, d.labels = s, 0, d.labels[:0]
 	var k Key
 	d.ws()
 	if !d.lit('[') {
@@ -180,7 +226,7 @@ func DecodeKey(b []byte) (Key, error) {
 			if !ok {
 				return Key{}, d.fail("bad label value")
 			}
-			k.Labels = append(k.Labels, LabelPair{name, value})
+			d.labels = append(d.labels, LabelPair{name, value})
 			d.ws()
 			if d.lit('}') {
 				break
@@ -201,19 +247,40 @@ func DecodeKey(b []byte) (Key, error) {
 		return Key{}, d.fail("expected ']'")
 	}
 	d.ws()
-	if d.i != len(d.b) {
+	if d.i != len(d.s) {
 		return Key{}, d.fail("trailing bytes")
 	}
-	k.Labels = sortLabels(k.Labels)
+	ls := sortLabels(d.labels)
+	if len(ls) > 0 {
+		k.Labels = append(make([]LabelPair, 0, len(ls)), ls...)
+	}
+	if d.intern {
+		k.Family = d.share(k.Family, d.prev.Family)
+		k.Help = d.share(k.Help, d.prev.Help)
+		for i := range k.Labels {
+			prev := ""
+			if i < len(d.prev.Labels) {
+				prev = d.prev.Labels[i].Name
+			}
+			k.Labels[i].Name = d.share(k.Labels[i].Name, prev)
+		}
+		d.prev = k
+	}
 	return k, nil
 }
 
-// sortLabels sorts by name and keeps the last of duplicate names.
+// sortLabels sorts by name, in place, and keeps the last of duplicate names.
+// Keys are usually written sorted already, which costs one comparison a label.
 func sortLabels(ls []LabelPair) []LabelPair {
 	if len(ls) < 2 {
 		return ls
 	}
-	sort.SliceStable(ls, func(i, j int) bool { return ls[i].Name < ls[j].Name })
+	// Stable insertion sort: a key has a handful of labels.
+	for i := 1; i < len(ls); i++ {
+		for j := i; j > 0 && ls[j].Name < ls[j-1].Name; j-- {
+			ls[j], ls[j-1] = ls[j-1], ls[j]
+		}
+	}
 	out := ls[:0]
 	for i, l := range ls {
 		if i+1 < len(ls) && ls[i+1].Name == l.Name {
@@ -224,18 +291,13 @@ func sortLabels(ls []LabelPair) []LabelPair {
 	return out
 }
 
-type keyDecoder struct {
-	b []byte
-	i int
-}
-
 func (d *keyDecoder) fail(msg string) error {
 	return fmt.Errorf("%w: %s at byte %d", ErrBadKey, msg, d.i)
 }
 
 func (d *keyDecoder) ws() {
-	for d.i < len(d.b) {
-		switch d.b[d.i] {
+	for d.i < len(d.s) {
+		switch d.s[d.i] {
 		case ' ', '\t', '\n', '\r':
 			d.i++
 		default:
@@ -245,7 +307,7 @@ func (d *keyDecoder) ws() {
 }
 
 func (d *keyDecoder) lit(c byte) bool {
-	if d.i < len(d.b) && d.b[d.i] == c {
+	if d.i < len(d.s) && d.s[d.i] == c {
 		d.i++
 		return true
 	}
@@ -261,17 +323,18 @@ func (d *keyDecoder) comma() bool {
 	return true
 }
 
-// str parses a JSON string at the current position.
+// str parses a JSON string at the current position: a substring of the key
+// when it has no escapes, else a new string.
 func (d *keyDecoder) str() (string, bool) {
 	if !d.lit('"') {
 		return "", false
 	}
 	start := d.i
 	// Fast path: no escapes, the usual case for Prometheus names and values.
-	for d.i < len(d.b) {
-		c := d.b[d.i]
+	for d.i < len(d.s) {
+		c := d.s[d.i]
 		if c == '"' {
-			s := string(d.b[start:d.i])
+			s := d.s[start:d.i]
 			d.i++
 			return s, true
 		}
@@ -280,9 +343,10 @@ func (d *keyDecoder) str() (string, bool) {
 		}
 		d.i++
 	}
-	buf := append([]byte(nil), d.b[start:d.i]...)
-	for d.i < len(d.b) {
-		c := d.b[d.i]
+	buf := append(d.esc[:0], d.s[start:d.i]...)
+	defer func() { d.esc = buf[:0] }()
+	for d.i < len(d.s) {
+		c := d.s[d.i]
 		switch {
 		case c == '"':
 			d.i++
@@ -295,10 +359,10 @@ func (d *keyDecoder) str() (string, bool) {
 			continue
 		}
 		d.i++
-		if d.i >= len(d.b) {
+		if d.i >= len(d.s) {
 			return "", false
 		}
-		e := d.b[d.i]
+		e := d.s[d.i]
 		d.i++
 		switch e {
 		case '"', '\\', '/':
@@ -318,7 +382,7 @@ func (d *keyDecoder) str() (string, bool) {
 			if !ok {
 				return "", false
 			}
-			if utf16.IsSurrogate(r) && r < 0xdc00 && d.i+6 <= len(d.b) && d.b[d.i] == '\\' && d.b[d.i+1] == 'u' {
+			if utf16.IsSurrogate(r) && r < 0xdc00 && d.i+6 <= len(d.s) && d.s[d.i] == '\\' && d.s[d.i+1] == 'u' {
 				save := d.i
 				d.i += 2
 				if r2, ok := d.hex4(); ok && r2 >= 0xdc00 && r2 <= 0xdfff {
@@ -336,11 +400,11 @@ func (d *keyDecoder) str() (string, bool) {
 }
 
 func (d *keyDecoder) hex4() (rune, bool) {
-	if d.i+4 > len(d.b) {
+	if d.i+4 > len(d.s) {
 		return 0, false
 	}
 	var r rune
-	for _, c := range d.b[d.i : d.i+4] {
+	for _, c := range []byte(d.s[d.i : d.i+4]) {
 		switch {
 		case c >= '0' && c <= '9':
 			c -= '0'

@@ -85,12 +85,19 @@ type Reader struct {
 	out     []FileSamples // ScanDir's result, reused
 	scratch []Sample      // ScanDirFunc's samples, reused for every file
 	skipped []SkippedFile // the last scan's, for Skipped
+	dec     keyDecoder    // its buffers serve every key decoded
+	// hint is the keys of the file parsed last, by position: the files of one
+	// directory usually hold the same keys in the same order (the workers of
+	// one app), so the key at an entry's position there is likely the entry's,
+	// and comparing it is cheaper than a map lookup. An entry of hint may be
+	// released since (refs == 0, no longer in keys); such an entry is not used.
+	hint []*internedKey
 }
 
 type internedKey struct {
 	raw  string // the key bytes, its map key
-	key  *Key
-	refs int // entries (over all cached files) that use it
+	key  Key    // decoded from raw; its strings are substrings of raw
+	refs int    // entries (over all cached files) that use it
 }
 
 // readerFile is the cached state of one file.
@@ -105,7 +112,7 @@ type readerFile struct {
 	// The entries, in file order, as parallel arrays: a scan reads only offs and
 	// keys (12 bytes an entry), iks is for releasing them.
 	offs    []uint32       // value offsets
-	keys    []*Key         // iks[i].key
+	keys    []*Key         // &iks[i].key
 	iks     []*internedKey // for the reference counts
 	samples []Sample       // entries' samples for ScanDir, refilled in place by every scan
 	seen    uint64         // the Reader's gen of the last scan that listed the file
@@ -116,7 +123,8 @@ func NewReader() *Reader { return NewReaderWith(ReaderOptions{}) }
 
 // NewReaderWith returns an empty Reader with the limits of opts.
 func NewReaderWith(opts ReaderOptions) *Reader {
-	return &Reader{lim: opts.limits(), files: make(map[string]*readerFile), keys: make(map[string]*internedKey)}
+	return &Reader{lim: opts.limits(), files: make(map[string]*readerFile), keys: make(map[string]*internedKey),
+		dec: keyDecoder{intern: true}}
 }
 
 // Skipped returns the files the last scan skipped (a copy).
@@ -408,18 +416,23 @@ func (r *Reader) remapLocked(path string, rf *readerFile) error {
 // parseLocked parses the entries in [rf.parsed, used). With budget >= 0, the
 // file may have at most budget entries in all: the new ones are counted
 // first (a walk of their framing), and none is taken if there are too many.
+//
+// The first parse of a file decides its layout as detectLayout does, but in
+// one pass in the usual case: the entries are parsed in the layout that
+// guessLayout puts first, and only if that fails in the other one (when its
+// first entries framed too). A file that parses in neither is corrupt.
 func (r *Reader) parseLocked(rf *readerFile, used, budget int) error {
-	if !rf.layoutKnown {
-		l, err := detectLayout(rf.data, rf.parsed, used, Current)
-		if err != nil {
-			return err
-		}
-		rf.layout, rf.layoutKnown = l, true
-	}
 	n := len(rf.offs)
 	// Count only when the budget could be short: an entry takes at least
 	// minEntrySize bytes, which bounds how many the new bytes can hold.
 	if budget >= 0 && n+(used-rf.parsed)/minEntrySize > budget {
+		if !rf.layoutKnown { // the count needs the layout: decide it the long way
+			l, err := detectLayout(rf.data, rf.parsed, used, Current)
+			if err != nil {
+				return err
+			}
+			rf.layout, rf.layoutKnown = l, true
+		}
 		added := 0
 		if err := walk(rf.data, rf.parsed, used, rf.layout, func(rawEntry) error { added++; return nil }); err != nil {
 			return err
@@ -428,29 +441,94 @@ func (r *Reader) parseLocked(rf *readerFile, used, budget int) error {
 			return fmt.Errorf("%w: %d entries, %d left of the scan's %d", ErrTooManySeries, n+added, budget, r.lim.maxSeries)
 		}
 	}
-	err := walk(rf.data, rf.parsed, used, rf.layout, func(e rawEntry) error {
-		ik := r.keys[string(e.key)]
-		if ik == nil {
-			k, err := DecodeKey(e.key)
-			if err != nil {
-				return fmt.Errorf("%w: %w", ErrCorrupt, err)
-			}
-			r.stats.DecodedKeys++
-			ik = &internedKey{raw: string(e.key), key: &k}
-			r.keys[ik.raw] = ik
-		}
-		ik.refs++
-		rf.offs = append(rf.offs, uint32(e.valueOff))
-		rf.keys = append(rf.keys, ik.key)
-		rf.iks = append(rf.iks, ik)
-		return nil
-	})
-	r.stats.ParsedEntries += uint64(len(rf.offs) - n)
+	if rf.layoutKnown {
+		return r.parseEntriesLocked(rf, used, rf.layout)
+	}
+	guess, alt, err := guessLayout(rf.data, rf.parsed, used)
 	if err != nil {
+		return err
+	}
+	if err = r.parseEntriesLocked(rf, used, guess); err == nil {
+		rf.layout, rf.layoutKnown = guess, true
+		return nil
+	}
+	if !alt {
 		return err // the caller forgets the file, releasing what was interned
 	}
-	rf.parsed = used
+	other := Legacy
+	if guess == Legacy {
+		other = Current
+	}
+	r.releaseEntriesLocked(rf)
+	if err := r.parseEntriesLocked(rf, used, other); err != nil {
+		return err
+	}
+	rf.layout, rf.layoutKnown = other, true
 	return nil
+}
+
+// parseEntriesLocked parses the entries in [rf.parsed, used) in layout l and
+// appends them to rf. On error, what it appended is still in rf (and
+// interned): the caller releases it.
+func (r *Reader) parseEntriesLocked(rf *readerFile, used int, l Layout) error {
+	data, pos, vb := rf.data, rf.parsed, l.valueBytes()
+	n := len(rf.offs)
+	if pos < used {
+		// Size the arrays for the whole at once, estimating the number of entries
+		// from the first one's size (the entries of a file are much alike); append
+		// grows them if that falls short.
+		if _, _, end, ok := frame(data, pos, used, vb); ok {
+			if want := n + (used-pos)/(end-pos)*9/8 + 1; cap(rf.offs) < want {
+				rf.offs = slices.Grow(rf.offs, want-n)
+				rf.keys = slices.Grow(rf.keys, want-n)
+				rf.iks = slices.Grow(rf.iks, want-n)
+			}
+		}
+	}
+	hint := r.hint
+	var err error
+	for i := n; pos < used; i++ {
+		klen, valueOff, end, ok := frame(data, pos, used, vb)
+		if !ok {
+			err = frameError(data, pos, used, vb)
+			break
+		}
+		key := data[pos+4 : pos+4+klen]
+		var ik *internedKey
+		if i < len(hint) && hint[i].refs > 0 && hint[i].raw == string(key) {
+			ik = hint[i]
+		} else if ik = r.keys[string(key)]; ik == nil {
+			if ik, err = r.internLocked(key); err != nil {
+				break
+			}
+		}
+		ik.refs++
+		rf.offs = append(rf.offs, uint32(valueOff))
+		rf.keys = append(rf.keys, &ik.key)
+		rf.iks = append(rf.iks, ik)
+		pos = end
+	}
+	r.stats.ParsedEntries += uint64(len(rf.offs) - n)
+	if err != nil {
+		r.hint = nil // it may hold the entries about to be released
+		return err
+	}
+	rf.parsed = used
+	r.hint = rf.iks
+	return nil
+}
+
+// internLocked decodes a key not interned yet and interns it.
+func (r *Reader) internLocked(key []byte) (*internedKey, error) {
+	ik := &internedKey{raw: string(key)}
+	k, err := r.dec.decode(ik.raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	ik.key = k
+	r.stats.DecodedKeys++
+	r.keys[ik.raw] = ik
+	return ik, nil
 }
 
 func (r *Reader) releaseEntriesLocked(rf *readerFile) {
@@ -497,6 +575,7 @@ func (r *Reader) Close() error {
 		r.forgetLocked(path)
 	}
 	clear(r.out[:cap(r.out)])
-	r.out, r.scratch = nil, nil
+	r.out, r.scratch, r.hint = nil, nil, nil
+	r.dec = keyDecoder{intern: r.dec.intern}
 	return nil
 }

@@ -26,22 +26,39 @@ func ReadFile(path string) (FileSamples, error) {
 	return fs, nil
 }
 
-// parseBytes parses a whole file image.
+// parseBytes parses a whole file image, deciding its layout as a Reader does.
 func parseBytes(data []byte) ([]Sample, Layout, error) {
 	used, err := checkHeader(data)
 	if err != nil {
 		return nil, Current, err
 	}
-	layout, err := detectLayout(data, headerSize, used, Current)
+	guess, alt, err := guessLayout(data, headerSize, used)
 	if err != nil {
-		return nil, layout, err
+		return nil, guess, err
 	}
+	samples, err := parseSamples(data, used, guess)
+	if err == nil || !alt {
+		return samples, guess, err
+	}
+	other := Legacy
+	if guess == Legacy {
+		other = Current
+	}
+	if samples, err2 := parseSamples(data, used, other); err2 == nil {
+		return samples, other, nil
+	}
+	return nil, guess, err
+}
+
+// parseSamples parses the entries of data[headerSize:used] in layout l.
+func parseSamples(data []byte, used int, l Layout) ([]Sample, error) {
 	var samples []Sample
+	var dec keyDecoder
 	keys := make(map[string]*Key)
-	err = walk(data, headerSize, used, layout, func(e rawEntry) error {
+	err := walk(data, headerSize, used, l, func(e rawEntry) error {
 		k := keys[string(e.key)]
 		if k == nil {
-			d, err := DecodeKey(e.key)
+			d, err := dec.decode(string(e.key))
 			if err != nil {
 				return fmt.Errorf("%w: %w", ErrCorrupt, err)
 			}
@@ -49,11 +66,11 @@ func parseBytes(data []byte) ([]Sample, Layout, error) {
 			keys[string(e.key)] = k
 		}
 		s := Sample{Key: k, Value: math.Float64frombits(binary.LittleEndian.Uint64(data[e.valueOff:]))}
-		if layout == Current {
+		if l == Current {
 			s.Timestamp = math.Float64frombits(binary.LittleEndian.Uint64(data[e.valueOff+8:]))
 		}
 		samples = append(samples, s)
 		return nil
 	})
-	return samples, layout, err
+	return samples, err
 }
