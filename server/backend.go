@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -93,8 +94,12 @@ func (b *inProcess) workers() []prefork.WorkerInfo {
 func (b *inProcess) run(ctx context.Context) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT)
 	defer stop()
-	sv, err := startServing(b.cfg, b.dir, b.info.ID, b.app, b.log, recycle{})
+	log := b.log.With("worker", b.info.Slot, "id", b.info.ID)
+	sv, err := startServing(b.cfg, b.dir, b.info.Slot, b.info.ID, b.app, log, recycle{})
 	if err != nil {
+		if errors.Is(err, ErrApp) {
+			return err
+		}
 		return fmt.Errorf("server: %w", err)
 	}
 	defer sv.close()

@@ -14,13 +14,22 @@
 //		cfg := server.DefaultConfig()
 //		fs := flag.NewFlagSet(os.Args[0], flag.ContinueOnError)
 //		cfg.RegisterFlags(fs)
-//		os.Exit(server.Main(&cfg, fs, os.Args[1:], func(reg *metrics.Registry) (http.Handler, error) {
+//		os.Exit(server.Main(&cfg, fs, os.Args[1:], func(w *server.Worker) (http.Handler, error) {
 //			r := chi.NewRouter()
-//			r.Use(middleware.Instrument(reg))
+//			r.Use(middleware.Instrument(w.Registry()))
 //			r.Get("/hello", hello)
 //			return r, nil
 //		}))
 //	}
+//
+// The App (the function passed to Main) runs in every process that serves,
+// and its Worker is that process: a context cancelled when it begins to
+// drain, its metrics registry, its slot and id, a logger tagged with them,
+// and OnShutdown, whose functions run after the last request in flight,
+// last first, within the graceful timeout. An App that fails at start-up
+// stops the program with exit status 3 and the App's message (a worker
+// leaves the message in the run directory for its master), never a restart
+// loop.
 //
 // The master serves an admin listener (Config.MetricsBind) with:
 //

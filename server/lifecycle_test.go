@@ -37,7 +37,7 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 
 // testApp serves /hello, and /slow, which waits until release is closed.
 func testApp(entered chan<- struct{}, release <-chan struct{}) App {
-	return func(reg *metrics.Registry) (http.Handler, error) {
+	return func(w *Worker) (http.Handler, error) {
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /hello", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello\n") })
 		mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) {
@@ -45,7 +45,7 @@ func testApp(entered chan<- struct{}, release <-chan struct{}) App {
 			<-release
 			io.WriteString(w, "slow\n")
 		})
-		return middleware.Instrument(reg)(mux), nil
+		return middleware.Instrument(w.Registry())(mux), nil
 	}
 }
 
@@ -56,7 +56,7 @@ func TestInProcessDrainLosesNothing(t *testing.T) {
 	entered, release := make(chan struct{}, 1), make(chan struct{})
 	dir := t.TempDir()
 	cfg := Config{GracefulTimeout: 20 * time.Second}.withDefaults()
-	sv, err := startServing(cfg, dir, "0a", testApp(entered, release), slog.New(slog.DiscardHandler), recycle{})
+	sv, err := startServing(cfg, dir, 0, "0a", testApp(entered, release), slog.New(slog.DiscardHandler), recycle{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,17 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 
-	"github.com/herdhttp/herd/metrics"
 	"github.com/herdhttp/herd/prefork"
 )
-
-// App builds the application's handler. It runs once in every process that
-// serves requests (each worker, or the single process when Workers == 0),
-// with that process's metrics registry.
-type App func(reg *metrics.Registry) (http.Handler, error)
 
 // ErrConfig marks an error in the configuration, found before anything was
 // started. Main exits with status 2 for it.
@@ -28,8 +21,9 @@ var ErrConfig = errors.New("server: bad configuration")
 // HERD_<FLAG> (and -workers from WEB_CONCURRENCY when neither sets it),
 // runs the program until it is told to stop, and returns the process exit
 // status: 0 after a clean stop, 2 for bad flags, variables or configuration
-// (one line on stderr, nothing started), 1 for a failure while running (the
-// last line on stderr says why).
+// (one line on stderr, nothing started), 3 when the App failed to build at
+// start-up (the App's message is the last line on stderr), 1 for a failure
+// while running (the last line on stderr says why).
 func Main(cfg *Config, fs *flag.FlagSet, args []string, app App) int {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
@@ -61,6 +55,9 @@ func Main(cfg *Config, fs *flag.FlagSet, args []string, app App) int {
 	case errors.Is(err, ErrConfig):
 		fmt.Fprintf(os.Stderr, "%s: %s\n", fs.Name(), blameEnv(errors.Unwrap(err).Error(), fromEnv))
 		return 2
+	case errors.Is(err, ErrApp):
+		fmt.Fprintf(os.Stderr, "%s: %v\n", fs.Name(), err)
+		return 3
 	default:
 		fmt.Fprintf(os.Stderr, "%s: %v\n", fs.Name(), err)
 		return 1
@@ -85,7 +82,9 @@ type runEnv struct {
 // arrives: a worker if a herd master started this process, else a master
 // (Workers >= 1) or a single process (Workers == 0). Errors in the
 // configuration satisfy errors.Is(err, ErrConfig) and are returned before
-// anything is started. Run reads no HERD_ variable: Main does.
+// anything is started; an App that fails to build at start-up makes an
+// error that satisfies errors.Is(err, ErrApp). Run reads no HERD_ variable:
+// Main does.
 func Run(ctx context.Context, cfg Config, app App) error {
 	return runWith(ctx, cfg, app, runEnv{})
 }

@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"sync"
 	"syscall"
 
 	"github.com/herdhttp/herd/metrics"
@@ -18,6 +20,9 @@ type workerPool struct {
 	m     *prefork.Master
 	exits *exitCounts
 	log   *slog.Logger
+
+	mu     sync.Mutex // guards appErr
+	appErr string     // the message of the last App that failed to build
 }
 
 func newWorkerPool(s *settings, dir string, environ []string, log *slog.Logger) (*workerPool, error) {
@@ -29,6 +34,12 @@ func newWorkerPool(s *settings, dir string, environ []string, log *slog.Logger) 
 			p.exits.add(e.Reason)
 			if err := metrics.RemoveLiveFiles(dir, e.ID); err != nil {
 				log.Warn("removing live gauge files", "worker", e.Slot, "id", e.ID, "err", err)
+			}
+			if msg := takeAppError(dir, e.ID); msg != "" {
+				log.Error("the app failed to build", "worker", e.Slot, "id", e.ID, "err", msg)
+				p.mu.Lock()
+				p.appErr = msg
+				p.mu.Unlock()
 			}
 		},
 		// The master writes no access log; its workers do.
@@ -43,8 +54,21 @@ func newWorkerPool(s *settings, dir string, environ []string, log *slog.Logger) 
 
 func (p *workerPool) startMessage() string          { return "master started" }
 func (p *workerPool) workers() []prefork.WorkerInfo { return p.m.Workers() }
-func (p *workerPool) run(ctx context.Context) error { return p.m.Run(ctx) }
 func (p *workerPool) close()                        { p.m.Close() }
+
+// run supervises the workers. A start-up stopped by workers whose App
+// failed is the App's error: the master exits with the App's message.
+func (p *workerPool) run(ctx context.Context) error {
+	err := p.m.Run(ctx)
+	if errors.Is(err, prefork.ErrBootFailed) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.appErr != "" {
+			return appError{p.appErr}
+		}
+	}
+	return err
+}
 
 func (p *workerPool) addr() string {
 	if as := p.m.Addrs(); len(as) > 0 {
