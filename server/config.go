@@ -95,6 +95,10 @@ type Config struct {
 	// format to this file ("-": standard output), appended by every worker.
 	// SIGUSR1 to the master reopens it in every worker (log rotation).
 	AccessLog string
+
+	// Logger receives the logs of the master, the workers and the App
+	// (Worker.Logger). nil: standard error, in LogFormat. It is not a flag.
+	Logger *slog.Logger
 }
 
 // Off, as a Config timeout, turns the timeout off. Zero means the default.

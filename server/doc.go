@@ -39,7 +39,10 @@
 //	GET /workers   JSON: prefork.WorkerInfo of each worker process
 //
 // With Workers == 0 nothing is forked: the same handler and the same admin
-// endpoints run in one process, for development and tests.
+// endpoints run in one process, for development and tests. Start runs it in
+// the background, the httptest way: it returns once the App serves, and the
+// Server it returns tells the addresses as bound (127.0.0.1:0 in a test),
+// the admin listener's and the run directory, and shuts it all down.
 //
 // # Configuration
 //

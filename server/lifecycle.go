@@ -56,9 +56,14 @@ func run(ctx context.Context, s *settings, app App, env runEnv, log *slog.Logger
 		attrs = append(attrs, "from_env", env.used)
 	}
 	log.Info("configuration", attrs...)
-	log.Info(b.startMessage(), "pid", os.Getpid(), "workers", s.Workers, "bind", b.addr(),
+	addrs := b.addrs()
+	log.Info(b.startMessage(), "pid", os.Getpid(), "workers", s.Workers, "bind", addrs[0].String(),
 		"admin", adminAddr(admin), "metrics_dir", dir)
-	if err := b.run(ctx); err != nil {
+	st := started{addrs: addrs, runDir: dir}
+	if admin != nil {
+		st.admin = admin.Addr()
+	}
+	if err := b.run(ctx, func() { env.started(st) }); err != nil {
 		return explainFailure(err, dir)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 
 	"github.com/herdhttp/herd/prefork"
@@ -76,6 +77,22 @@ func (e configError) Is(target error) bool { return target == ErrConfig }
 type runEnv struct {
 	environ []string // the process's environment; nil: prefork reads it
 	used    []string // the variables that set flags
+	// onStart, if not nil, is called once the application is served
+	// (Start waits for it).
+	onStart func(started)
+}
+
+// started is what a run tells Start once it serves.
+type started struct {
+	addrs  []net.Addr // the application's, as bound
+	admin  net.Addr   // nil: no admin listener
+	runDir string
+}
+
+func (e runEnv) started(st started) {
+	if e.onStart != nil {
+		e.onStart(st)
+	}
 }
 
 // Run runs this process's role until ctx is cancelled or a stop signal
@@ -92,7 +109,7 @@ func Run(ctx context.Context, cfg Config, app App) error {
 func runWith(ctx context.Context, cfg Config, app App, env runEnv) error {
 	if w, ok := prefork.Worker(); ok {
 		cfg = cfg.withDefaults()
-		return runWorker(ctx, cfg, w, app, newLogger(cfg, os.Stderr))
+		return runWorker(ctx, cfg, w, app, newLogger(cfg, os.Stderr), env.started)
 	}
 	s, err := cfg.validate()
 	if err != nil {
@@ -102,6 +119,9 @@ func runWith(ctx context.Context, cfg Config, app App, env runEnv) error {
 }
 
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	if cfg.Logger != nil {
+		return cfg.Logger
+	}
 	if cfg.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, nil))
 	}

@@ -15,7 +15,8 @@ import (
 // runWorker serves app on the listeners inherited from the master until the
 // master tells this worker to stop (or dies), then drains. The master's
 // run directory comes in the worker's marker (prefork.WorkerProcess.Data).
-func runWorker(ctx context.Context, cfg Config, w *prefork.WorkerProcess, app App, log *slog.Logger) error {
+// onStart is called once the worker serves.
+func runWorker(ctx context.Context, cfg Config, w *prefork.WorkerProcess, app App, log *slog.Logger, onStart func(started)) error {
 	log = log.With("worker", w.Slot, "id", w.ID)
 	if w.Data == "" {
 		return fmt.Errorf("server: worker %d started without a run directory", w.Slot)
@@ -37,7 +38,18 @@ func runWorker(ctx context.Context, cfg Config, w *prefork.WorkerProcess, app Ap
 	}
 	defer sv.close()
 	w.SetRequestCounter(sv.requests)
-	if err := sv.serve(ctx, w.Listeners, w.Ready, w.Stop()); err != nil {
+	ready := func() error {
+		if err := w.Ready(); err != nil {
+			return err
+		}
+		st := started{runDir: w.Data}
+		for _, l := range w.Listeners {
+			st.addrs = append(st.addrs, l.Addr())
+		}
+		onStart(st)
+		return nil
+	}
+	if err := sv.serve(ctx, w.Listeners, ready, w.Stop()); err != nil {
 		return fmt.Errorf("server: worker %d: %w", w.Slot, err)
 	}
 	return nil

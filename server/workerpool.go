@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"sync"
 	"syscall"
 
@@ -21,12 +22,15 @@ type workerPool struct {
 	exits *exitCounts
 	log   *slog.Logger
 
-	mu     sync.Mutex // guards appErr
+	mu     sync.Mutex // guards the fields below
 	appErr string     // the message of the last App that failed to build
+	ready  func()     // called once the workers of the start-up are ready; then nil
+	nReady int        // workers ready so far, until ready is called
+	want   int        // workers at start-up
 }
 
 func newWorkerPool(s *settings, dir string, environ []string, log *slog.Logger) (*workerPool, error) {
-	p := &workerPool{exits: &exitCounts{}, log: log}
+	p := &workerPool{exits: &exitCounts{}, log: log, want: s.Workers}
 	m, err := prefork.NewMaster(s.preforkConfig(dir, environ, log, prefork.Hooks{
 		// A dead worker's live* gauges go with it, as Python's
 		// mark_process_dead does; its counters stay.
@@ -42,6 +46,7 @@ func newWorkerPool(s *settings, dir string, environ []string, log *slog.Logger) 
 				p.mu.Unlock()
 			}
 		},
+		OnWorkerReady: func(prefork.WorkerEvent) { p.workerReady() },
 		// The master writes no access log; its workers do.
 		OnReopenLogs: func() { p.m.SignalWorkers(syscall.SIGUSR1) },
 	}))
@@ -58,7 +63,10 @@ func (p *workerPool) close()                        { p.m.Close() }
 
 // run supervises the workers. A start-up stopped by workers whose App
 // failed is the App's error: the master exits with the App's message.
-func (p *workerPool) run(ctx context.Context) error {
+func (p *workerPool) run(ctx context.Context, ready func()) error {
+	p.mu.Lock()
+	p.ready = ready
+	p.mu.Unlock()
 	err := p.m.Run(ctx)
 	if errors.Is(err, prefork.ErrBootFailed) {
 		p.mu.Lock()
@@ -70,11 +78,20 @@ func (p *workerPool) run(ctx context.Context) error {
 	return err
 }
 
-func (p *workerPool) addr() string {
-	if as := p.m.Addrs(); len(as) > 0 {
-		return as[0].String() // the port the kernel chose for ":0"
+func (p *workerPool) addrs() []net.Addr { return p.m.Addrs() }
+
+// workerReady counts the workers of the start-up that are ready, and calls
+// the run's ready function when they all are.
+func (p *workerPool) workerReady() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ready == nil {
+		return
 	}
-	return ""
+	if p.nReady++; p.nReady >= p.want {
+		p.ready()
+		p.ready = nil
+	}
 }
 
 // gatherer is the master's own resources (it writes no metric file) and
