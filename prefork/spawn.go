@@ -30,16 +30,17 @@ func (s *supervisor) startProcess(sl *slot, lane byte, now time.Time) (*worker, 
 		return nil, fmt.Errorf("crash output pipe: %w", err)
 	}
 	id := workerID(sl.index, lane)
+	fds := s.m.listenFDs(sl.fds)
 	mk := marker{
 		Version:     markerVersion,
 		Slot:        sl.index,
 		ID:          id,
 		Master:      s.env.getpid(),
-		Listeners:   len(sl.fds),
+		Listeners:   len(fds),
 		MaxRequests: s.maxRequests(),
 		HeartbeatNS: int64(s.cfg.heartbeat),
 		OrphanNS:    int64(s.cfg.OrphanTimeout),
-		CrashFD:     fdFirstListen + len(sl.fds),
+		CrashFD:     fdFirstListen + len(fds),
 		Data:        s.cfg.WorkerData,
 	}
 	files := []uintptr{0, 1, 2, uintptr(status[1]), uintptr(lifeline[0])}
@@ -52,7 +53,7 @@ func (s *supervisor) startProcess(sl *slot, lane byte, now time.Time) (*worker, 
 			}
 		}
 	}
-	for _, fd := range sl.fds {
+	for _, fd := range fds {
 		files = append(files, uintptr(fd))
 	}
 	files = append(files, uintptr(crash[1]))

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"runtime"
 	"strings"
@@ -20,8 +21,14 @@ import (
 // Off (any negative value) means none, for the timeouts that can be turned
 // off; on the command line (and in HERD_ variables) "off" or "0" is Off.
 type Config struct {
-	// Bind is the application's listen address; default "127.0.0.1:8080".
-	Bind string
+	// Bind are the application's listen addresses, each served by every
+	// worker: "HOST:PORT", "[IPv6]:PORT" or "unix:/path/to.sock"; default
+	// "127.0.0.1:8080". In reuseport mode each worker slot has its own
+	// socket per TCP address; a unix socket is one socket shared by all.
+	Bind []string
+	// BindMode is the mode of the unix sockets of Bind; zero: 0660 (the
+	// user and group may connect).
+	BindMode fs.FileMode
 	// Workers is the number of worker processes; 0 serves in this process
 	// without forking (single-process mode).
 	Workers int
@@ -124,8 +131,11 @@ const (
 
 // withDefaults fills in the documented defaults of zero fields.
 func (c Config) withDefaults() Config {
-	if c.Bind == "" {
-		c.Bind = defaultBind
+	if len(c.Bind) == 0 {
+		c.Bind = []string{defaultBind}
+	}
+	if c.BindMode == 0 {
+		c.BindMode = prefork.DefaultSocketMode
 	}
 	if c.MetricsBind == "" {
 		c.MetricsBind = defaultMetricsBind
@@ -224,7 +234,7 @@ func (c Config) checkValues() (appListener, error) {
 	if c.Workers < 0 {
 		return appListener{}, fmt.Errorf("-workers: must be 0 or more, got %d", c.Workers)
 	}
-	l, err := newAppListener(c.Bind, c.ListenerMode)
+	l, err := newAppListener(c.Bind, c.ListenerMode, c.BindMode)
 	if err != nil {
 		return appListener{}, err
 	}
@@ -264,7 +274,7 @@ func (c Config) checkValues() (appListener, error) {
 		return appListener{}, errors.New("-admin-tls-* and -admin-basic-auth-file need an admin listener (-metrics-bind is off)")
 	}
 	for _, f := range []struct{ flag, v string }{
-		{"-metrics-dir", c.MetricsDir}, {"-pidfile", c.PIDFile}, {"-access-log", c.AccessLog},
+		{"-bind", strings.Join(c.Bind, ",")}, {"-metrics-dir", c.MetricsDir}, {"-pidfile", c.PIDFile}, {"-access-log", c.AccessLog},
 		{"-admin-tls-cert", c.AdminTLSCert}, {"-admin-tls-key", c.AdminTLSKey},
 		{"-admin-tls-client-ca", c.AdminTLSClientCA}, {"-admin-basic-auth-file", c.AdminBasicAuthFile},
 	} {
@@ -310,6 +320,7 @@ func preforkError(err error) error {
 	flag, ok := map[string]string{
 		"Workers":           "-workers",
 		"Mode":              "-listener-mode",
+		"SocketMode":        "-bind-mode",
 		"Addrs":             "-bind",
 		"GracefulTimeout":   "-graceful-timeout",
 		"Timeout":           "-timeout",

@@ -31,7 +31,7 @@ func TestFlagsSetTheConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		Bind: defaultBind, Workers: 3, MetricsBind: defaultMetricsBind, ListenerMode: "reuseport",
+		Bind: []string{defaultBind}, BindMode: 0o660, Workers: 3, MetricsBind: defaultMetricsBind, ListenerMode: "reuseport",
 		GracefulTimeout: defaultGracefulTimeout, Timeout: defaultTimeout, LogFormat: "text",
 		ReadHeaderTimeout: 2 * time.Second, ReadTimeout: Off, WriteTimeout: 5 * time.Second,
 		IdleTimeout: Off, MaxHeaderBytes: 8192, PIDFile: "/run/x.pid", AccessLog: "-",

@@ -68,6 +68,13 @@
 // herd_metrics_write_errors_total, logged at most once a minute, and
 // /healthz says so.
 //
+// Listeners. Config.Bind (-bind, repeatable) lists the application's
+// addresses, every one served by every worker: HOST:PORT, [IPv6]:PORT, or
+// unix:/path/to.sock, a unix socket shared by all workers, created with
+// -bind-mode (0660) and removed at exit; a stale socket file is replaced
+// only when nothing listens on it. In reuseport mode each slot has its own
+// socket per TCP address.
+//
 // Slow and hostile clients. Workers serve with ReadHeaderTimeout (10s),
 // ReadTimeout (60s), IdleTimeout (120s) and MaxHeaderBytes (64 KiB: larger
 // headers get 431) by default, all settable by flags; WriteTimeout is off by

@@ -18,7 +18,7 @@ import (
 // kernel picks, without the server's own log lines.
 func quiet() server.Config {
 	return server.Config{
-		Bind:        "127.0.0.1:0",
+		Bind:        []string{"127.0.0.1:0"},
 		MetricsBind: "127.0.0.1:0",
 		Logger:      slog.New(slog.DiscardHandler),
 	}

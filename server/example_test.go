@@ -40,7 +40,7 @@ func Example() {
 func ExampleRun() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	err := server.Run(ctx, server.Config{Bind: "127.0.0.1:8080", Workers: 0}, newApp)
+	err := server.Run(ctx, server.Config{Bind: []string{"127.0.0.1:8080"}, Workers: 0}, newApp)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -3,6 +3,7 @@ package server
 import (
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -20,11 +21,12 @@ type configFlag struct {
 // RegisterFlags, the HERD_ variables and the configuration logged at start.
 func (c *Config) flags() []configFlag {
 	return []configFlag{
-		{"bind", "application listen `address`", stringFlag{&c.Bind}},
+		{"bind", "application listen `address`: HOST:PORT, [IPv6]:PORT or unix:/path/to.sock; repeat the flag (or separate with commas) for several", &listFlag{p: &c.Bind}},
 		{"workers", "number of worker processes (0: serve in one process, no fork; default: GOMAXPROCS, or WEB_CONCURRENCY)", intFlag{&c.Workers, 0}},
 		{"metrics-bind", "admin listener `address` (/metrics, /healthz, /workers), or \"off\"", stringFlag{&c.MetricsBind}},
 		{"metrics-dir", "`dir`ectory for this run's private metric files (default /dev/shm or $TMPDIR)", stringFlag{&c.MetricsDir}},
 		{"listener-mode", "\"reuseport\" (a socket per worker) or \"shared\" (one socket)", stringFlag{&c.ListenerMode}},
+		{"bind-mode", "permissions of the unix sockets of -bind, in octal", modeFlag{&c.BindMode}},
 		{"graceful-timeout", "how long a stopping worker may drain", durationFlag{&c.GracefulTimeout, false}},
 		{"timeout", "kill a worker whose heartbeat is silent this long", durationFlag{&c.Timeout, false}},
 		{"max-requests", "recycle a worker after this many requests (0: never)", intFlag{&c.MaxRequests, 0}},
@@ -156,6 +158,52 @@ func (f stringFlag) String() string {
 
 func (f stringFlag) Set(s string) error {
 	*f.p = s
+	return nil
+}
+
+// listFlag is a list of strings: the first Set replaces the default, later
+// ones add to it; each value may hold several items separated by commas.
+type listFlag struct {
+	p   *[]string
+	set bool
+}
+
+func (f *listFlag) String() string {
+	if f == nil || f.p == nil {
+		return ""
+	}
+	return strings.Join(*f.p, ",")
+}
+
+func (f *listFlag) Set(s string) error {
+	if !f.set {
+		*f.p, f.set = nil, true
+	}
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			return fmt.Errorf("empty item in %q", s)
+		}
+		*f.p = append(*f.p, item)
+	}
+	return nil
+}
+
+// modeFlag is a file mode in octal ("0660", "660").
+type modeFlag struct{ p *fs.FileMode }
+
+func (f modeFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return fmt.Sprintf("%04o", uint32(*f.p))
+}
+
+func (f modeFlag) Set(s string) error {
+	n, err := strconv.ParseUint(strings.TrimPrefix(s, "0o"), 8, 32)
+	if err != nil || n > 0o777 || n == 0 {
+		return fmt.Errorf("not a mode in octal from 0001 to 0777: %q", s)
+	}
+	*f.p = fs.FileMode(n)
 	return nil
 }
 

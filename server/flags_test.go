@@ -4,6 +4,7 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -63,7 +64,7 @@ func TestEveryFlagHasItsVariable(t *testing.T) {
 	want.RegisterFlags(fs)
 	// A value for every flag that differs from its default.
 	values := map[string]string{
-		"bind": "127.0.0.2:81", "workers": "7", "metrics-bind": "off", "metrics-dir": "/srv/m",
+		"bind": "127.0.0.2:81,unix:/run/h.sock", "bind-mode": "0600", "workers": "7", "metrics-bind": "off", "metrics-dir": "/srv/m",
 		"listener-mode": "shared", "graceful-timeout": "5s", "timeout": "6s", "max-requests": "100",
 		"max-requests-jitter": "10", "log-format": "json", "read-header-timeout": "1s",
 		"read-timeout": "off", "write-timeout": "9s", "idle-timeout": "0", "max-header-bytes": "1000",
@@ -84,7 +85,7 @@ func TestEveryFlagHasItsVariable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got != want || len(used) != len(values) {
+	if !reflect.DeepEqual(got, want) || len(used) != len(values) {
 		t.Errorf("from the environment:\n got  %+v\n want %+v\n(used %v)", got, want, used)
 	}
 	if envName("metrics-dir") != "HERD_METRICS_DIR" || envName("graceful-timeout") != "HERD_GRACEFUL_TIMEOUT" {
@@ -138,6 +139,26 @@ func TestConfigErrorNamesTheVariableThatSetTheFlag(t *testing.T) {
 	} {
 		if got := blameEnv(msg, set); got != want {
 			t.Errorf("blameEnv(%q) = %q, want %q", msg, got, want)
+		}
+	}
+}
+
+// -bind given several times lists every address; the first replaces the
+// default.
+func TestBindIsRepeatable(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args, environ, want []string
+	}{
+		{nil, nil, []string{defaultBind}},
+		{[]string{"-bind", "0.0.0.0:80"}, nil, []string{"0.0.0.0:80"}},
+		{[]string{"-bind", "0.0.0.0:80", "-bind", "unix:/run/a.sock", "-bind", "[::1]:81,127.0.0.1:82"}, nil,
+			[]string{"0.0.0.0:80", "unix:/run/a.sock", "[::1]:81", "127.0.0.1:82"}},
+		{nil, []string{"HERD_BIND=unix:/run/a.sock,127.0.0.1:80"}, []string{"unix:/run/a.sock", "127.0.0.1:80"}},
+	} {
+		c, _, err := parseWithEnv(t, tc.args, tc.environ)
+		if err != nil || !slices.Equal(c.Bind, tc.want) {
+			t.Errorf("%v %v: Bind %q (%v), want %q", tc.args, tc.environ, c.Bind, err, tc.want)
 		}
 	}
 }

@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"log/slog"
+	"net"
 	"os"
+	"strings"
 
 	"github.com/herdhttp/herd/metrics"
 	"github.com/herdhttp/herd/prefork"
@@ -57,8 +59,15 @@ func run(ctx context.Context, s *settings, app App, env runEnv, log *slog.Logger
 	}
 	log.Info("configuration", attrs...)
 	addrs := b.addrs()
-	log.Info(b.startMessage(), "pid", os.Getpid(), "workers", s.Workers, "bind", addrs[0].String(),
-		"admin", adminAddr(admin), "metrics_dir", dir)
+	start := []any{"pid", os.Getpid(), "workers", s.Workers, "bind", addrString(addrs[0])}
+	if len(addrs) > 1 {
+		all := make([]string, len(addrs))
+		for i, a := range addrs {
+			all[i] = addrString(a)
+		}
+		start = append(start, "binds", strings.Join(all, ","))
+	}
+	log.Info(b.startMessage(), append(start, "admin", adminAddr(admin), "metrics_dir", dir)...)
 	st := started{addrs: addrs, runDir: dir}
 	if admin != nil {
 		st.admin = admin.Addr()
@@ -67,6 +76,15 @@ func run(ctx context.Context, s *settings, app App, env runEnv, log *slog.Logger
 		return explainFailure(err, dir)
 	}
 	return nil
+}
+
+// addrString is an application address as -bind gives it: "unix:/path"
+// for a unix socket.
+func addrString(a net.Addr) string {
+	if a.Network() == "unix" {
+		return prefork.UnixPrefix + a.String()
+	}
+	return a.String()
 }
 
 // checkAccessLog opens (creating) the access log once, so that a path the

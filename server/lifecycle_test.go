@@ -148,7 +148,7 @@ func TestRunInProcess(t *testing.T) {
 	t.Parallel()
 	parent := t.TempDir()
 	pidfile := filepath.Join(t.TempDir(), "herd.pid")
-	s, err := Config{Bind: "127.0.0.1:0", MetricsBind: "127.0.0.1:0", MetricsDir: parent, PIDFile: pidfile}.validate()
+	s, err := Config{Bind: []string{"127.0.0.1:0"}, MetricsBind: "127.0.0.1:0", MetricsDir: parent, PIDFile: pidfile}.validate()
 	if err != nil {
 		t.Fatal(err)
 	}

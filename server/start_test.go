@@ -18,7 +18,7 @@ import (
 func TestStartTellsWhereItServesAndShutdownCleansUp(t *testing.T) {
 	t.Parallel()
 	parent := t.TempDir()
-	srv, err := Start(context.Background(), Config{Bind: "127.0.0.1:0", MetricsBind: "127.0.0.1:0", MetricsDir: parent,
+	srv, err := Start(context.Background(), Config{Bind: []string{"127.0.0.1:0"}, MetricsBind: "127.0.0.1:0", MetricsDir: parent,
 		Logger: slog.New(slog.DiscardHandler)}, testApp(nil, nil))
 	if err != nil {
 		t.Fatal(err)
@@ -61,12 +61,12 @@ func TestStartReturnsWhatStopsTheStart(t *testing.T) {
 	t.Parallel()
 	parent := t.TempDir()
 	quiet := slog.New(slog.DiscardHandler)
-	_, err := Start(context.Background(), Config{Bind: "127.0.0.1:0", MetricsBind: "off", MetricsDir: parent, Logger: quiet,
+	_, err := Start(context.Background(), Config{Bind: []string{"127.0.0.1:0"}, MetricsBind: "off", MetricsDir: parent, Logger: quiet,
 		ListenerMode: "fork"}, testApp(nil, nil))
 	if !errors.Is(err, ErrConfig) {
 		t.Errorf("bad configuration: %v, want ErrConfig", err)
 	}
-	_, err = Start(context.Background(), Config{Bind: "127.0.0.1:0", MetricsBind: "off", MetricsDir: parent, Logger: quiet},
+	_, err = Start(context.Background(), Config{Bind: []string{"127.0.0.1:0"}, MetricsBind: "off", MetricsDir: parent, Logger: quiet},
 		func(*Worker) (http.Handler, error) { return nil, errors.New("no database") })
 	if !errors.Is(err, ErrApp) || err.Error() != "building the app: no database" {
 		t.Errorf("failing App: %v, want ErrApp", err)
@@ -80,7 +80,7 @@ func TestStartReturnsWhatStopsTheStart(t *testing.T) {
 func TestStartStopsWithItsContext(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := Start(ctx, Config{Bind: "127.0.0.1:0", MetricsBind: "off", MetricsDir: t.TempDir(),
+	srv, err := Start(ctx, Config{Bind: []string{"127.0.0.1:0"}, MetricsBind: "off", MetricsDir: t.TempDir(),
 		Logger: slog.New(slog.DiscardHandler)}, testApp(nil, nil))
 	if err != nil {
 		t.Fatal(err)
@@ -104,5 +104,47 @@ func TestStartStopsWithItsContext(t *testing.T) {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		t.Error("still serving")
+	}
+}
+
+// A process without workers serves a TCP address and a unix socket, TCP
+// first, and removes the socket's file when it stops.
+func TestStartOnTCPAndUnixSocket(t *testing.T) {
+	t.Parallel()
+	dir, err := os.MkdirTemp("", "herd-sock-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "app.sock")
+	srv, err := Start(context.Background(), Config{Bind: []string{"unix:" + sock, "127.0.0.1:0"}, BindMode: 0o600,
+		MetricsBind: "off", MetricsDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)}, testApp(nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := srv.Addrs()
+	if len(as) != 2 || as[0].Network() != "tcp" || as[1].String() != sock {
+		t.Fatalf("Addrs %v", as)
+	}
+	if fi, err := os.Lstat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket file %v %v", fi, err)
+	}
+	uc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	for _, c := range []struct {
+		client *http.Client
+		url    string
+	}{{uc, "http://herd/hello"}, {http.DefaultClient, srv.URL() + "/hello"}} {
+		if code, body := get(t, c.client, c.url, "", ""); code != 200 || body != "hello\n" {
+			t.Errorf("GET %s: %d %q", c.url, code, body)
+		}
+	}
+	uc.CloseIdleConnections()
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket file left: %v", err)
 	}
 }
