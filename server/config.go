@@ -81,6 +81,21 @@ type Config struct {
 	// Default 64 KiB (net/http adds 4 KiB of slack).
 	MaxHeaderBytes int
 
+	// TLSCert and TLSKey, both set, serve every TCP address of Bind over
+	// TLS (1.2 or later) with this PEM certificate chain and key; unix
+	// sockets stay plain (a proxy on the same host speaks to them). The
+	// files are read again when they change: new connections get a
+	// renewed certificate without a restart.
+	TLSCert, TLSKey string
+	// DisableHTTP2 turns off HTTP/2 over TLS (offered by ALPN by default):
+	// TLS clients then speak HTTP/1.1 (-http2=false).
+	DisableHTTP2 bool
+	// H2C serves cleartext HTTP/2 on the addresses without TLS, to clients
+	// that know it is there (prior knowledge) and to those that ask with
+	// "Upgrade: h2c" (requests without a body), besides HTTP/1.1: for a
+	// proxy in front that speaks HTTP/2 to its backends.
+	H2C bool
+
 	// AdminTLSCert and AdminTLSKey, both set, serve the admin listener
 	// over TLS (1.2 or later) with this PEM certificate chain and key. The
 	// files are read again when they change (certificate rotation needs no
@@ -187,6 +202,13 @@ type settings struct {
 	sec      *adminSecurity // the admin listener's TLS and basic auth
 }
 
+// checkAppFiles loads the files of the application's own settings (its
+// TLS certificate), for the errors; each worker loads them again.
+func (c Config) checkAppFiles() error {
+	_, err := loadAppTLS(c)
+	return err
+}
+
 // Validate checks the configuration without side effects: the values
 // first, then what they name on this machine (the metrics directory, its
 // permissions and free space, the admin TLS and basic-auth files; host
@@ -218,6 +240,9 @@ func (c Config) validate() (*settings, error) {
 		return nil, err
 	}
 	if err := checkSpace(c.MetricsDir, c.Workers); err != nil {
+		return nil, err
+	}
+	if err := c.checkAppFiles(); err != nil {
 		return nil, err
 	}
 	sec, err := newAdminSecurity(c)
@@ -264,6 +289,9 @@ func (c Config) checkValues() (appListener, error) {
 	if c.MaxHeaderBytes < 0 {
 		return appListener{}, fmt.Errorf("-max-header-bytes: must be 1 or more, got %d", c.MaxHeaderBytes)
 	}
+	if err := c.checkAppTLS(l); err != nil {
+		return appListener{}, err
+	}
 	if (c.AdminTLSCert == "") != (c.AdminTLSKey == "") {
 		return appListener{}, errors.New("-admin-tls-cert and -admin-tls-key go together")
 	}
@@ -274,7 +302,8 @@ func (c Config) checkValues() (appListener, error) {
 		return appListener{}, errors.New("-admin-tls-* and -admin-basic-auth-file need an admin listener (-metrics-bind is off)")
 	}
 	for _, f := range []struct{ flag, v string }{
-		{"-bind", strings.Join(c.Bind, ",")}, {"-metrics-dir", c.MetricsDir}, {"-pidfile", c.PIDFile}, {"-access-log", c.AccessLog},
+		{"-bind", strings.Join(c.Bind, ",")}, {"-metrics-dir", c.MetricsDir},
+		{"-tls-cert", c.TLSCert}, {"-tls-key", c.TLSKey}, {"-pidfile", c.PIDFile}, {"-access-log", c.AccessLog},
 		{"-admin-tls-cert", c.AdminTLSCert}, {"-admin-tls-key", c.AdminTLSKey},
 		{"-admin-tls-client-ca", c.AdminTLSClientCA}, {"-admin-basic-auth-file", c.AdminBasicAuthFile},
 	} {

@@ -75,6 +75,12 @@
 // only when nothing listens on it. In reuseport mode each slot has its own
 // socket per TCP address.
 //
+// TLS and HTTP/2. -tls-cert and -tls-key serve every TCP address over TLS
+// 1.2+ (unix sockets stay plain), HTTP/2 offered by ALPN unless
+// -http2=false; the files are read again when they change, as the admin
+// listener's are (the same keyPair). -h2c adds cleartext HTTP/2: prior
+// knowledge through net/http, "Upgrade: h2c" in h2c.go.
+//
 // Slow and hostile clients. Workers serve with ReadHeaderTimeout (10s),
 // ReadTimeout (60s), IdleTimeout (120s) and MaxHeaderBytes (64 KiB: larger
 // headers get 431) by default, all settable by flags; WriteTimeout is off by

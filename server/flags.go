@@ -37,6 +37,10 @@ func (c *Config) flags() []configFlag {
 		{"write-timeout", "limit from the end of the request headers to the end of the response (\"off\": no limit)", durationFlag{&c.WriteTimeout, true}},
 		{"idle-timeout", "close keep-alive connections idle this long (\"off\": never)", durationFlag{&c.IdleTimeout, true}},
 		{"max-header-bytes", "largest request header accepted, in bytes (larger: 431)", intFlag{&c.MaxHeaderBytes, 1}},
+		{"tls-cert", "PEM certificate `file` (chain): serve the TCP addresses of -bind over TLS, with -tls-key; read again when it changes", stringFlag{&c.TLSCert}},
+		{"tls-key", "PEM private key `file` of -tls-cert", stringFlag{&c.TLSKey}},
+		{"http2", "offer HTTP/2 over TLS (ALPN); -http2=false: HTTP/1.1 only", boolFlag{&c.DisableHTTP2, true}},
+		{"h2c", "serve cleartext HTTP/2 too (prior knowledge, and Upgrade: h2c) on the addresses without TLS", boolFlag{&c.H2C, false}},
 		{"admin-tls-cert", "PEM certificate `file` for the admin listener (with -admin-tls-key: HTTPS)", stringFlag{&c.AdminTLSCert}},
 		{"admin-tls-key", "PEM private key `file` for the admin listener", stringFlag{&c.AdminTLSKey}},
 		{"admin-tls-client-ca", "PEM CA `file`: admin clients must present a certificate it signed", stringFlag{&c.AdminTLSClientCA}},
@@ -204,6 +208,31 @@ func (f modeFlag) Set(s string) error {
 		return fmt.Errorf("not a mode in octal from 0001 to 0777: %q", s)
 	}
 	*f.p = fs.FileMode(n)
+	return nil
+}
+
+// boolFlag is a boolean flag; with invert, the field holds its negation
+// (DisableHTTP2 for -http2), so that the zero Config means the default.
+type boolFlag struct {
+	p      *bool
+	invert bool
+}
+
+func (f boolFlag) IsBoolFlag() bool { return true }
+
+func (f boolFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return strconv.FormatBool(*f.p != f.invert)
+}
+
+func (f boolFlag) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("not true or false: %q", s)
+	}
+	*f.p = v != f.invert
 	return nil
 }
 

@@ -70,6 +70,7 @@ func TestEveryFlagHasItsVariable(t *testing.T) {
 		"read-timeout": "off", "write-timeout": "9s", "idle-timeout": "0", "max-header-bytes": "1000",
 		"admin-tls-cert": "c", "admin-tls-key": "k", "admin-tls-client-ca": "ca",
 		"admin-basic-auth-file": "u", "pidfile": "/run/h.pid", "access-log": "-",
+		"tls-cert": "tc", "tls-key": "tk", "http2": "false", "h2c": "true",
 	}
 	fs.VisitAll(func(f *flag.Flag) {
 		v, ok := values[f.Name]

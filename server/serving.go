@@ -69,7 +69,15 @@ func startServing(cfg Config, dir string, slot int, id string, app App, log *slo
 		s.undo = append(s.undo, func() { s.alog.Close() })
 		h = middleware.AccessLog(s.alog)(h)
 	}
-	s.d = newDrainer(h, cfg, rc.limit, rc.retire, slog.NewLogLogger(log.Handler(), slog.LevelError))
+	kp, err := loadAppTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.d = newDrainer(h, cfg, rc.limit, rc.retire, serverErrorLog(log))
+	if kp != nil {
+		kp.log = log
+		s.d.srv.TLSConfig = appTLSConfig(kp)
+	}
 	return s, nil
 }
 
