@@ -42,6 +42,7 @@ test: deps build vet fmt-check
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReadFile$$' -fuzztime $(FUZZTIME) ./mmapstore/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeKey$$' -fuzztime $(FUZZTIME) ./mmapstore/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadProxyHeader$$' -fuzztime $(FUZZTIME) ./server/
 	$(MAKE) fuzz-flags
 
 # Micro-benchmarks of every package (store, scrape, middleware), then the

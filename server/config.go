@@ -96,6 +96,17 @@ type Config struct {
 	// proxy in front that speaks HTTP/2 to its backends.
 	H2C bool
 
+	// ProxyProtocol reads a PROXY protocol header (v1 or v2) at the start
+	// of every connection from ProxyProtocolFrom: the client address it
+	// carries becomes the request's RemoteAddr (and the access log's). A
+	// header from any other source, a malformed one, or none from a
+	// trusted source closes the connection.
+	ProxyProtocol bool
+	// ProxyProtocolFrom are the sources (CIDRs, or addresses) trusted to
+	// send PROXY headers; empty: loopback (127.0.0.0/8, ::1). Every peer
+	// of a unix socket is trusted: its file mode decides who connects.
+	ProxyProtocolFrom []string
+
 	// AdminTLSCert and AdminTLSKey, both set, serve the admin listener
 	// over TLS (1.2 or later) with this PEM certificate chain and key. The
 	// files are read again when they change (certificate rotation needs no
@@ -291,6 +302,12 @@ func (c Config) checkValues() (appListener, error) {
 	}
 	if err := c.checkAppTLS(l); err != nil {
 		return appListener{}, err
+	}
+	if _, err := parseProxyFrom(c.ProxyProtocolFrom); err != nil {
+		return appListener{}, err
+	}
+	if len(c.ProxyProtocolFrom) > 0 && !c.ProxyProtocol {
+		return appListener{}, errors.New("-proxy-protocol-from needs -proxy-protocol")
 	}
 	if (c.AdminTLSCert == "") != (c.AdminTLSKey == "") {
 		return appListener{}, errors.New("-admin-tls-cert and -admin-tls-key go together")

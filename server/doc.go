@@ -81,6 +81,13 @@
 // listener's are (the same keyPair). -h2c adds cleartext HTTP/2: prior
 // knowledge through net/http, "Upgrade: h2c" in h2c.go.
 //
+// PROXY protocol. -proxy-protocol reads a v1 or v2 header from the sources
+// of -proxy-protocol-from (loopback by default) before anything else on the
+// connection (proxyproto.go parses, proxylisten.go decides whom to
+// believe): its client address becomes the request's RemoteAddr; a header
+// from another source, a malformed one or none from a trusted source
+// closes the connection.
+//
 // Slow and hostile clients. Workers serve with ReadHeaderTimeout (10s),
 // ReadTimeout (60s), IdleTimeout (120s) and MaxHeaderBytes (64 KiB: larger
 // headers get 431) by default, all settable by flags; WriteTimeout is off by

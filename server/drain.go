@@ -36,6 +36,7 @@ type drainer struct {
 	serving sync.WaitGroup // one per Serve goroutine
 	lns     []net.Listener
 	h2c     *h2cUpgrades // with -h2c: connections upgraded from HTTP/1.1
+	proxy   *proxyPolicy // with -proxy-protocol: the PROXY headers to read
 }
 
 type connInfo struct {
@@ -102,6 +103,13 @@ func (d *drainer) track(c net.Conn, s http.ConnState) {
 // serve starts serving on every listener, over TLS the TCP listeners when
 // d.srv.TLSConfig is set; it returns at once.
 func (d *drainer) serve(lns []net.Listener) {
+	if d.proxy != nil {
+		wrapped := make([]net.Listener, len(lns))
+		for i, l := range lns {
+			wrapped[i] = d.proxy.listen(l)
+		}
+		lns = wrapped
+	}
 	d.lns = lns
 	// Read once, before any Serve: setting HTTP/2 up gives the server a
 	// TLSConfig of its own even without TLS.

@@ -41,6 +41,8 @@ func (c *Config) flags() []configFlag {
 		{"tls-key", "PEM private key `file` of -tls-cert", stringFlag{&c.TLSKey}},
 		{"http2", "offer HTTP/2 over TLS (ALPN); -http2=false: HTTP/1.1 only", boolFlag{&c.DisableHTTP2, true}},
 		{"h2c", "serve cleartext HTTP/2 too (prior knowledge, and Upgrade: h2c) on the addresses without TLS", boolFlag{&c.H2C, false}},
+		{"proxy-protocol", "read a PROXY protocol header (v1 or v2) from the sources of -proxy-protocol-from: its client address is the request's", boolFlag{&c.ProxyProtocol, false}},
+		{"proxy-protocol-from", "`CIDR`s (comma-separated) trusted to send PROXY headers (default: loopback, 127.0.0.0/8,::1/128)", &listFlag{p: &c.ProxyProtocolFrom}},
 		{"admin-tls-cert", "PEM certificate `file` for the admin listener (with -admin-tls-key: HTTPS)", stringFlag{&c.AdminTLSCert}},
 		{"admin-tls-key", "PEM private key `file` for the admin listener", stringFlag{&c.AdminTLSKey}},
 		{"admin-tls-client-ca", "PEM CA `file`: admin clients must present a certificate it signed", stringFlag{&c.AdminTLSClientCA}},
@@ -167,6 +169,7 @@ func (f stringFlag) Set(s string) error {
 
 // listFlag is a list of strings: the first Set replaces the default, later
 // ones add to it; each value may hold several items separated by commas.
+// The empty value empties the list (the field's default).
 type listFlag struct {
 	p   *[]string
 	set bool
@@ -182,6 +185,10 @@ func (f *listFlag) String() string {
 func (f *listFlag) Set(s string) error {
 	if !f.set {
 		*f.p, f.set = nil, true
+	}
+	if s == "" {
+		*f.p = nil // the default, as String prints it
+		return nil
 	}
 	for _, item := range strings.Split(s, ",") {
 		if item = strings.TrimSpace(item); item == "" {

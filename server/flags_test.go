@@ -71,6 +71,7 @@ func TestEveryFlagHasItsVariable(t *testing.T) {
 		"admin-tls-cert": "c", "admin-tls-key": "k", "admin-tls-client-ca": "ca",
 		"admin-basic-auth-file": "u", "pidfile": "/run/h.pid", "access-log": "-",
 		"tls-cert": "tc", "tls-key": "tk", "http2": "false", "h2c": "true",
+		"proxy-protocol": "true", "proxy-protocol-from": "10.0.0.0/8,::1",
 	}
 	fs.VisitAll(func(f *flag.Flag) {
 		v, ok := values[f.Name]

@@ -78,6 +78,17 @@ func startServing(cfg Config, dir string, slot int, id string, app App, log *slo
 		kp.log = log
 		s.d.srv.TLSConfig = appTLSConfig(kp)
 	}
+	if cfg.ProxyProtocol {
+		trusted, err := parseProxyFrom(cfg.ProxyProtocolFrom)
+		if err != nil {
+			return nil, err
+		}
+		timeout := cfg.ReadHeaderTimeout
+		if timeout <= 0 {
+			timeout = defaultReadHeaderTimeout
+		}
+		s.d.proxy = &proxyPolicy{trusted: trusted, timeout: timeout, log: throttled(log, metricsLogEvery)}
+	}
 	return s, nil
 }
 
