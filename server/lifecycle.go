@@ -68,7 +68,7 @@ func run(ctx context.Context, s *settings, app App, env runEnv, log *slog.Logger
 		start = append(start, "binds", strings.Join(all, ","))
 	}
 	log.Info(b.startMessage(), append(start, "admin", adminAddr(admin), "metrics_dir", dir)...)
-	st := started{addrs: addrs, runDir: dir}
+	st := started{addrs: addrs, runDir: dir, tls: s.TLSCert != ""}
 	if admin != nil {
 		st.admin = admin.Addr()
 	}

@@ -87,6 +87,7 @@ type started struct {
 	addrs  []net.Addr // the application's, as bound
 	admin  net.Addr   // nil: no admin listener
 	runDir string
+	tls    bool // the TCP addresses serve TLS
 }
 
 func (e runEnv) started(st started) {

@@ -54,11 +54,15 @@ func Start(ctx context.Context, cfg Config, app App) (*Server, error) {
 // chose for port 0), in the order of Config.Bind.
 func (s *Server) Addrs() []net.Addr { return append([]net.Addr(nil), s.st.addrs...) }
 
-// URL is "http://host:port" of the application's first address (the
-// first TCP address when there is one).
+// URL is "http://host:port" of the application's first TCP address
+// ("https://" with Config.TLSCert), or "http://" and the path of its first
+// unix socket when it has no TCP address.
 func (s *Server) URL() string {
 	for _, a := range s.st.addrs {
 		if a.Network() == "tcp" {
+			if s.st.tls {
+				return "https://" + a.String()
+			}
 			return "http://" + a.String()
 		}
 	}

@@ -82,7 +82,7 @@ func TestAppTLSServesHTTP2AndReloadsItsCertificate(t *testing.T) {
 	sock := filepath.Join(sdir, "app.sock")
 	var logs syncBuffer
 	srv := startQuiet(t, Config{Bind: []string{"127.0.0.1:0", "unix:" + sock}, TLSCert: certFile, TLSKey: keyFile}, protoApp, &logs)
-	url := "https://" + srv.Addrs()[0].String() + "/"
+	url := srv.URL() + "/"
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.cert)
 

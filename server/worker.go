@@ -42,7 +42,7 @@ func runWorker(ctx context.Context, cfg Config, w *prefork.WorkerProcess, app Ap
 		if err := w.Ready(); err != nil {
 			return err
 		}
-		st := started{runDir: w.Data}
+		st := started{runDir: w.Data, tls: cfg.TLSCert != ""}
 		for _, l := range w.Listeners {
 			st.addrs = append(st.addrs, l.Addr())
 		}
