@@ -125,8 +125,12 @@
 // workerPool (workerpool.go) in worker processes that a prefork.Master
 // supervises. A worker process runs runWorker (worker.go); it and inProcess
 // share serving (serving.go): the registry, the application, the access log
-// and the drainer. The application's sockets are an appListener
-// (listener.go); a new kind of address is a new endpoint type there.
+// and the drainer. The App sees its process as a Worker (app.go). The
+// application's sockets are an appListener (listener.go); a new kind of
+// address is a new endpoint type there. On every socket the drainer
+// (drain.go) serves TLS (tls.go), h2c upgrades (h2c.go) and PROXY headers
+// (proxyproto.go, proxylisten.go). Start (start.go) runs the lifecycle in
+// the background.
 //
 // The life of a request: the kernel hands the connection to a worker's
 // socket (one per slot in reuseport mode); the worker's http.Server runs the
