@@ -160,7 +160,7 @@ func (l *proxyListener) handshake(c net.Conn) net.Conn {
 				break
 			}
 			if n == len("PROXY ") && string(b) == "PROXY " || n == len(proxyV2Sig) {
-				l.p.log.Warn("PROXY header from an untrusted source: connection closed (see -proxy-protocol-from)", "source", peer.String())
+				l.p.log.Warn("PROXY header from an untrusted source: connection closed (see -proxy-protocol-from)", "source", addrText(peer))
 				c.Close()
 				return nil
 			}
@@ -174,7 +174,7 @@ func (l *proxyListener) handshake(c net.Conn) net.Conn {
 			err = fmt.Errorf("the connection does not start with a PROXY header")
 		}
 		if !isClosedOrTimeout(err) {
-			l.p.log.Warn("bad PROXY header from a trusted source: connection closed", "source", peer.String(), "err", err)
+			l.p.log.Warn("bad PROXY header from a trusted source: connection closed", "source", addrText(peer), "err", err)
 		}
 		c.Close()
 		return nil
@@ -214,3 +214,11 @@ func (c *proxiedConn) Read(p []byte) (int, error) {
 
 func (c *proxiedConn) RemoteAddr() net.Addr { return c.remote }
 func (c *proxiedConn) LocalAddr() net.Addr  { return c.local }
+
+// addrText is a peer's address for the log.
+func addrText(a net.Addr) string {
+	if a == nil {
+		return "?"
+	}
+	return a.String()
+}

@@ -165,6 +165,39 @@ func TestProxyProtocolWithTLS(t *testing.T) {
 	}
 }
 
+// Every peer of a unix socket may (and must) send a header.
+func TestProxyProtocolOnAUnixSocket(t *testing.T) {
+	t.Parallel()
+	dir, err := os.MkdirTemp("", "herd-sock-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "app.sock")
+	startQuiet(t, Config{Bind: []string{"unix:" + sock}, ProxyProtocol: true, ProxyProtocolFrom: []string{"192.0.2.0/24"}}, remoteApp, nil)
+	get := func(header string) (string, error) {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, header+"GET / HTTP/1.1\r\nHost: herd\r\nConnection: close\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return "", err
+		}
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	if got, err := get("PROXY TCP4 203.0.113.7 192.0.2.1 4321 443\r\n"); err != nil || got != "203.0.113.7:4321" {
+		t.Errorf("header over a unix socket: %q %v", got, err)
+	}
+	if got, err := get(""); !closedByServer(err) {
+		t.Errorf("no header over a unix socket: %q %v, want the connection closed", got, err)
+	}
+}
+
 func TestProxyProtocolConfigurationErrors(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
