@@ -43,6 +43,7 @@ test: deps build vet fmt-check
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReadFile$$' -fuzztime $(FUZZTIME) ./mmapstore/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeKey$$' -fuzztime $(FUZZTIME) ./mmapstore/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadProxyHeader$$' -fuzztime $(FUZZTIME) ./server/
 	$(MAKE) fuzz-flags
 
 # make bench, bench-e2e, bench-micro ...: bench/bench.mk.

@@ -28,16 +28,23 @@ type load struct {
 // maxDur, whichever is first.
 func startLoad(t *testing.T, base, path string, clients int, maxDur time.Duration) *load {
 	t.Helper()
+	return startLoadWith(t, base, path, clients, maxDur, func(keepAlive bool) *http.Transport {
+		if keepAlive {
+			return &http.Transport{MaxIdleConnsPerHost: 1}
+		}
+		return &http.Transport{DisableKeepAlives: true}
+	})
+}
+
+// startLoadWith is startLoad with the clients' transports made by
+// newTransport (another dialer, TLS): half keep connections alive.
+func startLoadWith(t *testing.T, base, path string, clients int, maxDur time.Duration, newTransport func(keepAlive bool) *http.Transport) *load {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), maxDur)
 	l := &load{cancel: cancel}
 	t.Cleanup(l.stop)
 	for i := range clients {
-		var tr *http.Transport
-		if i%2 == 0 {
-			tr = &http.Transport{MaxIdleConnsPerHost: 1}
-		} else {
-			tr = &http.Transport{DisableKeepAlives: true}
-		}
+		tr := newTransport(i%2 == 0)
 		client := &http.Client{Transport: tr, Timeout: 15 * time.Second}
 		l.wg.Add(1)
 		go func() {

@@ -2,6 +2,7 @@ package prefork
 
 import (
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"strconv"
@@ -37,11 +38,15 @@ type Config struct {
 	// Workers is the number of worker slots at start, at least 1. TTIN/TTOU and SetWorkers
 	// change it at run time.
 	Workers int
-	// Addrs are the TCP addresses to listen on ("127.0.0.1:8080", ":8080", "[::1]:0").
-	// A wildcard host listens on IPv4 and IPv6, as net.Listen does. Port 0 picks one free
-	// port, the same for every slot (see Master.Addrs). Ignored when the master was started
-	// by systemd socket activation (the inherited sockets are used instead).
+	// Addrs are the addresses to listen on: TCP ("127.0.0.1:8080", ":8080", "[::1]:0") and
+	// unix sockets ("unix:/run/app.sock", see UnixPrefix). A wildcard host listens on IPv4
+	// and IPv6, as net.Listen does. Port 0 picks one free port, the same for every slot (see
+	// Master.Addrs). A unix socket is shared by every worker in either mode. Ignored when
+	// the master was started by systemd socket activation (the inherited sockets are used
+	// instead).
 	Addrs []string
+	// SocketMode is the mode of the unix sockets of Addrs; zero: DefaultSocketMode (0660).
+	SocketMode fs.FileMode
 	// Mode is the listener mode; zero: ModeReusePort. Socket activation implies ModeShared.
 	Mode ListenerMode
 	// Backlog is the listen backlog; zero: net.core.somaxconn (4096 if unreadable).
@@ -181,6 +186,7 @@ type WorkerEvent struct {
 type settings struct {
 	Config
 	addrs       []*net.TCPAddr
+	unixPaths   []string // the unix sockets of Addrs
 	crashLimit  int
 	heartbeat   time.Duration
 	environ     []string
@@ -239,6 +245,14 @@ func (c Config) Check() error {
 	case "", ModeReusePort, ModeShared:
 	default:
 		return fieldErr("Mode", "unknown listener mode %q (want %q or %q)", c.Mode, ModeReusePort, ModeShared)
+	}
+	for _, a := range c.Addrs {
+		if _, _, err := unixPath(a); err != nil {
+			return err
+		}
+	}
+	if c.SocketMode&^fs.ModePerm != 0 {
+		return fieldErr("SocketMode", "socket mode must be permission bits (at most 0777), got %#o", uint32(c.SocketMode))
 	}
 	if c.Backlog < 0 {
 		return fieldErr("Backlog", "backlog must not be negative (got %d)", c.Backlog)
@@ -304,6 +318,9 @@ func (c Config) validate(e *env) (*settings, error) {
 			*d.v = d.def
 		}
 	}
+	if s.SocketMode == 0 {
+		s.SocketMode = DefaultSocketMode
+	}
 	if s.BootTimeout == 0 {
 		s.BootTimeout = s.Timeout
 	}
@@ -347,6 +364,13 @@ func (c Config) validate(e *env) (*settings, error) {
 			return nil, fieldErr("Addrs", "no address to listen on")
 		}
 		for _, a := range c.Addrs {
+			if p, ok, err := unixPath(a); ok {
+				if err != nil {
+					return nil, err
+				}
+				s.unixPaths = append(s.unixPaths, p)
+				continue
+			}
 			ta, err := resolveAddr(a)
 			if err != nil {
 				return nil, err

@@ -49,6 +49,11 @@
 // master binds each address once without it, because SO_REUSEPORT would silently share the
 // port with another server of the same user.
 //
+// An address "unix:/path" is a unix socket: one socket shared by every worker in either mode,
+// created with Config.SocketMode (0660 by default) and removed when the master closes its
+// sockets. A socket file left by a run that crashed is replaced only when nothing listens on
+// it. Workers get their TCP sockets first, then the unix sockets (the order of Master.Addrs).
+//
 // Started by systemd socket activation (LISTEN_PID is the master's pid), the master uses the
 // inherited sockets instead of Config.Addrs, in ModeShared.
 //

@@ -22,8 +22,9 @@ type Master struct {
 	log *slog.Logger
 
 	addrs    []net.Addr
-	shared   []int   // ModeShared (or socket activation): the sockets every worker inherits
-	slotFDs  [][]int // ModeReusePort: the sockets of the slots opened by NewMaster
+	shared   []int         // ModeShared (or socket activation): the sockets every worker inherits
+	slotFDs  [][]int       // ModeReusePort: the sockets of the slots opened by NewMaster
+	unix     []*unixSocket // the unix sockets of Config.Addrs, inherited by every worker
 	fdMu     sync.Mutex
 	fdClosed bool // guarded by fdMu
 
@@ -98,6 +99,7 @@ func newMaster(cfg Config, e *env) (*Master, error) {
 		}
 		m.shared = s.activated
 	case s.Mode == ModeShared:
+		m.shared = make([]int, 0, len(s.addrs)) // not nil: the mode's mark, even without TCP
 		for _, a := range s.addrs {
 			fd, err := openSocket(a, false, backlog)
 			if err != nil {
@@ -136,6 +138,17 @@ func newMaster(cfg Config, e *env) (*Master, error) {
 		}
 		m.addrs = append(m.addrs, sockaddrToAddr(sa))
 	}
+	if len(s.activated) == 0 {
+		us, err := openUnixSockets(s.unixPaths, s.SocketMode, backlog)
+		if err != nil {
+			m.closeFDs()
+			return nil, err
+		}
+		m.unix = us
+		for _, u := range us {
+			m.addrs = append(m.addrs, &net.UnixAddr{Name: u.path, Net: "unix"})
+		}
+	}
 	return m, nil
 }
 
@@ -158,7 +171,8 @@ func sockaddrToAddr(sa unix.Sockaddr) net.Addr {
 }
 
 // Addrs returns the addresses the workers serve, with the ports actually bound (useful with
-// port 0), in the order of Config.Addrs (or of systemd's sockets).
+// port 0): the TCP addresses in the order of Config.Addrs, then its unix sockets (or
+// systemd's sockets, in their order). WorkerProcess.Listeners are in the same order.
 func (m *Master) Addrs() []net.Addr { return append([]net.Addr(nil), m.addrs...) }
 
 // Run starts the workers and supervises them until the master stops: on SIGTERM or SIGINT,
@@ -212,6 +226,17 @@ func (m *Master) closeFDs() {
 	for _, f := range m.slotFDs {
 		closeFDs(f)
 	}
+	closeUnixSockets(m.unix)
+}
+
+// listenFDs are the sockets a worker of a slot with sockets fds inherits: the slot's, then
+// the unix sockets.
+func (m *Master) listenFDs(fds []int) []int {
+	out := append([]int(nil), fds...)
+	for _, u := range m.unix {
+		out = append(out, u.fd)
+	}
+	return out
 }
 
 // Workers returns a snapshot of the live worker processes, sorted by slot and ID. During a

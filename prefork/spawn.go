@@ -30,16 +30,17 @@ func (s *supervisor) startProcess(sl *slot, lane byte, now time.Time) (*worker, 
 		return nil, fmt.Errorf("crash output pipe: %w", err)
 	}
 	id := workerID(sl.index, lane)
+	fds := s.m.listenFDs(sl.fds)
 	mk := marker{
 		Version:     markerVersion,
 		Slot:        sl.index,
 		ID:          id,
 		Master:      s.env.getpid(),
-		Listeners:   len(sl.fds),
+		Listeners:   len(fds),
 		MaxRequests: s.maxRequests(),
 		HeartbeatNS: int64(s.cfg.heartbeat),
 		OrphanNS:    int64(s.cfg.OrphanTimeout),
-		CrashFD:     fdFirstListen + len(sl.fds),
+		CrashFD:     fdFirstListen + len(fds),
 		BeatExt:     true,
 		Data:        s.cfg.WorkerData,
 	}
@@ -53,7 +54,7 @@ func (s *supervisor) startProcess(sl *slot, lane byte, now time.Time) (*worker, 
 			}
 		}
 	}
-	for _, fd := range sl.fds {
+	for _, fd := range fds {
 		files = append(files, uintptr(fd))
 	}
 	files = append(files, uintptr(crash[1]))

@@ -175,6 +175,9 @@ func (s *supervisor) requestUpgrade(source string) {
 		refuse("this master is PID 1: its exit would end the container")
 	case s.m.self == "":
 		refuse("the master's own executable is unknown")
+	case len(s.m.unix) > 0:
+		// A new master would find its unix socket paths in use.
+		refuse("unix socket listeners are not handed over; restart the service instead")
 	case !s.booted:
 		refuse("the master is still starting")
 	default:

@@ -97,6 +97,7 @@ const reloadCheck = time.Second
 // is logged.
 type keyPair struct {
 	certFile, keyFile string
+	label             string       // what the pair is for, first in its log lines
 	log               *slog.Logger // nil: reload failures are not logged
 
 	mu      sync.Mutex // guards the fields below
@@ -106,9 +107,18 @@ type keyPair struct {
 }
 
 func newKeyPair(certFile, keyFile string) (*keyPair, error) {
-	kp := &keyPair{certFile: certFile, keyFile: keyFile}
-	if err := kp.loadLocked(); err != nil {
+	kp, err := loadKeyPair("admin TLS", certFile, keyFile)
+	if err != nil {
 		return nil, fmt.Errorf("-admin-tls-cert/-admin-tls-key: %w", err)
+	}
+	return kp, nil
+}
+
+// loadKeyPair loads a keyPair whose log lines start with label.
+func loadKeyPair(label, certFile, keyFile string) (*keyPair, error) {
+	kp := &keyPair{certFile: certFile, keyFile: keyFile, label: label}
+	if err := kp.loadLocked(); err != nil {
+		return nil, err
 	}
 	kp.checked = time.Now()
 	return kp, nil
@@ -124,9 +134,9 @@ func (kp *keyPair) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 		b, errB := stampOf(kp.keyFile)
 		if errA == nil && errB == nil && (a != kp.stamps[0] || b != kp.stamps[1]) {
 			if err := kp.loadLocked(); err != nil && kp.log != nil {
-				kp.log.Error("admin TLS: keeping the previous certificate", "err", err)
+				kp.log.Error(kp.label+": keeping the previous certificate", "err", err)
 			} else if err == nil && kp.log != nil {
-				kp.log.Info("admin TLS: certificate reloaded", "cert", kp.certFile)
+				kp.log.Info(kp.label+": certificate reloaded", "cert", kp.certFile)
 			}
 		}
 	}

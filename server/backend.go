@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -22,8 +23,9 @@ import (
 type backend interface {
 	// startMessage is the log message that announces the run.
 	startMessage() string
-	// addr is the application's address as bound (the port chosen for ":0").
-	addr() string
+	// addrs are the application's addresses as bound (the port chosen for
+	// ":0").
+	addrs() []net.Addr
 	// workers describes the processes serving the application, for
 	// /workers and /healthz.
 	workers() []prefork.WorkerInfo
@@ -31,7 +33,9 @@ type backend interface {
 	gatherer() metrics.Gatherer
 	// run serves until ctx is done or a stop signal arrives, drains, and
 	// returns nil after a requested stop or the error that ended the run.
-	run(ctx context.Context) error
+	// It calls ready once, when the application is served (every worker
+	// of the start-up ready).
+	run(ctx context.Context, ready func()) error
 	// close releases what creating the backend acquired, if run did not.
 	close()
 }
@@ -81,9 +85,16 @@ func newInProcess(s *settings, dir string, app App, log *slog.Logger) (*inProces
 }
 
 func (b *inProcess) startMessage() string { return "serving in one process" }
-func (b *inProcess) addr() string         { return b.lns[0].Addr().String() }
 func (b *inProcess) gatherer() metrics.Gatherer {
 	return nil // its registry writes everything into the run directory
+}
+
+func (b *inProcess) addrs() []net.Addr {
+	as := make([]net.Addr, len(b.lns))
+	for i, l := range b.lns {
+		as[i] = l.Addr()
+	}
+	return as
 }
 
 func (b *inProcess) workers() []prefork.WorkerInfo {
@@ -99,26 +110,29 @@ func (b *inProcess) workers() []prefork.WorkerInfo {
 
 // run builds the app, serves, and drains on SIGTERM, SIGINT or SIGQUIT
 // (the signals a master handles for its workers) or when ctx is done.
-func (b *inProcess) run(ctx context.Context) error {
+func (b *inProcess) run(ctx context.Context, ready func()) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT)
 	defer stop()
 	defer refuseUpgrades(b.log)()
-	sv, err := startServing(b.cfg, b.dir, b.info.ID, b.app, b.log, recycle{})
+	log := b.log.With("worker", b.info.Slot, "id", b.info.ID)
+	sv, err := startServing(b.cfg, b.dir, b.info.Slot, b.info.ID, b.app, log, recycle{})
 	if err != nil {
+		if errors.Is(err, ErrApp) {
+			return err
+		}
 		return fmt.Errorf("server: %w", err)
 	}
 	defer sv.close()
 	b.mu.Lock()
 	b.sv, b.lnsOpen = sv, false // serve closes them when it drains
 	b.mu.Unlock()
-	return sv.serve(ctx, b.lns, b.ready, nil)
-}
-
-func (b *inProcess) ready() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.info.State, b.info.Ready = prefork.StateReady, time.Now()
-	return nil
+	return sv.serve(ctx, b.lns, func() error {
+		b.mu.Lock()
+		b.info.State, b.info.Ready = prefork.StateReady, time.Now()
+		b.mu.Unlock()
+		ready()
+		return nil
+	}, nil)
 }
 
 func (b *inProcess) close() {

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"runtime"
 	"strings"
@@ -21,8 +22,14 @@ import (
 // Off (any negative value) means none, for the timeouts that can be turned
 // off; on the command line (and in HERD_ variables) "off" or "0" is Off.
 type Config struct {
-	// Bind is the application's listen address; default "127.0.0.1:8080".
-	Bind string
+	// Bind are the application's listen addresses, each served by every
+	// worker: "HOST:PORT", "[IPv6]:PORT" or "unix:/path/to.sock"; default
+	// "127.0.0.1:8080". In reuseport mode each worker slot has its own
+	// socket per TCP address; a unix socket is one socket shared by all.
+	Bind []string
+	// BindMode is the mode of the unix sockets of Bind; zero: 0660 (the
+	// user and group may connect).
+	BindMode fs.FileMode
 	// Workers is the number of worker processes; 0 serves in this process
 	// without forking (single-process mode).
 	Workers int
@@ -84,6 +91,32 @@ type Config struct {
 	// Default 64 KiB (net/http adds 4 KiB of slack).
 	MaxHeaderBytes int
 
+	// TLSCert and TLSKey, both set, serve every TCP address of Bind over
+	// TLS (1.2 or later) with this PEM certificate chain and key; unix
+	// sockets stay plain (a proxy on the same host speaks to them). The
+	// files are read again when they change: new connections get a
+	// renewed certificate without a restart.
+	TLSCert, TLSKey string
+	// DisableHTTP2 turns off HTTP/2 over TLS (offered by ALPN by default):
+	// TLS clients then speak HTTP/1.1 (-http2=false).
+	DisableHTTP2 bool
+	// H2C serves cleartext HTTP/2 on the addresses without TLS, to clients
+	// that know it is there (prior knowledge) and to those that ask with
+	// "Upgrade: h2c" (requests without a body), besides HTTP/1.1: for a
+	// proxy in front that speaks HTTP/2 to its backends.
+	H2C bool
+
+	// ProxyProtocol reads a PROXY protocol header (v1 or v2) at the start
+	// of every connection from ProxyProtocolFrom: the client address it
+	// carries becomes the request's RemoteAddr (and the access log's). A
+	// header from any other source, a malformed one, or none from a
+	// trusted source closes the connection.
+	ProxyProtocol bool
+	// ProxyProtocolFrom are the sources (CIDRs, or addresses) trusted to
+	// send PROXY headers; empty: loopback (127.0.0.0/8, ::1). Every peer
+	// of a unix socket is trusted: its file mode decides who connects.
+	ProxyProtocolFrom []string
+
 	// AdminTLSCert and AdminTLSKey, both set, serve the admin listener
 	// over TLS (1.2 or later) with this PEM certificate chain and key. The
 	// files are read again when they change (certificate rotation needs no
@@ -121,6 +154,10 @@ type Config struct {
 	// Canary configures canary reloads (-reload-canary, -canary-max-5xx-ratio,
 	// -canary-max-p99-ratio): off by default.
 	Canary CanaryConfig
+
+	// Logger receives the logs of the master, the workers and the App
+	// (Worker.Logger). nil: standard error, in LogFormat. It is not a flag.
+	Logger *slog.Logger
 }
 
 // Off, as a Config timeout, turns the timeout off. Zero means the default.
@@ -146,8 +183,11 @@ const (
 
 // withDefaults fills in the documented defaults of zero fields.
 func (c Config) withDefaults() Config {
-	if c.Bind == "" {
-		c.Bind = defaultBind
+	if len(c.Bind) == 0 {
+		c.Bind = []string{defaultBind}
+	}
+	if c.BindMode == 0 {
+		c.BindMode = prefork.DefaultSocketMode
 	}
 	if c.MetricsBind == "" {
 		c.MetricsBind = defaultMetricsBind
@@ -202,6 +242,13 @@ type settings struct {
 	sec      *adminSecurity // the admin listener's TLS and basic auth
 }
 
+// checkAppFiles loads the files of the application's own settings (its
+// TLS certificate), for the errors; each worker loads them again.
+func (c Config) checkAppFiles() error {
+	_, err := loadAppTLS(c)
+	return err
+}
+
 // Validate checks the configuration without side effects: the values
 // first, then what they name on this machine (the metrics directory, its
 // permissions and free space, the admin TLS and basic-auth files; host
@@ -235,6 +282,9 @@ func (c Config) validate() (*settings, error) {
 	if err := checkSpace(c.MetricsDir, c.Workers); err != nil {
 		return nil, err
 	}
+	if err := c.checkAppFiles(); err != nil {
+		return nil, err
+	}
 	sec, err := newAdminSecurity(c)
 	if err != nil {
 		return nil, err
@@ -249,7 +299,7 @@ func (c Config) checkValues() (appListener, error) {
 	if c.Workers < 0 {
 		return appListener{}, fmt.Errorf("-workers: must be 0 or more, got %d", c.Workers)
 	}
-	l, err := newAppListener(c.Bind, c.ListenerMode)
+	l, err := newAppListener(c.Bind, c.ListenerMode, c.BindMode)
 	if err != nil {
 		return appListener{}, err
 	}
@@ -282,6 +332,15 @@ func (c Config) checkValues() (appListener, error) {
 	if c.MaxHeaderBytes < 0 {
 		return appListener{}, fmt.Errorf("-max-header-bytes: must be 1 or more, got %d", c.MaxHeaderBytes)
 	}
+	if err := c.checkAppTLS(l); err != nil {
+		return appListener{}, err
+	}
+	if _, err := parseProxyFrom(c.ProxyProtocolFrom); err != nil {
+		return appListener{}, err
+	}
+	if len(c.ProxyProtocolFrom) > 0 && !c.ProxyProtocol {
+		return appListener{}, errors.New("-proxy-protocol-from needs -proxy-protocol")
+	}
 	if (c.AdminTLSCert == "") != (c.AdminTLSKey == "") {
 		return appListener{}, errors.New("-admin-tls-cert and -admin-tls-key go together")
 	}
@@ -295,7 +354,8 @@ func (c Config) checkValues() (appListener, error) {
 		return appListener{}, errors.New("-admin-tls-* and -admin-basic-auth-file need an admin listener (-metrics-bind is off)")
 	}
 	for _, f := range []struct{ flag, v string }{
-		{"-metrics-dir", c.MetricsDir}, {"-pidfile", c.PIDFile}, {"-access-log", c.AccessLog},
+		{"-bind", strings.Join(c.Bind, ",")}, {"-metrics-dir", c.MetricsDir},
+		{"-tls-cert", c.TLSCert}, {"-tls-key", c.TLSKey}, {"-pidfile", c.PIDFile}, {"-access-log", c.AccessLog},
 		{"-admin-tls-cert", c.AdminTLSCert}, {"-admin-tls-key", c.AdminTLSKey},
 		{"-admin-tls-client-ca", c.AdminTLSClientCA}, {"-admin-basic-auth-file", c.AdminBasicAuthFile},
 	} {
@@ -349,6 +409,7 @@ func preforkError(err error) error {
 	flag, ok := map[string]string{
 		"Workers":            "-workers",
 		"Mode":               "-listener-mode",
+		"SocketMode":         "-bind-mode",
 		"Addrs":              "-bind",
 		"GracefulTimeout":    "-graceful-timeout",
 		"Timeout":            "-timeout",

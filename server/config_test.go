@@ -32,7 +32,7 @@ func TestFlagsSetTheConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Config{
-		Bind: defaultBind, Workers: 3, MetricsBind: defaultMetricsBind, ListenerMode: "reuseport",
+		Bind: []string{defaultBind}, BindMode: 0o660, Workers: 3, MetricsBind: defaultMetricsBind, ListenerMode: "reuseport",
 		GracefulTimeout: defaultGracefulTimeout, Timeout: defaultTimeout, LogFormat: "text",
 		ReadHeaderTimeout: 2 * time.Second, ReadTimeout: Off, WriteTimeout: 5 * time.Second,
 		IdleTimeout: Off, MaxHeaderBytes: 8192, PIDFile: "/run/x.pid", AccessLog: "-",
@@ -121,6 +121,9 @@ func FuzzFlags(f *testing.F) {
 		"-access-log\x00-\x00-pidfile\x00/run/h.pid\x00-log-format\x00json",
 		"-timeout\x001h2m3.5s\x00-read-header-timeout\x001ns",
 		"--workers\x0099999999999999999999",
+		"-bind\x00127.0.0.1:1\x00-bind\x00unix:/run/a.sock,[::1]:2\x00-bind-mode\x00600",
+		"-tls-cert\x00c\x00-tls-key\x00k\x00-http2=false",
+		"-h2c\x00-proxy-protocol\x00-proxy-protocol-from\x0010.0.0.0/8,::1",
 	} {
 		f.Add(seed)
 	}

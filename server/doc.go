@@ -14,13 +14,22 @@
 //		cfg := server.DefaultConfig()
 //		fs := flag.NewFlagSet(os.Args[0], flag.ContinueOnError)
 //		cfg.RegisterFlags(fs)
-//		os.Exit(server.Main(&cfg, fs, os.Args[1:], func(reg *metrics.Registry) (http.Handler, error) {
+//		os.Exit(server.Main(&cfg, fs, os.Args[1:], func(w *server.Worker) (http.Handler, error) {
 //			r := chi.NewRouter()
-//			r.Use(middleware.Instrument(reg))
+//			r.Use(middleware.Instrument(w.Registry()))
 //			r.Get("/hello", hello)
 //			return r, nil
 //		}))
 //	}
+//
+// The App (the function passed to Main) runs in every process that serves,
+// and its Worker is that process: a context cancelled when it begins to
+// drain, its metrics registry, its slot and id, a logger tagged with them,
+// and OnShutdown, whose functions run after the last request in flight,
+// last first, within the graceful timeout. An App that fails at start-up
+// stops the program with exit status 3 and the App's message (a worker
+// leaves the message in the run directory for its master), never a restart
+// loop.
 //
 // The master serves an admin listener (Config.MetricsBind) with:
 //
@@ -36,7 +45,10 @@
 //	               (pprof.go), which serves them on a socket in the run directory
 //
 // With Workers == 0 nothing is forked: the same handler and the same admin
-// endpoints run in one process, for development and tests.
+// endpoints run in one process, for development and tests. Start runs it in
+// the background, the httptest way: it returns once the App serves, and the
+// Server it returns tells the addresses as bound (127.0.0.1:0 in a test),
+// the admin listener's and the run directory, and shuts it all down.
 //
 // # Configuration
 //
@@ -61,6 +73,26 @@
 // up later costs new series, never a worker: they are counted in
 // herd_metrics_write_errors_total, logged at most once a minute, and
 // /healthz says so.
+//
+// Listeners. Config.Bind (-bind, repeatable) lists the application's
+// addresses, every one served by every worker: HOST:PORT, [IPv6]:PORT, or
+// unix:/path/to.sock, a unix socket shared by all workers, created with
+// -bind-mode (0660) and removed at exit; a stale socket file is replaced
+// only when nothing listens on it. In reuseport mode each slot has its own
+// socket per TCP address.
+//
+// TLS and HTTP/2. -tls-cert and -tls-key serve every TCP address over TLS
+// 1.2+ (unix sockets stay plain), HTTP/2 offered by ALPN unless
+// -http2=false; the files are read again when they change, as the admin
+// listener's are (the same keyPair). -h2c adds cleartext HTTP/2: prior
+// knowledge through net/http, "Upgrade: h2c" in h2c.go.
+//
+// PROXY protocol. -proxy-protocol reads a v1 or v2 header from the sources
+// of -proxy-protocol-from (loopback by default) before anything else on the
+// connection (proxyproto.go parses, proxylisten.go decides whom to
+// believe): its client address becomes the request's RemoteAddr; a header
+// from another source, a malformed one or none from a trusted source
+// closes the connection.
 //
 // Slow and hostile clients. Workers serve with ReadHeaderTimeout (10s),
 // ReadTimeout (60s), IdleTimeout (120s) and MaxHeaderBytes (64 KiB: larger
@@ -100,8 +132,12 @@
 // workerPool (workerpool.go) in worker processes that a prefork.Master
 // supervises. A worker process runs runWorker (worker.go); it and inProcess
 // share serving (serving.go): the registry, the application, the access log
-// and the drainer. The application's sockets are an appListener
-// (listener.go); a new kind of address is a new endpoint type there.
+// and the drainer. The App sees its process as a Worker (app.go). The
+// application's sockets are an appListener (listener.go); a new kind of
+// address is a new endpoint type there. On every socket the drainer
+// (drain.go) serves TLS (tls.go), h2c upgrades (h2c.go) and PROXY headers
+// (proxyproto.go, proxylisten.go). Start (start.go) runs the lifecycle in
+// the background.
 //
 // The life of a request: the kernel hands the connection to a worker's
 // socket (one per slot in reuseport mode); the worker's http.Server runs the

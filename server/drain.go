@@ -36,6 +36,8 @@ type drainer struct {
 
 	serving sync.WaitGroup // one per Serve goroutine
 	lns     []net.Listener
+	h2c     *h2cUpgrades // with -h2c: connections upgraded from HTTP/1.1
+	proxy   *proxyPolicy // with -proxy-protocol: the PROXY headers to read
 }
 
 type connInfo struct {
@@ -57,6 +59,7 @@ func newDrainer(h http.Handler, cfg Config, limit uint64, retire func(), errLog 
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ConnState:         d.track,
 		ErrorLog:          errLog,
+		Protocols:         protocols(cfg),
 	}
 	if cfg.IdleTimeout < 0 && cfg.ReadTimeout > 0 {
 		// net/http uses ReadTimeout as the idle timeout when
@@ -68,6 +71,9 @@ func newDrainer(h http.Handler, cfg Config, limit uint64, retire func(), errLog 
 
 func (d *drainer) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d.h2c != nil && d.h2c.serveUpgrade(w, r) {
+			return // served again over HTTP/2, and counted then
+		}
 		n := d.requests.Add(1)
 		defer d.finished.Add(1)
 		if d.draining.Load() {
@@ -96,14 +102,41 @@ func (d *drainer) track(c net.Conn, s http.ConnState) {
 	}
 }
 
-// serve starts serving on every listener; it returns at once.
+// serve starts serving on every listener, over TLS the TCP listeners when
+// d.srv.TLSConfig is set; it returns at once.
 func (d *drainer) serve(lns []net.Listener) {
+	if d.proxy != nil {
+		wrapped := make([]net.Listener, len(lns))
+		for i, l := range lns {
+			wrapped[i] = d.proxy.listen(l)
+		}
+		lns = wrapped
+	}
 	d.lns = lns
+	// Read once, before any Serve: setting HTTP/2 up gives the server a
+	// TLSConfig of its own even without TLS.
+	useTLS := d.srv.TLSConfig != nil
+	if d.srv.Protocols.UnencryptedHTTP2() && len(lns) > 0 {
+		timeout := d.srv.ReadHeaderTimeout
+		if timeout <= 0 {
+			timeout = defaultReadHeaderTimeout
+		}
+		d.h2c = newH2CUpgrades(lns[0].Addr(), timeout)
+		d.serving.Add(1)
+		go func() {
+			defer d.serving.Done()
+			d.srv.Serve(d.h2c)
+		}()
+	}
 	for _, l := range lns {
 		d.serving.Add(1)
 		go func() {
 			defer d.serving.Done()
-			d.srv.Serve(l)
+			if useTLS && l.Addr().Network() == "tcp" {
+				d.srv.ServeTLS(l, "", "")
+			} else {
+				d.srv.Serve(l)
+			}
 		}()
 	}
 }
@@ -116,6 +149,9 @@ func (d *drainer) drain(timeout time.Duration) error {
 	d.draining.Store(true)
 	for _, l := range d.lns {
 		l.Close()
+	}
+	if d.h2c != nil {
+		d.h2c.Close() // after the upgrades under way are handed over
 	}
 	d.serving.Wait()
 	tick := time.NewTicker(50 * time.Millisecond)

@@ -13,12 +13,12 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/herdhttp/herd/metrics"
 	"github.com/herdhttp/herd/middleware"
 	"github.com/herdhttp/herd/server"
 )
 
-func newApp(reg *metrics.Registry) (http.Handler, error) {
+func newApp(w *server.Worker) (http.Handler, error) {
+	reg := w.Registry()
 	r := chi.NewRouter()
 	r.Use(middleware.Instrument(reg))
 	r.Get("/hello", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello\n") })
@@ -40,7 +40,7 @@ func Example() {
 func ExampleRun() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	err := server.Run(ctx, server.Config{Bind: "127.0.0.1:8080", Workers: 0}, newApp)
+	err := server.Run(ctx, server.Config{Bind: []string{"127.0.0.1:8080"}, Workers: 0}, newApp)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -3,6 +3,7 @@ package server
 import (
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -22,11 +23,12 @@ type configFlag struct {
 // RegisterFlags, the HERD_ variables and the configuration logged at start.
 func (c *Config) flags() []configFlag {
 	return []configFlag{
-		{"bind", "application listen `address`", stringFlag{&c.Bind}},
+		{"bind", "application listen `address`: HOST:PORT, [IPv6]:PORT or unix:/path/to.sock; repeat the flag (or separate with commas) for several", &listFlag{p: &c.Bind}},
 		{"workers", "number of worker processes (0: serve in one process, no fork; default: GOMAXPROCS, or WEB_CONCURRENCY)", intFlag{&c.Workers, 0}},
 		{"metrics-bind", "admin listener `address` (/metrics, /healthz, /workers), or \"off\"", stringFlag{&c.MetricsBind}},
 		{"metrics-dir", "`dir`ectory for this run's private metric files (default /dev/shm or $TMPDIR)", stringFlag{&c.MetricsDir}},
 		{"listener-mode", "\"reuseport\" (a socket per worker) or \"shared\" (one socket)", stringFlag{&c.ListenerMode}},
+		{"bind-mode", "permissions of the unix sockets of -bind, in octal", modeFlag{&c.BindMode}},
 		{"graceful-timeout", "how long a stopping worker may drain", durationFlag{&c.GracefulTimeout, false}},
 		{"timeout", "kill a worker whose heartbeat is silent this long", durationFlag{&c.Timeout, false}},
 		{"max-requests", "recycle a worker after this many requests (0: never)", intFlag{&c.MaxRequests, 0}},
@@ -43,11 +45,17 @@ func (c *Config) flags() []configFlag {
 		{"write-timeout", "limit from the end of the request headers to the end of the response (\"off\": no limit)", durationFlag{&c.WriteTimeout, true}},
 		{"idle-timeout", "close keep-alive connections idle this long (\"off\": never)", durationFlag{&c.IdleTimeout, true}},
 		{"max-header-bytes", "largest request header accepted, in bytes (larger: 431)", intFlag{&c.MaxHeaderBytes, 1}},
+		{"tls-cert", "PEM certificate `file` (chain): serve the TCP addresses of -bind over TLS, with -tls-key; read again when it changes", stringFlag{&c.TLSCert}},
+		{"tls-key", "PEM private key `file` of -tls-cert", stringFlag{&c.TLSKey}},
+		{"http2", "offer HTTP/2 over TLS (ALPN); -http2=false: HTTP/1.1 only", boolFlag{&c.DisableHTTP2, true}},
+		{"h2c", "serve cleartext HTTP/2 too (prior knowledge, and Upgrade: h2c) on the addresses without TLS", boolFlag{&c.H2C, false}},
+		{"proxy-protocol", "read a PROXY protocol header (v1 or v2) from the sources of -proxy-protocol-from: its client address is the request's", boolFlag{&c.ProxyProtocol, false}},
+		{"proxy-protocol-from", "`CIDR`s (comma-separated) trusted to send PROXY headers (default: loopback, 127.0.0.0/8,::1/128)", &listFlag{p: &c.ProxyProtocolFrom}},
 		{"admin-tls-cert", "PEM certificate `file` for the admin listener (with -admin-tls-key: HTTPS)", stringFlag{&c.AdminTLSCert}},
 		{"admin-tls-key", "PEM private key `file` for the admin listener", stringFlag{&c.AdminTLSKey}},
 		{"admin-tls-client-ca", "PEM CA `file`: admin clients must present a certificate it signed", stringFlag{&c.AdminTLSClientCA}},
 		{"admin-basic-auth-file", "`file` of user:pbkdf2-hash lines: basic auth on /metrics and /workers", stringFlag{&c.AdminBasicAuthFile}},
-		{"admin-pprof", "serve each worker's pprof profiles on the admin listener at /debug/pprof/worker/{slot}/", boolFlag{&c.AdminPprof}},
+		{"admin-pprof", "serve each worker's pprof profiles on the admin listener at /debug/pprof/worker/{slot}/", boolFlag{&c.AdminPprof, false}},
 		{"pidfile", "write the master's pid to this `file`", stringFlag{&c.PIDFile}},
 		{"access-log", "append an access log (combined format) to this `file` (\"-\": stdout); SIGUSR1 reopens it", stringFlag{&c.AccessLog}},
 	}
@@ -168,6 +176,82 @@ func (f stringFlag) Set(s string) error {
 	return nil
 }
 
+// listFlag is a list of strings: the first Set replaces the default, later
+// ones add to it; each value may hold several items separated by commas.
+// The empty value empties the list (the field's default).
+type listFlag struct {
+	p   *[]string
+	set bool
+}
+
+func (f *listFlag) String() string {
+	if f == nil || f.p == nil {
+		return ""
+	}
+	return strings.Join(*f.p, ",")
+}
+
+func (f *listFlag) Set(s string) error {
+	if !f.set {
+		*f.p, f.set = nil, true
+	}
+	if s == "" {
+		*f.p = nil // the default, as String prints it
+		return nil
+	}
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			return fmt.Errorf("empty item in %q", s)
+		}
+		*f.p = append(*f.p, item)
+	}
+	return nil
+}
+
+// modeFlag is a file mode in octal ("0660", "660").
+type modeFlag struct{ p *fs.FileMode }
+
+func (f modeFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return fmt.Sprintf("%04o", uint32(*f.p))
+}
+
+func (f modeFlag) Set(s string) error {
+	n, err := strconv.ParseUint(strings.TrimPrefix(s, "0o"), 8, 32)
+	if err != nil || n > 0o777 || n == 0 {
+		return fmt.Errorf("not a mode in octal from 0001 to 0777: %q", s)
+	}
+	*f.p = fs.FileMode(n)
+	return nil
+}
+
+// boolFlag is a boolean flag; with invert, the field holds its negation
+// (DisableHTTP2 for -http2), so that the zero Config means the default.
+type boolFlag struct {
+	p      *bool
+	invert bool
+}
+
+func (f boolFlag) IsBoolFlag() bool { return true }
+
+func (f boolFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return strconv.FormatBool(*f.p != f.invert)
+}
+
+func (f boolFlag) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("not true or false: %q", s)
+	}
+	*f.p = v != f.invert
+	return nil
+}
+
 // durationFlag parses a duration. With canOff, "off" and "0" mean no limit
 // (stored as Off, since zero means the default in Config); without, they
 // are refused.
@@ -271,28 +355,6 @@ func (f floatFlag) Set(s string) error {
 	v, err := strconv.ParseFloat(s, 64)
 	if err != nil {
 		return fmt.Errorf("not a number: %q", s)
-	}
-	*f.p = v
-	return nil
-}
-
-// boolFlag is a flag that is true when given alone (-admin-pprof) or set
-// to a value strconv.ParseBool accepts.
-type boolFlag struct{ p *bool }
-
-func (f boolFlag) IsBoolFlag() bool { return true }
-
-func (f boolFlag) String() string {
-	if f.p == nil {
-		return "false"
-	}
-	return strconv.FormatBool(*f.p)
-}
-
-func (f boolFlag) Set(s string) error {
-	v, err := strconv.ParseBool(s)
-	if err != nil {
-		return fmt.Errorf("must be true or false, got %q", s)
 	}
 	*f.p = v
 	return nil

@@ -64,7 +64,7 @@ func TestEveryFlagHasItsVariable(t *testing.T) {
 	want.RegisterFlags(fs)
 	// A value for every flag that differs from its default.
 	values := map[string]string{
-		"bind": "127.0.0.2:81", "workers": "7", "metrics-bind": "off", "metrics-dir": "/srv/m",
+		"bind": "127.0.0.2:81,unix:/run/h.sock", "bind-mode": "0600", "workers": "7", "metrics-bind": "off", "metrics-dir": "/srv/m",
 		"listener-mode": "shared", "graceful-timeout": "5s", "timeout": "6s", "max-requests": "100",
 		"max-requests-jitter": "10", "max-worker-rss": "512MiB", "max-worker-age": "1h",
 		"max-worker-age-jitter": "5m", "reload-canary": "10s", "canary-max-5xx-ratio": "0.05",
@@ -72,6 +72,8 @@ func TestEveryFlagHasItsVariable(t *testing.T) {
 		"read-timeout": "off", "write-timeout": "9s", "idle-timeout": "0", "max-header-bytes": "1000",
 		"admin-tls-cert": "c", "admin-tls-key": "k", "admin-tls-client-ca": "ca",
 		"admin-basic-auth-file": "u", "admin-pprof": "true", "pidfile": "/run/h.pid", "access-log": "-",
+		"tls-cert": "tc", "tls-key": "tk", "http2": "false", "h2c": "true",
+		"proxy-protocol": "true", "proxy-protocol-from": "10.0.0.0/8,::1",
 	}
 	fs.VisitAll(func(f *flag.Flag) {
 		v, ok := values[f.Name]
@@ -141,6 +143,26 @@ func TestConfigErrorNamesTheVariableThatSetTheFlag(t *testing.T) {
 	} {
 		if got := blameEnv(msg, set); got != want {
 			t.Errorf("blameEnv(%q) = %q, want %q", msg, got, want)
+		}
+	}
+}
+
+// -bind given several times lists every address; the first replaces the
+// default.
+func TestBindIsRepeatable(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args, environ, want []string
+	}{
+		{nil, nil, []string{defaultBind}},
+		{[]string{"-bind", "0.0.0.0:80"}, nil, []string{"0.0.0.0:80"}},
+		{[]string{"-bind", "0.0.0.0:80", "-bind", "unix:/run/a.sock", "-bind", "[::1]:81,127.0.0.1:82"}, nil,
+			[]string{"0.0.0.0:80", "unix:/run/a.sock", "[::1]:81", "127.0.0.1:82"}},
+		{nil, []string{"HERD_BIND=unix:/run/a.sock,127.0.0.1:80"}, []string{"unix:/run/a.sock", "127.0.0.1:80"}},
+	} {
+		c, _, err := parseWithEnv(t, tc.args, tc.environ)
+		if err != nil || !slices.Equal(c.Bind, tc.want) {
+			t.Errorf("%v %v: Bind %q (%v), want %q", tc.args, tc.environ, c.Bind, err, tc.want)
 		}
 	}
 }

@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"log/slog"
+	"net"
 	"os"
+	"strings"
 
 	"github.com/herdhttp/herd/metrics"
 	"github.com/herdhttp/herd/prefork"
@@ -51,11 +53,11 @@ func run(ctx context.Context, s *settings, app App, env runEnv, log *slog.Logger
 	if wp, ok := b.(*workerPool); ok {
 		pm = wp.m
 	}
-	st, err := newStatusPage(s.Config, dir, b, log)
+	page, err := newStatusPage(s.Config, dir, b, log)
 	if err != nil {
 		return configError{err}
 	}
-	defer st.close()
+	defer page.close()
 	// A master's pidfile is prefork's, which hands it to a new master in a
 	// binary upgrade; the single process writes its own.
 	if s.PIDFile != "" && s.Workers == 0 {
@@ -71,7 +73,7 @@ func run(ctx context.Context, s *settings, app App, env runEnv, log *slog.Logger
 	if bg := b.gatherer(); bg != nil {
 		g = append(g, bg)
 	}
-	adminSrv := startAdmin(admin, adminMux(withExport(s.Config, dir, g, log), b.workers, dir, s.sec, st.routes), log)
+	adminSrv := startAdmin(admin, adminMux(withExport(s.Config, dir, g, log), b.workers, dir, s.sec, page.routes), log)
 	defer stopAdmin(adminSrv)
 	warnExposedAdmin(admin, s.sec, log)
 	attrs := s.logAttrs()
@@ -79,12 +81,33 @@ func run(ctx context.Context, s *settings, app App, env runEnv, log *slog.Logger
 		attrs = append(attrs, "from_env", env.used)
 	}
 	log.Info("configuration", attrs...)
-	log.Info(b.startMessage(), "pid", os.Getpid(), "workers", s.Workers, "bind", b.addr(),
-		"admin", adminAddr(admin), "metrics_dir", dir)
-	if err := b.run(ctx); err != nil {
+	addrs := b.addrs()
+	start := []any{"pid", os.Getpid(), "workers", s.Workers, "bind", addrString(addrs[0])}
+	if len(addrs) > 1 {
+		all := make([]string, len(addrs))
+		for i, a := range addrs {
+			all[i] = addrString(a)
+		}
+		start = append(start, "binds", strings.Join(all, ","))
+	}
+	log.Info(b.startMessage(), append(start, "admin", adminAddr(admin), "metrics_dir", dir)...)
+	st := started{addrs: addrs, runDir: dir, tls: s.TLSCert != ""}
+	if admin != nil {
+		st.admin = admin.Addr()
+	}
+	if err := b.run(ctx, func() { env.started(st) }); err != nil {
 		return explainFailure(err, dir)
 	}
 	return nil
+}
+
+// addrString is an application address as -bind gives it: "unix:/path"
+// for a unix socket.
+func addrString(a net.Addr) string {
+	if a.Network() == "unix" {
+		return prefork.UnixPrefix + a.String()
+	}
+	return a.String()
 }
 
 // checkAccessLog opens (creating) the access log once, so that a path the

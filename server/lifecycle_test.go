@@ -33,7 +33,7 @@ func eventually(t testing.TB, within time.Duration, what string, cond func() boo
 
 // testApp serves /hello, and /slow, which waits until release is closed.
 func testApp(entered chan<- struct{}, release <-chan struct{}) App {
-	return func(reg *metrics.Registry) (http.Handler, error) {
+	return func(w *Worker) (http.Handler, error) {
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /hello", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello\n") })
 		mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) {
@@ -41,7 +41,7 @@ func testApp(entered chan<- struct{}, release <-chan struct{}) App {
 			<-release
 			io.WriteString(w, "slow\n")
 		})
-		return middleware.Instrument(reg)(mux), nil
+		return middleware.Instrument(w.Registry())(mux), nil
 	}
 }
 
@@ -52,7 +52,7 @@ func TestInProcessDrainLosesNothing(t *testing.T) {
 	entered, release := make(chan struct{}, 1), make(chan struct{})
 	dir := t.TempDir()
 	cfg := Config{GracefulTimeout: 20 * time.Second}.withDefaults()
-	sv, err := startServing(cfg, dir, "0a", testApp(entered, release), slog.New(slog.DiscardHandler), recycle{})
+	sv, err := startServing(cfg, dir, 0, "0a", testApp(entered, release), slog.New(slog.DiscardHandler), recycle{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestRunInProcess(t *testing.T) {
 	t.Parallel()
 	parent := t.TempDir()
 	pidfile := filepath.Join(t.TempDir(), "herd.pid")
-	s, err := Config{Bind: "127.0.0.1:0", MetricsBind: "127.0.0.1:0", MetricsDir: parent, PIDFile: pidfile}.validate()
+	s, err := Config{Bind: []string{"127.0.0.1:0"}, MetricsBind: "127.0.0.1:0", MetricsDir: parent, PIDFile: pidfile}.validate()
 	if err != nil {
 		t.Fatal(err)
 	}

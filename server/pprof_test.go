@@ -138,7 +138,7 @@ func TestAdminPprofConfiguration(t *testing.T) {
 		{[]string{"-admin-pprof"}, nil, true, ""},
 		{[]string{"-admin-pprof=false"}, []string{"HERD_ADMIN_PPROF=true"}, false, ""},
 		{nil, []string{"HERD_ADMIN_PPROF=1"}, true, ""},
-		{nil, []string{"HERD_ADMIN_PPROF=yes"}, false, `HERD_ADMIN_PPROF: must be true or false, got "yes"`},
+		{nil, []string{"HERD_ADMIN_PPROF=yes"}, false, `HERD_ADMIN_PPROF: not true or false: "yes"`},
 	} {
 		got, _, err := parseWithEnv(t, c.args, c.env)
 		if c.err != "" {
@@ -151,7 +151,7 @@ func TestAdminPprofConfiguration(t *testing.T) {
 			t.Errorf("%q %q: AdminPprof %v (%v), want %v", c.args, c.env, got.AdminPprof, err, c.want)
 		}
 	}
-	if _, _, err := parseArgs([]string{"-admin-pprof=maybe"}); err == nil || !strings.Contains(err.Error(), `-admin-pprof: must be true or false, got "maybe"`) {
+	if _, _, err := parseArgs([]string{"-admin-pprof=maybe"}); err == nil || !strings.Contains(err.Error(), `-admin-pprof: not true or false: "maybe"`) {
 		t.Errorf("-admin-pprof=maybe: %v", err)
 	}
 	if err := (Config{MetricsBind: "off", AdminPprof: true}).Validate(); err == nil || !strings.HasPrefix(err.Error(), "-admin-pprof ") {
@@ -167,7 +167,7 @@ func TestAdminPprofConfiguration(t *testing.T) {
 // In one process (-workers 0) slot 0's profiles are the process's own.
 func TestProfilesOfOneProcess(t *testing.T) {
 	t.Parallel()
-	s, err := Config{Bind: "127.0.0.1:0", MetricsBind: "127.0.0.1:0", MetricsDir: t.TempDir(), AdminPprof: true}.validate()
+	s, err := Config{Bind: []string{"127.0.0.1:0"}, MetricsBind: "127.0.0.1:0", MetricsDir: t.TempDir(), AdminPprof: true}.validate()
 	if err != nil {
 		t.Fatal(err)
 	}

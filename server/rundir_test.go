@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/herdhttp/herd/metrics"
 )
 
 func TestMetricsDirPolicy(t *testing.T) {
@@ -218,7 +216,7 @@ func TestHerdMainHelperProcess(t *testing.T) {
 	cfg := DefaultConfig()
 	fs := flag.NewFlagSet("herd-test", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
-	os.Exit(Main(&cfg, fs, strings.Split(args, "\t"), func(*metrics.Registry) (http.Handler, error) {
+	os.Exit(Main(&cfg, fs, strings.Split(args, "\t"), func(*Worker) (http.Handler, error) {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") }), nil
 	}))
 }

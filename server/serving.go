@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -19,11 +18,13 @@ import (
 // metric files, the application's handler with the access log around it,
 // and the drainer that serves it and stops it without losing a request.
 type serving struct {
-	cfg  Config
-	log  *slog.Logger
-	d    *drainer
-	alog *logFile // nil without -access-log
-	undo []func() // run in reverse order by close
+	cfg     Config
+	log     *slog.Logger
+	d       *drainer
+	alog    *logFile           // nil without -access-log
+	w       *Worker            // the App's view of this process
+	stopApp context.CancelFunc // cancels w.Context()
+	undo    []func()           // run in reverse order by close
 }
 
 // recycle is when a serving process asks to be replaced: after limit
@@ -33,9 +34,11 @@ type recycle struct {
 	retire func()
 }
 
-// startServing builds the serving state of the process with file id id in
-// the run directory dir (cfg has its defaults applied).
-func startServing(cfg Config, dir, id string, app App, log *slog.Logger, rc recycle) (_ *serving, err error) {
+// startServing builds the serving state of the process of slot slot with
+// file id id in the run directory dir (cfg has its defaults applied); log
+// is tagged with the slot and id. An App that fails makes an error that
+// satisfies errors.Is(err, ErrApp).
+func startServing(cfg Config, dir string, slot int, id string, app App, log *slog.Logger, rc recycle) (_ *serving, err error) {
 	s := &serving{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
@@ -49,9 +52,15 @@ func startServing(cfg Config, dir, id string, app App, log *slog.Logger, rc recy
 	s.undo = append(s.undo, func() { reg.Close() })
 	s.undo = append(s.undo, sampleProcess(reg, log))
 	s.undo = append(s.undo, checkFiles(reg, log))
-	h, err := app(reg)
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopApp = cancel
+	s.w = newWorker(ctx, reg, slot, id, log)
+	// Runs only if serve did not: the functions of an App that failed, or
+	// of a process that stopped before it served.
+	s.undo = append(s.undo, func() { cancel(); s.w.runShutdown(time.Now().Add(cfg.GracefulTimeout)) })
+	h, err := app.build(s.w)
 	if err != nil {
-		return nil, fmt.Errorf("building the app: %w", err)
+		return nil, err
 	}
 	if cfg.AccessLog != "" {
 		if s.alog, err = openLogFile(cfg.AccessLog); err != nil {
@@ -60,7 +69,26 @@ func startServing(cfg Config, dir, id string, app App, log *slog.Logger, rc recy
 		s.undo = append(s.undo, func() { s.alog.Close() })
 		h = middleware.AccessLog(s.alog)(h)
 	}
-	s.d = newDrainer(h, cfg, rc.limit, rc.retire, slog.NewLogLogger(log.Handler(), slog.LevelError))
+	kp, err := loadAppTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.d = newDrainer(h, cfg, rc.limit, rc.retire, serverErrorLog(log))
+	if kp != nil {
+		kp.log = log
+		s.d.srv.TLSConfig = appTLSConfig(kp)
+	}
+	if cfg.ProxyProtocol {
+		trusted, err := parseProxyFrom(cfg.ProxyProtocolFrom)
+		if err != nil {
+			return nil, err
+		}
+		timeout := cfg.ReadHeaderTimeout
+		if timeout <= 0 {
+			timeout = defaultReadHeaderTimeout
+		}
+		s.d.proxy = &proxyPolicy{trusted: trusted, timeout: timeout, log: throttled(log, metricsLogEvery)}
+	}
 	s.undo = append(s.undo, startExport(cfg, dir, id, log))
 	return s, nil
 }
@@ -77,7 +105,8 @@ func (s *serving) inFlight() int {
 }
 
 // serve serves on lns, calls ready once it does, and then serves until ctx
-// is done or stop is closed (nil: never); then it drains within the
+// is done or stop is closed (nil: never); then it cancels the App's
+// context, drains, and runs the App's OnShutdown functions, all within the
 // graceful timeout. SIGUSR1 reopens the access log meanwhile.
 func (s *serving) serve(ctx context.Context, lns []net.Listener, ready func() error, stop <-chan struct{}) error {
 	// Caught before ready: the signal's default action would kill the
@@ -87,6 +116,7 @@ func (s *serving) serve(ctx context.Context, lns []net.Listener, ready func() er
 	defer signal.Stop(usr1)
 	s.d.serve(lns)
 	if err := ready(); err != nil {
+		s.stopApp()
 		s.d.drain(0)
 		return err
 	}
@@ -104,7 +134,10 @@ wait:
 		}
 	}
 	s.log.Info("draining", "requests", s.requests())
+	deadline := time.Now().Add(s.cfg.GracefulTimeout)
+	s.stopApp()
 	s.d.drain(s.cfg.GracefulTimeout)
+	s.w.runShutdown(deadline)
 	return nil
 }
 

@@ -26,7 +26,7 @@ func mountTmpfs(t *testing.T, size string) string {
 func TestTooLittleSpaceIsRefusedBeforeAnythingStarts(t *testing.T) {
 	t.Parallel()
 	small := mountTmpfs(t, "16k")
-	err := Config{Workers: 2, MetricsDir: small, Bind: "127.0.0.1:0", MetricsBind: "off"}.Validate()
+	err := Config{Workers: 2, MetricsDir: small, Bind: []string{"127.0.0.1:0"}, MetricsBind: "off"}.Validate()
 	if err == nil {
 		t.Fatal("a metrics directory with 16 KiB free was accepted for 2 workers")
 	}
@@ -39,13 +39,13 @@ func TestTooLittleSpaceIsRefusedBeforeAnythingStarts(t *testing.T) {
 	if strings.Contains(msg, "\n") {
 		t.Errorf("error is not one line: %q", msg)
 	}
-	err = Config{Workers: 0, MetricsDir: small, Bind: "127.0.0.1:0", MetricsBind: "off"}.Validate()
+	err = Config{Workers: 0, MetricsDir: small, Bind: []string{"127.0.0.1:0"}, MetricsBind: "off"}.Validate()
 	if err == nil || !strings.Contains(err.Error(), "the process needs 262144") {
 		t.Errorf("single process on 16 KiB: %v", err)
 	}
 	// Room for exactly what is needed passes.
 	enough := mountTmpfs(t, fmt.Sprint(spaceNeeded(2)))
-	if err := (Config{Workers: 2, MetricsDir: enough, Bind: "127.0.0.1:0", MetricsBind: "off"}).Validate(); err != nil {
+	if err := (Config{Workers: 2, MetricsDir: enough, Bind: []string{"127.0.0.1:0"}, MetricsBind: "off"}).Validate(); err != nil {
 		t.Errorf("a metrics directory with room for 2 workers: %v", err)
 	}
 }

@@ -62,7 +62,11 @@ func newStatusPage(cfg Config, dir string, b backend, log *slog.Logger) (*status
 	if h, ok := b.(historian); ok {
 		hist = h.history()
 	}
-	return startStatusPage(cfg, dir, b.workers, b.addr(), hist, log)
+	addr := ""
+	if as := b.addrs(); len(as) > 0 {
+		addr = addrString(as[0])
+	}
+	return startStatusPage(cfg, dir, b.workers, addr, hist, log)
 }
 
 // startStatusPage is newStatusPage over the workers that workers()

@@ -133,7 +133,7 @@ func TestStatusPageShowsWorkersChartsExitsAndReload(t *testing.T) {
 // the master's sampling draws its chart as requests arrive.
 func TestStatusPageInOneProcess(t *testing.T) {
 	t.Parallel()
-	s, err := Config{Bind: "127.0.0.1:0", MetricsBind: "127.0.0.1:0", MetricsDir: t.TempDir()}.validate()
+	s, err := Config{Bind: []string{"127.0.0.1:0"}, MetricsBind: "127.0.0.1:0", MetricsDir: t.TempDir()}.validate()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,8 +39,8 @@ func main() {
 	}, []string{"kind"})
 	prometheus.MustRegister(jobs)
 	promclient.Export(&cfg) // prometheus.DefaultGatherer: jobs, Go and process collectors
-	os.Exit(server.Main(&cfg, fs, os.Args[1:], func(reg *metrics.Registry) (http.Handler, error) {
-		return newApp(reg, jobs), nil
+	os.Exit(server.Main(&cfg, fs, os.Args[1:], func(w *server.Worker) (http.Handler, error) {
+		return newApp(w.Registry(), jobs), nil
 	}))
 }
 

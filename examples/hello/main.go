@@ -5,16 +5,23 @@
 //	GET /users/{id}   200 {"id":"<id>"}
 //	GET /sleep/{ms}   waits ms milliseconds (at most 10,000), then 200
 //
-// Run it with -h for the flags.
+// Run it with -h for the flags. Besides herd's, it has one of its own:
+// -greeting-file FILE replaces "hello" in /hello's answer by the first
+// line of FILE, read when each worker starts; a file that cannot be read
+// stops the program at start-up (exit status 3, the reason on the last
+// line).
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -28,23 +35,55 @@ func main() {
 	cfg := server.DefaultConfig()
 	fs := flag.NewFlagSet("hello", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
-	os.Exit(server.Main(&cfg, fs, os.Args[1:], newApp))
+	greetingFile := fs.String("greeting-file", "", "answer /hello with the first line of this `file`, read as each worker starts (default: hello)")
+	os.Exit(server.Main(&cfg, fs, os.Args[1:], func(w *server.Worker) (http.Handler, error) {
+		return build(w, *greetingFile)
+	}))
 }
 
+// build is hello's App, run in every worker: it loads what the handler
+// needs (an error stops the program at start-up), builds the handler, and
+// registers its clean-up, which runs once the worker's last request has
+// been answered.
+func build(w *server.Worker, greetingFile string) (http.Handler, error) {
+	greeting := "hello"
+	if greetingFile != "" {
+		b, err := os.ReadFile(greetingFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading the greeting: %w", err)
+		}
+		greeting, _, _ = strings.Cut(string(b), "\n")
+	}
+	start := time.Now()
+	w.OnShutdown(func(ctx context.Context) error {
+		w.Logger().Info("hello: clean-up done", "served_for", time.Since(start).Round(time.Millisecond))
+		return nil
+	})
+	return routes(w.Registry(), greeting), nil
+}
+
+// newApp is hello's handler with the default greeting, for unit tests.
 func newApp(reg *metrics.Registry) (http.Handler, error) {
+	return routes(reg, "hello"), nil
+}
+
+func routes(reg *metrics.Registry, greeting string) http.Handler {
 	r := chi.NewRouter()
 	r.Use(middleware.Instrument(reg))
-	r.Get("/hello", hello)
+	r.Get("/hello", hello(greeting))
 	r.Get("/users/{id}", user)
 	r.Get("/sleep/{ms}", sleep)
-	return r, nil
+	return r
 }
 
-const helloBody = `{"msg":"hello"}` + "\n"
-
-func hello(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	io.WriteString(w, helloBody)
+// hello answers {"msg":greeting}; the body is encoded once.
+func hello(greeting string) http.HandlerFunc {
+	b, _ := json.Marshal(map[string]string{"msg": greeting})
+	body := string(b) + "\n"
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, body)
+	}
 }
 
 func user(w http.ResponseWriter, r *http.Request) {
