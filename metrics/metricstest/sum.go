@@ -24,11 +24,7 @@ func Sum(t testing.TB, g metrics.Gatherer, name string, labels ...string) float6
 
 // LookupSum is Sum that returns an error instead of failing a test.
 func LookupSum(g metrics.Gatherer, name string, labels ...string) (float64, error) {
-	fams, want, err := gather(g, labels)
-	if err != nil {
-		return 0, err
-	}
-	named, err := samplesNamed(fams, name)
+	named, want, err := samplesNamed(g, name, labels)
 	if err != nil {
 		return 0, err
 	}

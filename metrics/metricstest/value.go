@@ -27,11 +27,7 @@ func Value(t testing.TB, g metrics.Gatherer, name string, labels ...string) floa
 
 // Lookup is Value that returns an error instead of failing a test.
 func Lookup(g metrics.Gatherer, name string, labels ...string) (float64, error) {
-	fams, want, err := gather(g, labels)
-	if err != nil {
-		return 0, err
-	}
-	named, err := samplesNamed(fams, name)
+	named, want, err := samplesNamed(g, name, labels)
 	if err != nil {
 		return 0, err
 	}
@@ -76,9 +72,13 @@ func gather(g metrics.Gatherer, labels []string) ([]*dto.MetricFamily, map[strin
 	return fams, want, nil
 }
 
-// samplesNamed returns the samples of fams called name, an error if there
-// is none.
-func samplesNamed(fams []*dto.MetricFamily, name string) ([]sample, error) {
+// samplesNamed gathers g's samples called name (an error if there is
+// none), with labels (name, value pairs) as a map.
+func samplesNamed(g metrics.Gatherer, name string, labels []string) ([]sample, map[string]string, error) {
+	fams, want, err := gather(g, labels)
+	if err != nil {
+		return nil, nil, err
+	}
 	var named []sample
 	for _, mf := range fams {
 		for _, s := range samples(mf) {
@@ -88,9 +88,9 @@ func samplesNamed(fams []*dto.MetricFamily, name string) ([]sample, error) {
 		}
 	}
 	if len(named) == 0 {
-		return nil, fmt.Errorf("metricstest: no sample named %s (a series appears once With created it)", name)
+		return nil, nil, fmt.Errorf("metricstest: no sample named %s (a series appears once With created it)", name)
 	}
-	return named, nil
+	return named, want, nil
 }
 
 // list lists samples one a line, for an error message.
