@@ -11,33 +11,22 @@ import (
 
 // decodeValue reads a Gauge, Counter or Untyped message's value.
 func decodeValue(b []byte, parent *wireReader) float64 {
-	r := wireReader{b: b}
 	v := 0.0
-	for {
-		field, wt, ok := r.next()
-		if !ok {
-			break
-		}
+	r := wireReader{b: b}
+	r.fields(parent, func(field, wt int) {
 		if field == 1 && r.expect(wt, wireFixed64) {
 			v = r.double()
 		} else {
 			r.skip(wt) // exemplar, created timestamp
 		}
-	}
-	if r.err != nil {
-		parent.fail()
-	}
+	})
 	return v
 }
 
 func decodeSummary(b []byte, parent *wireReader) *dto.Summary {
 	s := &dto.Summary{}
 	r := wireReader{b: b}
-	for {
-		field, wt, ok := r.next()
-		if !ok {
-			break
-		}
+	r.fields(parent, func(field, wt int) {
 		switch {
 		case field == 1 && r.expect(wt, wireVarint):
 			s.SampleCount = new(r.varint())
@@ -46,11 +35,7 @@ func decodeSummary(b []byte, parent *wireReader) *dto.Summary {
 		case field == 3 && r.expect(wt, wireBytes):
 			q := &dto.Quantile{}
 			qr := wireReader{b: r.bytes()}
-			for {
-				f, w, ok := qr.next()
-				if !ok {
-					break
-				}
+			qr.fields(&r, func(f, w int) {
 				switch {
 				case f == 1 && qr.expect(w, wireFixed64):
 					q.Quantile = new(qr.double())
@@ -59,21 +44,12 @@ func decodeSummary(b []byte, parent *wireReader) *dto.Summary {
 				default:
 					qr.skip(w)
 				}
-			}
-			if qr.err != nil {
-				r.fail()
-			}
+			})
 			s.Quantile = append(s.Quantile, q)
 		default:
-			if field <= 3 {
-				break // wrong wire type: r failed
-			}
-			r.skip(wt)
+			r.skip(wt) // created timestamp; or r failed: a no-op
 		}
-	}
-	if r.err != nil {
-		parent.fail()
-	}
+	})
 	return s
 }
 
@@ -88,11 +64,7 @@ func decodeHistogram(b []byte, parent *wireReader) *dto.Histogram {
 		h.Bucket = make([]*dto.Bucket, 0, n)
 	}
 	r := wireReader{b: b}
-	for {
-		field, wt, ok := r.next()
-		if !ok {
-			break
-		}
+	r.fields(parent, func(field, wt int) {
 		switch field {
 		case 1, 7:
 			if r.expect(wt, wireVarint) {
@@ -155,10 +127,7 @@ func decodeHistogram(b []byte, parent *wireReader) *dto.Histogram {
 		default:
 			r.skip(wt) // created timestamp, exemplars
 		}
-	}
-	if r.err != nil {
-		parent.fail()
-	}
+	})
 	return h
 }
 
@@ -184,19 +153,15 @@ func readRepeated[T any](r *wireReader, wt, elem int, dst []T, read func(*wireRe
 // countField counts the occurrences of a length-delimited field in a
 // message (0 if the message is malformed: decoding will say so).
 func countField(b []byte, field int) int {
-	r := wireReader{b: b}
 	n := 0
-	for {
-		f, wt, ok := r.next()
-		if !ok {
-			break
-		}
+	r := wireReader{b: b}
+	err := r.fields(nil, func(f, wt int) {
 		if f == field && wt == wireBytes {
 			n++
 		}
 		r.skip(wt)
-	}
-	if r.err != nil {
+	})
+	if err != nil {
 		return 0
 	}
 	return n
@@ -206,11 +171,7 @@ func countField(b []byte, field int) int {
 // bound stored in *count and *bound.
 func decodeBucket(b []byte, parent *wireReader, bk *dto.Bucket, count *uint64, bound *float64) *dto.Bucket {
 	r := wireReader{b: b}
-	for {
-		field, wt, ok := r.next()
-		if !ok {
-			break
-		}
+	r.fields(parent, func(field, wt int) {
 		switch {
 		case field == 1 && r.expect(wt, wireVarint):
 			*count = r.varint()
@@ -221,38 +182,24 @@ func decodeBucket(b []byte, parent *wireReader, bk *dto.Bucket, count *uint64, b
 		case field == 4 && r.expect(wt, wireFixed64):
 			bk.CumulativeCountFloat = new(r.double())
 		default:
-			if field != 1 && field != 2 && field != 4 {
-				r.skip(wt) // exemplar
-			}
+			r.skip(wt) // exemplar; or r failed: a no-op
 		}
-	}
-	if r.err != nil {
-		parent.fail()
-	}
+	})
 	return bk
 }
 
 func decodeSpan(b []byte, parent *wireReader) *dto.BucketSpan {
 	sp := &dto.BucketSpan{}
 	r := wireReader{b: b}
-	for {
-		field, wt, ok := r.next()
-		if !ok {
-			break
-		}
+	r.fields(parent, func(field, wt int) {
 		switch {
 		case field == 1 && r.expect(wt, wireVarint):
 			sp.Offset = new(int32(r.zigzag()))
 		case field == 2 && r.expect(wt, wireVarint):
 			sp.Length = new(uint32(r.varint()))
 		default:
-			if field != 1 && field != 2 {
-				r.skip(wt)
-			}
+			r.skip(wt) // or r failed: a no-op
 		}
-	}
-	if r.err != nil {
-		parent.fail()
-	}
+	})
 	return sp
 }

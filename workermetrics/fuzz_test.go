@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"testing"
 
-	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
 
 // FuzzDecodeSnapshot feeds arbitrary bytes to the decoder as two workers'
@@ -22,7 +20,7 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		"# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count 2\n",
 	} {
 		buf.Reset()
-		buf.Write(appendSnapshot(nil, 1, parseText(f, text)))
+		buf.Write(appendSnapshot(nil, 1, parse(f, text)))
 		f.Add(buf.Bytes()[headerSize:])
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -52,19 +50,4 @@ func FuzzDecodeSnapshot(f *testing.F) {
 			}
 		}
 	})
-}
-
-// parseText is parse for testing.TB.
-func parseText(tb testing.TB, text string) []*dto.MetricFamily {
-	tb.Helper()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	m, err := p.TextToMetricFamilies(bytes.NewReader([]byte(text)))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var out []*dto.MetricFamily
-	for _, mf := range m {
-		out = append(out, mf)
-	}
-	return out
 }

@@ -25,11 +25,7 @@ func decodeHist(b []byte, parent *wireReader, h *hist) {
 	}
 	native := false
 	r := wireReader{b: b}
-	for {
-		field, wt, ok := r.next()
-		if !ok {
-			break
-		}
+	err := r.fields(nil, func(field, wt int) {
 		switch {
 		case field == 1 && r.expect(wt, wireVarint):
 			if !h.floats {
@@ -42,13 +38,9 @@ func decodeHist(b []byte, parent *wireReader, h *hist) {
 		case field == 4 && r.expect(wt, wireFixed64):
 			h.count, h.floats = r.double(), true
 		case field == 3 && r.expect(wt, wireBytes):
-			br := wireReader{b: r.bytes()}
 			bound, count, haveFloat := 0.0, 0.0, false
-			for {
-				f, w, ok := br.next()
-				if !ok {
-					break
-				}
+			br := wireReader{b: r.bytes()}
+			br.fields(&r, func(f, w int) {
 				switch {
 				case f == 1 && br.expect(w, wireVarint):
 					if c := br.varint(); !haveFloat {
@@ -59,25 +51,17 @@ func decodeHist(b []byte, parent *wireReader, h *hist) {
 				case f == 4 && br.expect(w, wireFixed64):
 					count, haveFloat = br.double(), true
 				default:
-					if f > 4 || f == 3 {
-						br.skip(w) // exemplar
-					}
+					br.skip(w) // exemplar; or br failed: a no-op
 				}
-			}
-			if br.err != nil {
-				r.fail()
-			}
+			})
 			h.floats = h.floats || haveFloat
 			h.bounds, h.cum = append(h.bounds, bound), append(h.cum, count)
 		default:
-			if field <= 4 {
-				break // a known field of the wrong wire type: r failed
-			}
-			native = native || field <= 14
-			r.skip(wt) // created timestamp, exemplars
+			native = native || field > 4 && field <= 14
+			r.skip(wt) // created timestamp, exemplars; or r failed: a no-op
 		}
-	}
-	if r.err != nil {
+	})
+	if err != nil {
 		parent.fail()
 		return
 	}

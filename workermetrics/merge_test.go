@@ -15,7 +15,7 @@ import (
 )
 
 // parse reads exposition text into families sorted by name.
-func parse(t *testing.T, text string) []*dto.MetricFamily {
+func parse(t testing.TB, text string) []*dto.MetricFamily {
 	t.Helper()
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	m, err := p.TextToMetricFamilies(strings.NewReader(text))
@@ -49,13 +49,19 @@ func fams(t *testing.T, m *merger, text string) []family {
 	return decoded(t, m, "dead", parse(t, text))
 }
 
+// live is the live source of the worker with file id worker that gathered
+// mfs.
+func live(t *testing.T, m *merger, worker string, mfs ...*dto.MetricFamily) source {
+	t.Helper()
+	return source{worker: worker, fams: decoded(t, m, worker, mfs), perWorker: true}
+}
+
 // workers builds live sources from exposition texts: worker ids "0a", "1a", ...
 func workers(t *testing.T, m *merger, texts ...string) []source {
 	t.Helper()
 	var srcs []source
 	for i, text := range texts {
-		id := string(rune('0'+i)) + "a"
-		srcs = append(srcs, source{worker: id, fams: decoded(t, m, id, parse(t, text)), perWorker: true})
+		srcs = append(srcs, live(t, m, string(rune('0'+i))+"a", parse(t, text)...))
 	}
 	return srcs
 }
@@ -324,54 +330,52 @@ func TestTypeConflictWithTheDeadTotals(t *testing.T) {
 }
 
 func TestInvalidFamiliesAreDropped(t *testing.T) {
-	one := func(v float64) *float64 { return &v }
-	str := func(s string) *string { return &s }
 	counter := dto.MetricType_COUNTER
 	gauge := dto.MetricType_GAUGE
 	hist := dto.MetricType_HISTOGRAM
-	lp := func(n, v string) *dto.LabelPair { return &dto.LabelPair{Name: str(n), Value: str(v)} }
+	lp := func(n, v string) *dto.LabelPair { return &dto.LabelPair{Name: new(n), Value: new(v)} }
 	for _, tc := range []struct {
 		name string
 		mf   *dto.MetricFamily
 	}{
-		{"counter without a counter value", &dto.MetricFamily{Name: str("c_total"), Type: &counter,
-			Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: one(1)}}}}},
-		{"gauge without a gauge value", &dto.MetricFamily{Name: str("g"), Type: &gauge,
-			Metric: []*dto.Metric{{Counter: &dto.Counter{Value: one(1)}}}}},
-		{"a series twice", &dto.MetricFamily{Name: str("c_total"), Type: &counter, Metric: []*dto.Metric{
-			{Label: []*dto.LabelPair{lp("a", "1")}, Counter: &dto.Counter{Value: one(1)}},
-			{Label: []*dto.LabelPair{lp("a", "1")}, Counter: &dto.Counter{Value: one(2)}},
+		{"counter without a counter value", &dto.MetricFamily{Name: new("c_total"), Type: &counter,
+			Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: new(1.0)}}}}},
+		{"gauge without a gauge value", &dto.MetricFamily{Name: new("g"), Type: &gauge,
+			Metric: []*dto.Metric{{Counter: &dto.Counter{Value: new(1.0)}}}}},
+		{"a series twice", &dto.MetricFamily{Name: new("c_total"), Type: &counter, Metric: []*dto.Metric{
+			{Label: []*dto.LabelPair{lp("a", "1")}, Counter: &dto.Counter{Value: new(1.0)}},
+			{Label: []*dto.LabelPair{lp("a", "1")}, Counter: &dto.Counter{Value: new(2.0)}},
 		}}},
-		{"a gauge series twice", &dto.MetricFamily{Name: str("g"), Type: &gauge, Metric: []*dto.Metric{
-			{Gauge: &dto.Gauge{Value: one(1)}}, {Gauge: &dto.Gauge{Value: one(2)}},
+		{"a gauge series twice", &dto.MetricFamily{Name: new("g"), Type: &gauge, Metric: []*dto.Metric{
+			{Gauge: &dto.Gauge{Value: new(1.0)}}, {Gauge: &dto.Gauge{Value: new(2.0)}},
 		}}},
-		{"a label name twice", &dto.MetricFamily{Name: str("c_total"), Type: &counter, Metric: []*dto.Metric{
-			{Label: []*dto.LabelPair{lp("a", "1"), lp("a", "2")}, Counter: &dto.Counter{Value: one(1)}},
+		{"a label name twice", &dto.MetricFamily{Name: new("c_total"), Type: &counter, Metric: []*dto.Metric{
+			{Label: []*dto.LabelPair{lp("a", "1"), lp("a", "2")}, Counter: &dto.Counter{Value: new(1.0)}},
 		}}},
-		{"a reserved label name", &dto.MetricFamily{Name: str("c_total"), Type: &counter, Metric: []*dto.Metric{
-			{Label: []*dto.LabelPair{lp("__name__", "x")}, Counter: &dto.Counter{Value: one(1)}},
+		{"a reserved label name", &dto.MetricFamily{Name: new("c_total"), Type: &counter, Metric: []*dto.Metric{
+			{Label: []*dto.LabelPair{lp("__name__", "x")}, Counter: &dto.Counter{Value: new(1.0)}},
 		}}},
-		{"le on a histogram", &dto.MetricFamily{Name: str("h"), Type: &hist, Metric: []*dto.Metric{
+		{"le on a histogram", &dto.MetricFamily{Name: new("h"), Type: &hist, Metric: []*dto.Metric{
 			{Label: []*dto.LabelPair{lp("le", "1")}, Histogram: &dto.Histogram{}},
 		}}},
-		{"an unreadable native histogram", &dto.MetricFamily{Name: str("h"), Type: &hist, Metric: []*dto.Metric{
+		{"an unreadable native histogram", &dto.MetricFamily{Name: new("h"), Type: &hist, Metric: []*dto.Metric{
 			{Histogram: &dto.Histogram{Schema: new(int32(9))}},
 		}}},
 		// OpenMetrics 1.0 has no float histograms: served, one would cut
 		// an OpenMetrics scrape short.
-		{"a float histogram", &dto.MetricFamily{Name: str("h"), Type: &hist, Metric: []*dto.Metric{
-			{Histogram: &dto.Histogram{SampleCountFloat: one(2), SampleSum: one(1)}},
+		{"a float histogram", &dto.MetricFamily{Name: new("h"), Type: &hist, Metric: []*dto.Metric{
+			{Histogram: &dto.Histogram{SampleCountFloat: new(2.0), SampleSum: new(1.0)}},
 		}}},
-		{"a float native histogram", &dto.MetricFamily{Name: str("h"), Type: &hist, Metric: []*dto.Metric{
-			{Histogram: &dto.Histogram{Schema: new(int32(0)), ZeroThreshold: one(0), ZeroCountFloat: one(1), SampleSum: one(1)}},
+		{"a float native histogram", &dto.MetricFamily{Name: new("h"), Type: &hist, Metric: []*dto.Metric{
+			{Histogram: &dto.Histogram{Schema: new(int32(0)), ZeroThreshold: new(0.0), ZeroCountFloat: new(1.0), SampleSum: new(1.0)}},
 		}}},
-		{"a float gauge histogram", &dto.MetricFamily{Name: str("gh"), Type: dto.MetricType_GAUGE_HISTOGRAM.Enum(), Metric: []*dto.Metric{
-			{Histogram: &dto.Histogram{SampleSum: one(1), Bucket: []*dto.Bucket{{UpperBound: one(1), CumulativeCountFloat: one(1)}}}},
+		{"a float gauge histogram", &dto.MetricFamily{Name: new("gh"), Type: dto.MetricType_GAUGE_HISTOGRAM.Enum(), Metric: []*dto.Metric{
+			{Histogram: &dto.Histogram{SampleSum: new(1.0), Bucket: []*dto.Bucket{{UpperBound: new(1.0), CumulativeCountFloat: new(1.0)}}}},
 		}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newTestMerger("", t)
-			out, drops := m.merge([]source{{worker: "0a", fams: decoded(t, m, "0a", []*dto.MetricFamily{tc.mf}), perWorker: true}}, nil)
+			out, drops := m.merge([]source{live(t, m, "0a", tc.mf)}, nil)
 			if len(out) != 0 || drops[dropInvalid] != 1 {
 				t.Errorf("families %v, drops %v: want none, one invalid", names(out), drops)
 			}
@@ -380,27 +384,26 @@ func TestInvalidFamiliesAreDropped(t *testing.T) {
 }
 
 func TestUnsortedLabelsAreSorted(t *testing.T) {
-	str := func(s string) *string { return &s }
 	v := 1.0
 	counter := dto.MetricType_COUNTER
 	mk := func(a, b string) *dto.MetricFamily {
-		return &dto.MetricFamily{Name: str("c_total"), Help: str("C."), Type: &counter, Metric: []*dto.Metric{{
-			Label:   []*dto.LabelPair{{Name: str("z"), Value: str(a)}, {Name: str("a"), Value: str(b)}},
+		return &dto.MetricFamily{Name: new("c_total"), Help: new("C."), Type: &counter, Metric: []*dto.Metric{{
+			Label:   []*dto.LabelPair{{Name: new("z"), Value: new(a)}, {Name: new("a"), Value: new(b)}},
 			Counter: &dto.Counter{Value: &v},
 		}}}
 	}
 	m := newTestMerger("", t)
-	out, _ := m.merge([]source{{worker: "0a", fams: decoded(t, m, "0a", []*dto.MetricFamily{mk("1", "2")}), perWorker: true},
-		{worker: "1a", fams: decoded(t, m, "1a", []*dto.MetricFamily{mk("1", "2")}), perWorker: true}}, nil)
+	out, _ := m.merge([]source{live(t, m, "0a", mk("1", "2")), live(t, m, "1a", mk("1", "2"))}, nil)
 	metricstest.ExpectText(t, gathered(out), "# HELP c_total C.\n# TYPE c_total counter\nc_total{a=\"2\",z=\"1\"} 2\n")
 }
 
 func TestDuplicateIDKeepsTheNewestPerWorkerSeries(t *testing.T) {
 	m := newTestMerger("", t)
 	srcs := []source{
-		{worker: "0a", started: 2, fams: decoded(t, m, "0a", parse(t, "# HELP g G.\n# TYPE g gauge\ng 2\n# HELP c_total C.\n# TYPE c_total counter\nc_total 1\n")), perWorker: true},
-		{worker: "0a", started: 1, fams: decoded(t, m, "0a", parse(t, "# HELP g G.\n# TYPE g gauge\ng 1\n# HELP c_total C.\n# TYPE c_total counter\nc_total 1\n")), perWorker: true},
+		live(t, m, "0a", parse(t, "# HELP g G.\n# TYPE g gauge\ng 2\n# HELP c_total C.\n# TYPE c_total counter\nc_total 1\n")...),
+		live(t, m, "0a", parse(t, "# HELP g G.\n# TYPE g gauge\ng 1\n# HELP c_total C.\n# TYPE c_total counter\nc_total 1\n")...),
 	}
+	srcs[0].started, srcs[1].started = 2, 1
 	markDuplicateIDs(srcs)
 	out, drops := m.merge(srcs, nil)
 	metricstest.ExpectText(t, gathered(out), `

@@ -99,7 +99,6 @@ func TestGatherErrorsPublishWhatWasGathered(t *testing.T) {
 }
 
 func TestUnitMustEndTheName(t *testing.T) {
-	str := func(s string) *string { return &s }
 	v := 1.0
 	for _, tc := range []struct {
 		name, unit string
@@ -111,7 +110,7 @@ func TestUnitMustEndTheName(t *testing.T) {
 		{"req_seconds", "bytes", dto.MetricType_GAUGE, false},
 		{"sent_total", "total", dto.MetricType_COUNTER, false},
 	} {
-		mf := &dto.MetricFamily{Name: str(tc.name), Help: str("H."), Type: tc.typ.Enum(), Unit: str(tc.unit),
+		mf := &dto.MetricFamily{Name: new(tc.name), Help: new("H."), Type: tc.typ.Enum(), Unit: new(tc.unit),
 			Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: &v}, Counter: &dto.Counter{Value: &v}}}}
 		if tc.typ == dto.MetricType_GAUGE {
 			mf.Metric[0].Counter = nil

@@ -131,7 +131,26 @@ func (r *wireReader) bytes() []byte {
 	return v
 }
 
-// skip passes over a field of wire type wt that is not read.
+// fields reads r's message to its end, handing each field to fn, which
+// reads or skips it from r (a field of the wrong wire type leaves r
+// failed). It returns r's error; a malformed message also fails parent,
+// the reader of the message it is nested in (nil: none).
+func (r *wireReader) fields(parent *wireReader, fn func(field, wt int)) error {
+	for {
+		field, wt, ok := r.next()
+		if !ok {
+			break
+		}
+		fn(field, wt)
+	}
+	if r.err != nil && parent != nil {
+		parent.fail()
+	}
+	return r.err
+}
+
+// skip passes over a field of wire type wt that is not read. On a reader
+// that has failed it does nothing but leave it failed.
 func (r *wireReader) skip(wt int) {
 	switch wt {
 	case wireVarint:

@@ -9,33 +9,16 @@
 package main
 
 import (
-	"flag"
-	"fmt"
-	"io"
-	"net/http"
-	"os"
-
 	"github.com/go-chi/chi/v5"
 
 	"github.com/herdhttp/herd/bench/internal/peer"
 )
 
 func main() {
-	fs := flag.NewFlagSet("chi", flag.ContinueOnError)
-	bind := fs.String("bind", "127.0.0.1:8085", "listen address")
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		os.Exit(2)
-	}
-	r := chi.NewRouter()
-	r.Get("/hello", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, peer.HelloBody)
+	peer.Main("chi", "127.0.0.1:8085", func(bind string) error {
+		r := chi.NewRouter()
+		r.Get("/hello", peer.Hello)
+		r.Get("/healthz", peer.Healthz)
+		return peer.Serve(bind, r)
 	})
-	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "ok\n")
-	})
-	if err := peer.Serve(*bind, r); err != nil {
-		fmt.Fprintln(os.Stderr, "chi:", err)
-		os.Exit(1)
-	}
 }

@@ -14,11 +14,6 @@ package main
 
 import (
 	"errors"
-	"flag"
-	"fmt"
-	"io"
-	"net/http"
-	"os"
 
 	"github.com/go-chi/chi/v5"
 
@@ -27,17 +22,7 @@ import (
 	"github.com/herdhttp/herd/middleware"
 )
 
-func main() {
-	fs := flag.NewFlagSet("chiherd", flag.ContinueOnError)
-	bind := fs.String("bind", "127.0.0.1:8086", "listen address")
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		os.Exit(2)
-	}
-	if err := run(*bind); err != nil {
-		fmt.Fprintln(os.Stderr, "chiherd:", err)
-		os.Exit(1)
-	}
-}
+func main() { peer.Main("chiherd", "127.0.0.1:8086", run) }
 
 func run(bind string) error {
 	reg, err := metrics.NewRegistry(metrics.Options{})
@@ -46,12 +31,7 @@ func run(bind string) error {
 	}
 	r := chi.NewRouter()
 	r.Use(middleware.Instrument(reg))
-	r.Get("/hello", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, peer.HelloBody)
-	})
-	r.Get("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "ok\n")
-	})
+	r.Get("/hello", peer.Hello)
+	r.Get("/healthz", peer.Healthz)
 	return errors.Join(peer.Serve(bind, r), reg.Close())
 }

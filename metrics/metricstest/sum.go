@@ -3,7 +3,6 @@ package metricstest
 import (
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/herdhttp/herd/metrics"
@@ -20,47 +19,28 @@ import (
 func Sum(t testing.TB, g metrics.Gatherer, name string, labels ...string) float64 {
 	t.Helper()
 	v, err := LookupSum(g, name, labels...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
+	return must(t, v, err)
 }
 
 // LookupSum is Sum that returns an error instead of failing a test.
 func LookupSum(g metrics.Gatherer, name string, labels ...string) (float64, error) {
-	want, err := labelMap(labels)
+	named, want, err := samplesNamed(g, name, labels)
 	if err != nil {
 		return 0, err
 	}
-	fams, err := g.Gather()
-	if err != nil {
-		return 0, fmt.Errorf("metricstest: gather: %w", err)
-	}
 	var sum float64
-	seen := false
 	names := map[string]bool{} // label names of the samples called name
-	var near []string
-	for _, mf := range fams {
-		for _, s := range samples(mf) {
-			if s.name != name {
-				continue
-			}
-			seen = true
-			for k := range s.labels {
-				names[k] = true
-			}
-			near = append(near, s.String())
-			if s.includes(want) {
-				sum += s.value
-			}
+	for _, s := range named {
+		for k := range s.labels {
+			names[k] = true
 		}
-	}
-	if !seen {
-		return 0, fmt.Errorf("metricstest: no sample named %s (a series appears once With created it)", name)
+		if s.includes(want) {
+			sum += s.value
+		}
 	}
 	for _, k := range sortedKeys(want) {
 		if !names[k] {
-			return 0, fmt.Errorf("metricstest: no sample %s has a label %q; there are:\n\t%s", name, k, strings.Join(near, "\n\t"))
+			return 0, fmt.Errorf("metricstest: no sample %s has a label %q; there are:\n\t%s", name, k, list(named))
 		}
 	}
 	return sum, nil
@@ -75,22 +55,15 @@ func LookupSum(g metrics.Gatherer, name string, labels ...string) (float64, erro
 func SeriesCount(t testing.TB, g metrics.Gatherer, name string, labels ...string) int {
 	t.Helper()
 	n, err := LookupSeriesCount(g, name, labels...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return must(t, n, err)
 }
 
 // LookupSeriesCount is SeriesCount that returns an error instead of
 // failing a test.
 func LookupSeriesCount(g metrics.Gatherer, name string, labels ...string) (int, error) {
-	want, err := labelMap(labels)
+	fams, want, err := gather(g, labels)
 	if err != nil {
 		return 0, err
-	}
-	fams, err := g.Gather()
-	if err != nil {
-		return 0, fmt.Errorf("metricstest: gather: %w", err)
 	}
 	n := 0
 	for _, mf := range fams {

@@ -22,57 +22,84 @@ import (
 func Value(t testing.TB, g metrics.Gatherer, name string, labels ...string) float64 {
 	t.Helper()
 	v, err := Lookup(g, name, labels...)
+	return must(t, v, err)
+}
+
+// Lookup is Value that returns an error instead of failing a test.
+func Lookup(g metrics.Gatherer, name string, labels ...string) (float64, error) {
+	named, want, err := samplesNamed(g, name, labels)
+	if err != nil {
+		return 0, err
+	}
+	var found []float64
+	for _, s := range named {
+		if s.matches(want) {
+			found = append(found, s.value)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return 0, fmt.Errorf("metricstest: no sample %s with labels %q; there are:\n\t%s", name, labels, list(named))
+	default:
+		return 0, fmt.Errorf("metricstest: %d samples match %s%v", len(found), name, labels)
+	}
+}
+
+// must returns v, or fails t with err.
+func must[T any](t testing.TB, v T, err error) T {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return v
 }
 
-// Lookup is Value that returns an error instead of failing a test.
-func Lookup(g metrics.Gatherer, name string, labels ...string) (float64, error) {
-	want, err := labelMap(labels)
-	if err != nil {
-		return 0, err
-	}
-	fams, err := g.Gather()
-	if err != nil {
-		return 0, fmt.Errorf("metricstest: gather: %w", err)
-	}
-	var found []float64
-	var near []string
-	for _, mf := range fams {
-		for _, s := range samples(mf) {
-			if s.name != name {
-				continue
-			}
-			near = append(near, s.String())
-			if s.matches(want) {
-				found = append(found, s.value)
-			}
-		}
-	}
-	switch {
-	case len(found) == 1:
-		return found[0], nil
-	case len(found) > 1:
-		return 0, fmt.Errorf("metricstest: %d samples match %s%v", len(found), name, labels)
-	case len(near) == 0:
-		return 0, fmt.Errorf("metricstest: no sample named %s (a series appears once With created it)", name)
-	default:
-		return 0, fmt.Errorf("metricstest: no sample %s with labels %q; there are:\n\t%s", name, labels, strings.Join(near, "\n\t"))
-	}
-}
-
-// labelMap turns name, value pairs into a map.
-func labelMap(labels []string) (map[string]string, error) {
+// gather gathers g's families, with labels (name, value pairs) as a map.
+func gather(g metrics.Gatherer, labels []string) ([]*dto.MetricFamily, map[string]string, error) {
 	if len(labels)%2 != 0 {
-		return nil, fmt.Errorf("metricstest: odd number of label arguments %q: want name, value pairs", labels)
+		return nil, nil, fmt.Errorf("metricstest: odd number of label arguments %q: want name, value pairs", labels)
 	}
 	want := make(map[string]string, len(labels)/2)
 	for i := 0; i < len(labels); i += 2 {
 		want[labels[i]] = labels[i+1]
 	}
-	return want, nil
+	fams, err := g.Gather()
+	if err != nil {
+		return nil, nil, fmt.Errorf("metricstest: gather: %w", err)
+	}
+	return fams, want, nil
+}
+
+// samplesNamed gathers g's samples called name (an error if there is
+// none), with labels (name, value pairs) as a map.
+func samplesNamed(g metrics.Gatherer, name string, labels []string) ([]sample, map[string]string, error) {
+	fams, want, err := gather(g, labels)
+	if err != nil {
+		return nil, nil, err
+	}
+	var named []sample
+	for _, mf := range fams {
+		for _, s := range samples(mf) {
+			if s.name == name {
+				named = append(named, s)
+			}
+		}
+	}
+	if len(named) == 0 {
+		return nil, nil, fmt.Errorf("metricstest: no sample named %s (a series appears once With created it)", name)
+	}
+	return named, want, nil
+}
+
+// list lists samples one a line, for an error message.
+func list(ss []sample) string {
+	lines := make([]string, len(ss))
+	for i, s := range ss {
+		lines[i] = s.String()
+	}
+	return strings.Join(lines, "\n\t")
 }
 
 type sample struct {
