@@ -14,7 +14,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/herdhttp/herd/metrics"
 	"github.com/herdhttp/herd/middleware"
 	"github.com/herdhttp/herd/server"
 )
@@ -31,9 +30,9 @@ func main() {
 	cfg := server.DefaultConfig()
 	fs := flag.NewFlagSet("canary", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
-	os.Exit(server.Main(&cfg, fs, os.Args[1:], func(reg *metrics.Registry) (http.Handler, error) {
+	os.Exit(server.Main(&cfg, fs, os.Args[1:], func(wk *server.Worker) (http.Handler, error) {
 		r := chi.NewRouter()
-		r.Use(middleware.Instrument(reg))
+		r.Use(middleware.Instrument(wk.Registry()))
 		r.Get("/hello", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(status)
