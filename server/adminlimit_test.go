@@ -194,10 +194,26 @@ func TestConnLimiterClosesExcessAtOnce(t *testing.T) {
 func TestConnLimiterEvictsTheLongestWaiting(t *testing.T) {
 	l := serveLimited(t, 2, 0)
 	addr := l.Addr().String()
+	// The server notes that a connection waits after its write returns,
+	// which may be after the client has read the response: wait for each
+	// note before the next request, so that a has waited longest.
+	allWaiting := func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for lc := range l.conns {
+			if lc.waiting.Load() == 0 {
+				return false
+			}
+		}
+		return true
+	}
 	a, b := dialRaw(t, addr), dialRaw(t, addr)
 	for _, c := range []*rawConn{a, b} {
 		if code, err := c.get(); code != 200 {
 			t.Fatalf("%d %v", code, err)
+		}
+		if !waitUntil(10*time.Second, allWaiting) {
+			t.Fatal("the server did not note the connection waiting")
 		}
 	}
 	// a has waited longest for its client: a newcomer takes its place.
