@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 // combinedLineRE is Apache's combined format as log collectors split it.
@@ -61,7 +63,7 @@ func TestAccessLogFileAndRotation(t *testing.T) {
 	}
 	waitLines := func(paths []string, want int) {
 		t.Helper()
-		eventually(t, 10*time.Second, func() error {
+		testutil.Eventually(t, 10*time.Second, func() error {
 			n := 0
 			for _, p := range paths {
 				n += len(accessLines(t, p))
@@ -98,7 +100,7 @@ func TestAccessLogFileAndRotation(t *testing.T) {
 	p.cmd.Process.Signal(syscall.SIGUSR1)
 	// The workers reopen asynchronously: send small batches until one
 	// batch lands entirely in the new file (both workers moved).
-	eventually(t, 10*time.Second, func() error {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		before := len(accessLines(t, rotated))
 		send(20)
 		waitLines([]string{path, rotated}, sent)
@@ -147,7 +149,7 @@ func TestAccessLogIsReopenedOnUSR1AndPIDFile(t *testing.T) {
 	}
 	p.cmd.Process.Signal(syscall.SIGUSR1)
 	// Both workers reopen, and no more than both (checked below).
-	waitUntil(10*time.Second, func() error {
+	testutil.WaitUntil(10*time.Second, func() error {
 		if n := strings.Count(p.log.String(), "access log reopened"); n < 2 {
 			return fmt.Errorf("%d reopened", n)
 		}

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 // lastLine is the last non-empty line of s.
@@ -105,7 +107,7 @@ func TestAppCleanupRunsInEveryWorkerAfterItsDrain(t *testing.T) {
 		resp.Body.Close()
 		slow <- resp.Status + " " + string(b)
 	}()
-	eventually(t, 10*time.Second, func() error {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		if v, _ := value(p.scrape(), "http_requests_in_flight", nil); v != 1 {
 			return fmt.Errorf("in-flight gauge = %v, want 1", v)
 		}

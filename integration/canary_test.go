@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhttp/herd/internal/testutil"
 	"github.com/herdhttp/herd/mmapstore"
 )
 
@@ -113,7 +114,7 @@ func TestCanaryReloadRollsBackABadBinaryAndRollsOutAGoodOne(t *testing.T) {
 	// The bad build: rolled back.
 	deployBuild(t, bad, app)
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	eventually(t, 60*time.Second, func() error {
+	testutil.Eventually(t, 60*time.Second, func() error {
 		if v := p.reloadsTotal("rolled_back"); v != 1 {
 			return fmt.Errorf("herd_reloads_total{result=\"rolled_back\"} = %v", v)
 		}
@@ -156,7 +157,7 @@ func TestCanaryReloadRollsBackABadBinaryAndRollsOutAGoodOne(t *testing.T) {
 	// A good build: rolled out.
 	deployBuild(t, good2, app)
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	eventually(t, 60*time.Second, func() error {
+	testutil.Eventually(t, 60*time.Second, func() error {
 		if v := p.reloadsTotal("ok"); v != 1 {
 			return fmt.Errorf("herd_reloads_total{result=\"ok\"} = %v", v)
 		}

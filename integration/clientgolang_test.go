@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhttp/herd/internal/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 )
@@ -155,12 +156,10 @@ func (l *jobLoad) wait() {
 // waitOK waits until at least n requests succeeded.
 func (l *jobLoad) waitOK(t *testing.T, n int64) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for l.ok.Load() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("load stalled at %d ok, %d failed: %v", l.ok.Load(), l.failed.Load(), l.errs)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !testutil.Until(60*time.Second, func() bool { return l.ok.Load() >= n }) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		t.Fatalf("load stalled at %d ok, %d failed: %v", l.ok.Load(), l.failed.Load(), l.errs)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 func TestSIGTERMLetsSlowRequestsFinish(t *testing.T) {
@@ -39,7 +41,7 @@ func TestSIGTERMLetsSlowRequestsFinish(t *testing.T) {
 			}
 			// Wait until every slow request is being served: the in-flight
 			// gauge counts them over all workers.
-			eventually(t, 10*time.Second, func() error {
+			testutil.Eventually(t, 10*time.Second, func() error {
 				if v, _ := value(p.scrape(), "http_requests_in_flight", nil); v != n {
 					return fmt.Errorf("in-flight gauge = %v, want %d", v, n)
 				}

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhttp/herd/internal/testutil"
+
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -364,7 +366,7 @@ func TestFullFilesystem(t *testing.T) {
 	// A rolling restart needs new files: it is aborted, and the old
 	// workers keep serving.
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	if err := waitUntil(10*time.Second, func() error {
+	if err := testutil.WaitUntil(10*time.Second, func() error {
 		if !strings.Contains(p.log.String(), "reload aborted") {
 			return errors.New(`no "reload aborted" in the log after HUP on a full filesystem`)
 		}

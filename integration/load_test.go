@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 // load sends GET requests to one path from several clients until stopped,
@@ -93,7 +95,7 @@ func (l *load) stop() {
 func (l *load) waitFor(t *testing.T, n int64) {
 	t.Helper()
 	target := l.ok.Load() + n
-	eventually(t, 20*time.Second, func() error {
+	testutil.Eventually(t, 20*time.Second, func() error {
 		if l.ok.Load() < target {
 			l.mu.Lock()
 			defer l.mu.Unlock()

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 // selfSigned writes a self-signed certificate for 127.0.0.1 and its key
@@ -82,7 +84,7 @@ func TestAdminListenerWithTLSAndBasicAuth(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	eventually(t, 20*time.Second, func() error {
+	testutil.Eventually(t, 20*time.Second, func() error {
 		if got := status("/healthz", "", ""); got != 200 {
 			return fmt.Errorf("GET /healthz: %d, want 200", got)
 		}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 // With -admin-pprof the admin listener serves each worker's profiles at
@@ -41,7 +43,7 @@ func TestWorkerProfilesThroughTheAdminListener(t *testing.T) {
 		return resp.StatusCode, string(b)
 	}
 	var ws []workerInfo
-	eventually(t, 20*time.Second, func() error {
+	testutil.Eventually(t, 20*time.Second, func() error {
 		code, body := get("/workers", "ops", "s3cret")
 		if code != 200 {
 			return fmt.Errorf("/workers: %d", code)

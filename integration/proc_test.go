@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,10 +11,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -44,28 +44,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer is a bytes.Buffer safe for a writing process and reading tests.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // rawProc is a process started by a test whose stderr lines are kept.
 type rawProc struct {
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *testutil.SyncBuffer
 	done chan struct{}
 	err  error // from Wait, valid once done is closed
 }
@@ -74,7 +56,7 @@ type rawProc struct {
 // SIGKILL) at cleanup if it is still running.
 func startRaw(t *testing.T, cmd *exec.Cmd) *rawProc {
 	t.Helper()
-	p := &rawProc{cmd: cmd, log: &syncBuffer{}, done: make(chan struct{})}
+	p := &rawProc{cmd: cmd, log: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", cmd.Path, err)
@@ -117,7 +99,7 @@ func (p *rawProc) waitLine(t *testing.T, within time.Duration, subs ...string) s
 		return ""
 	}
 	var found string
-	if err := waitUntil(within, func() error {
+	if err := testutil.WaitUntil(within, func() error {
 		if found = find(); found != "" {
 			return nil
 		}
@@ -234,7 +216,7 @@ func (p *proc) workers() ([]workerInfo, error) {
 func (p *proc) waitReady(n int) []workerInfo {
 	p.t.Helper()
 	var ws []workerInfo
-	if err := waitUntil(20*time.Second, func() error {
+	if err := testutil.WaitUntil(20*time.Second, func() error {
 		var err error
 		if ws, err = p.workers(); err != nil {
 			return err
@@ -260,7 +242,7 @@ func (p *proc) waitReady(n int) []workerInfo {
 func workerPIDs(t *testing.T, admin string) map[int]bool {
 	t.Helper()
 	pids := map[int]bool{}
-	eventually(t, 10*time.Second, func() error {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		resp, err := http.Get(admin + "/workers")
 		if err != nil {
 			return err

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 // promServer is a Prometheus server started by a test.
@@ -82,7 +84,7 @@ scrape_configs:
 		))
 		s := &promServer{url: "http://" + addr, p: p}
 		ready := false
-		waitUntil(20*time.Second, func() error {
+		testutil.WaitUntil(20*time.Second, func() error {
 			select {
 			case <-p.done:
 				return nil // it will not get ready: see why below
@@ -176,7 +178,7 @@ func (s *promServer) query(t *testing.T, expr string) ([]promResult, error) {
 // waitValue polls expr (one sample) until it equals want, failing after within.
 func (s *promServer) waitValue(t *testing.T, expr string, want float64, within time.Duration) {
 	t.Helper()
-	eventually(t, within, func() error {
+	testutil.Eventually(t, within, func() error {
 		res, err := s.query(t, expr)
 		switch {
 		case err != nil:
@@ -259,7 +261,7 @@ func TestPrometheusScrapesTwoMasters(t *testing.T) {
 		// for all of them); then every one must have data, which proves
 		// that its metric names are ones herd exports.
 		pending := names
-		waitUntil(10*time.Second, func() error {
+		testutil.WaitUntil(10*time.Second, func() error {
 			var next []string
 			for _, name := range pending {
 				res, err := prom.query(t, exprs[name])

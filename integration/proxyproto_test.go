@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 // proxiedGet sends header and GET path on a new connection to hostport,
@@ -67,7 +69,7 @@ func TestProxyProtocolThroughHello(t *testing.T) {
 			}
 		}
 	}
-	eventually(t, 10*time.Second, func() error {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		log := strings.Join(lines(t, alog), "\n")
 		for _, want := range []string{`203.0.113.7 - - [`, `"GET /users/v1 HTTP/1.1" 200`, `198.51.100.9 - - [`, `"GET /users/v2 HTTP/1.1" 200`} {
 			if !strings.Contains(log, want) {

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 // Queue depth through the real binary: a worker stopped by SIGSTOP shows as connections
@@ -92,7 +94,7 @@ func stopAllThreads(t *testing.T, pid int) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) })
-	eventually(t, 10*time.Second, func() error {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 		if err != nil {
 			return err
@@ -151,7 +153,7 @@ func TestStoppedWorkerShowsAsListenQueue(t *testing.T) {
 			t.Fatalf("400 connections opened and fewer than %d wait on the stopped slot", want)
 		}
 		wc.open(t, p.app, want-waiting)
-		eventually(t, 20*time.Second, func() error {
+		testutil.Eventually(t, 20*time.Second, func() error {
 			var q1 float64
 			var err error
 			if q0, limit, err = p.listenQueue("0"); err != nil {
@@ -176,7 +178,7 @@ func TestStoppedWorkerShowsAsListenQueue(t *testing.T) {
 	}
 	t.Logf("%d connections: %d answered by the live worker, %d waiting in the stopped worker's queue", opened, answered, waiting)
 	syscall.Kill(ws[0].PID, syscall.SIGCONT)
-	eventually(t, 20*time.Second, func() error {
+	testutil.Eventually(t, 20*time.Second, func() error {
 		if _, answered, waiting, errs := wc.state(); waiting > 0 || len(errs) > 0 || answered != opened {
 			return fmt.Errorf("%d of %d answered, errors %v", answered, opened, errs)
 		}
@@ -196,7 +198,7 @@ func TestSharedListenQueue(t *testing.T) {
 	stopAllThreads(t, ws[0].PID)
 	wc := newWaitingConns(t)
 	wc.open(t, p.app, want)
-	eventually(t, 20*time.Second, func() error {
+	testutil.Eventually(t, 20*time.Second, func() error {
 		q, limit, err := p.listenQueue("shared")
 		if err != nil {
 			return err
@@ -207,7 +209,7 @@ func TestSharedListenQueue(t *testing.T) {
 		return nil
 	})
 	syscall.Kill(ws[0].PID, syscall.SIGCONT)
-	eventually(t, 20*time.Second, func() error {
+	testutil.Eventually(t, 20*time.Second, func() error {
 		if _, answered, _, errs := wc.state(); answered != want || len(errs) > 0 {
 			return fmt.Errorf("%d of %d answered, errors %v", answered, want, errs)
 		}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhttp/herd/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -125,8 +126,7 @@ func TestRamfsCountsSurviveKillAndReloads(t *testing.T) {
 			// Every exit is accounted for, and none of them is a failed
 			// boot: each replacement continued its lane's files at once.
 			want := map[string]float64{"crashed": 1, "reloaded": float64(2 * workers), "boot-failed": 0, "timeout": 0}
-			deadline := time.Now().Add(20 * time.Second)
-			for {
+			if err := testutil.WaitUntil(20*time.Second, func() error {
 				mfs := p.scrape()
 				var diffs []string
 				for reason, n := range want {
@@ -134,13 +134,12 @@ func TestRamfsCountsSurviveKillAndReloads(t *testing.T) {
 						diffs = append(diffs, fmt.Sprintf("herd_worker_exits_total{reason=%q} = %v, want %v", reason, v, n))
 					}
 				}
-				if len(diffs) == 0 {
-					break
+				if len(diffs) > 0 {
+					return errors.New(strings.Join(diffs, "\n"))
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("%s\n%s", strings.Join(diffs, "\n"), p.log.String())
-				}
-				time.Sleep(20 * time.Millisecond)
+				return nil
+			}); err != nil {
+				t.Fatalf("%v\n%s", err, p.log.String())
 			}
 			// A slot started one worker at the beginning, one per HUP, and the
 			// victim's slot one more after the kill: a failed boot would show

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 // exitsBy reads herd_worker_exits_total{reason} from the master's /metrics.
@@ -28,7 +30,7 @@ func recycledUnderLoad(t *testing.T, reason string, n float64, churn bool, args 
 	}
 	l := startLoad(t, p.app, "/hello", 8, 2*time.Minute)
 	l.waitFor(t, 200)
-	eventually(t, 90*time.Second, func() error {
+	testutil.Eventually(t, 90*time.Second, func() error {
 		if got := p.exitsBy(reason); got < n {
 			return fmt.Errorf("%v workers replaced for %s, want %v", got, reason, n)
 		}

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 // openFDs counts the open descriptors of pid.
@@ -157,7 +159,7 @@ func TestSlowClientsCannotExhaustAWorker(t *testing.T) {
 	})
 
 	// Everything the slow clients held is released.
-	if err := waitUntil(5*time.Second, func() error {
+	if err := testutil.WaitUntil(5*time.Second, func() error {
 		if n := openFDs(t, ws[0].PID); n > baseFDs+5 {
 			return fmt.Errorf("worker has %d open descriptors, %d before the slow clients", n, baseFDs)
 		}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 // chromium returns Debian's chromium, failing when it is missing.
@@ -34,7 +36,7 @@ func renderDOM(t *testing.T, url string, within time.Duration) string {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
-	var stderr syncBuffer
+	var stderr testutil.SyncBuffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if cmd.Process != nil {
@@ -84,7 +86,7 @@ func TestStatusPageInHeadlessChromium(t *testing.T) {
 	l.waitFor(t, 200)
 	// The master samples every few seconds: wait (over plain HTTP) until
 	// every chart has a line of at least two points.
-	eventually(t, 60*time.Second, func() error {
+	testutil.Eventually(t, 60*time.Second, func() error {
 		page := statusPage(t, p.admin)
 		sparks := sparkRE.FindAllString(page, -1)
 		if len(sparks) != 2 {

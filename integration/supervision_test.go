@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 // modes are the listener modes every no-loss test runs in.
@@ -15,7 +17,7 @@ var modes = []string{"reuseport", "shared"}
 func (p *proc) waitWorkers(d time.Duration, what string, cond func([]workerInfo) bool) []workerInfo {
 	p.t.Helper()
 	var last []workerInfo
-	if err := waitUntil(d, func() error {
+	if err := testutil.WaitUntil(d, func() error {
 		ws, err := p.workers()
 		if err != nil {
 			return err
@@ -119,7 +121,7 @@ func TestMaxRequestsRecyclingLosesNothing(t *testing.T) {
 			l := startLoad(t, p.app, "/hello", 8, 2*time.Minute)
 			// About 50 recycles: each worker serves 60..80 requests.
 			restarts := 0
-			waitUntil(90*time.Second, func() error {
+			testutil.WaitUntil(90*time.Second, func() error {
 				ws, err := p.workers()
 				if err != nil {
 					return err
@@ -196,7 +198,7 @@ func TestKilledMasterTakesItsWorkersWithIt(t *testing.T) {
 	ws := p.waitReady(2)
 	syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.done
-	if waitUntil(time.Second, func() error {
+	if testutil.WaitUntil(time.Second, func() error {
 		if alive(ws[0].PID) || alive(ws[1].PID) {
 			return errors.New("a worker is still running")
 		}
@@ -222,7 +224,7 @@ func TestHungWorkerIsKilledAfterTimeout(t *testing.T) {
 		now := readyPIDs(ws)
 		return len(now) == 2 && !now[victim]
 	})
-	if err := waitUntil(5*time.Second, func() error {
+	if err := testutil.WaitUntil(5*time.Second, func() error {
 		if alive(victim) {
 			return fmt.Errorf("hung worker pid %d still exists (state %s)", victim, procState(victim))
 		}

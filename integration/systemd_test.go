@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 // unitFile is a parsed systemd unit: section -> key -> values in order.
@@ -304,7 +306,7 @@ func TestSystemdUnitUnderSocketActivation(t *testing.T) {
 	notify.waitFor(t, "READY=1", 30*time.Second)
 	// Some traffic on the new workers before it stops.
 	reloaded := served.Load()
-	eventually(t, 20*time.Second, func() error {
+	testutil.Eventually(t, 20*time.Second, func() error {
 		if n := served.Load() - reloaded; n < 50 {
 			return fmt.Errorf("%d requests served after READY=1, want 50", n)
 		}

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 // curl runs curl with args and returns its output and exit status.
@@ -74,7 +76,7 @@ func TestTLSAndHTTP2WithCurl(t *testing.T) {
 	newCA := filepath.Join(newDir, "ca.pem")
 	b, _ := os.ReadFile(cert)
 	os.WriteFile(newCA, b, 0o600)
-	eventually(t, 20*time.Second, func() error {
+	testutil.Eventually(t, 20*time.Second, func() error {
 		if out, code := curl(t, "--http2", "--cacert", newCA, url); code != 0 {
 			return fmt.Errorf("curl trusting only the renewed certificate: status %d %q", code, out)
 		}
@@ -125,7 +127,7 @@ func TestH2CWithCurl(t *testing.T) {
 	if v, _ := value(p.scrape(), "http_requests_total", map[string]string{"route": "/users/{id}", "code": "200"}); v != 4 {
 		t.Errorf("http_requests_total{route=/users/{id}} = %v, want 4", v)
 	}
-	eventually(t, 10*time.Second, func() error {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		log := strings.Join(lines(t, alog), "\n")
 		for _, want := range []string{`"GET /users/upgrade HTTP/2.0" 200`, `"GET /users/prior HTTP/2.0" 200`, `"GET /users/plain HTTP/1.1" 200`} {
 			if !strings.Contains(log, want) {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 // TestTrap3_FilesRemovedUnderLiveWorkersLoseNoCount is the seed article's
@@ -35,7 +37,7 @@ func TestTrap3_FilesRemovedUnderLiveWorkersLoseNoCount(t *testing.T) {
 				}
 			}
 			sendN(t, keepAliveClient(), p.app, 100, 4, func(int) string { return "/hello" })
-			eventually(t, 10*time.Second, func() error {
+			testutil.Eventually(t, 10*time.Second, func() error {
 				if got := p.helloCount(); got != 200 {
 					return fmt.Errorf("http_requests_total{route=\"/hello\"} = %v after the files were removed, want 200", got)
 				}

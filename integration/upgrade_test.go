@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 // upgradable is a bin/hello master whose successors (started by SIGUSR2) the test follows.
@@ -71,7 +73,7 @@ func startUpgradable(t *testing.T, cmd *exec.Cmd, bin, pidfile string) *upgradab
 			}
 		}
 		<-p.done
-		if err := waitUntil(15*time.Second, func() error {
+		if err := testutil.WaitUntil(15*time.Second, func() error {
 			for _, pid := range pids {
 				if alive(pid) {
 					return fmt.Errorf("master pid %d still running", pid)
@@ -158,7 +160,7 @@ func (p *upgradable) log() string {
 func (p *upgradable) waitLog(subs ...string) string {
 	p.t.Helper()
 	var found string
-	if err := waitUntil(30*time.Second, func() error {
+	if err := testutil.WaitUntil(30*time.Second, func() error {
 		for _, line := range strings.Split(p.log(), "\n") {
 			ok := true
 			for _, s := range subs {
@@ -189,7 +191,7 @@ func (p *upgradable) upgrade(pid int) int {
 		p.t.Fatal(err)
 	}
 	var next int
-	eventually(p.t, 60*time.Second, func() error {
+	testutil.Eventually(p.t, 60*time.Second, func() error {
 		if next = p.pidfilePID(); next == 0 || next == pid {
 			return fmt.Errorf("pidfile names %d, still the old master %d", next, pid)
 		}
@@ -213,7 +215,7 @@ func (p *upgradable) exitStatus(within time.Duration) int {
 func (p *upgradable) readyWorkers(n int) []workerInfo {
 	p.t.Helper()
 	var ws []workerInfo
-	eventually(p.t, 30*time.Second, func() error {
+	testutil.Eventually(p.t, 30*time.Second, func() error {
 		resp, err := http.Get(p.admin + "/workers")
 		if err != nil {
 			return err
@@ -297,7 +299,7 @@ func TestUpgradeUnderLoadLosesNothing(t *testing.T) {
 
 			// The new master removes the run directory at its own exit.
 			syscall.Kill(newPID, syscall.SIGTERM)
-			eventually(t, 30*time.Second, func() error {
+			testutil.Eventually(t, 30*time.Second, func() error {
 				if alive(newPID) {
 					return errors.New("new master still running")
 				}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 // /workers through the real binary: per worker, the requests in flight (from
@@ -105,7 +107,7 @@ func TestWorkersShowInFlightCPUAndAge(t *testing.T) {
 	defer stop()
 
 	var ws []workerStats
-	eventually(t, 30*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		var err error
 		if ws, err = p.workerStats(); err != nil {
 			return err
@@ -139,7 +141,7 @@ func TestWorkersShowInFlightCPUAndAge(t *testing.T) {
 	if errs := stop(); len(errs) > 0 {
 		t.Errorf("held requests failed: %v", errs)
 	}
-	eventually(t, 30*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		ws, err := p.workerStats()
 		if err != nil {
 			return err

@@ -1,42 +1,24 @@
 package metrics_test
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/herdhttp/herd/internal/testutil"
 	"github.com/herdhttp/herd/metrics"
 	"github.com/herdhttp/herd/metrics/metricstest"
 	"github.com/herdhttp/herd/mmapstore"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // A file that cannot grow (here: MaxFileSize reached; on a full tmpfs: ENOSPC from fallocate)
 // costs the new series, never the process: With returns a no-op handle, the error is logged
 // and counted, existing series keep counting, and the scrape still works.
 func TestFullFileDropsSeriesNotProcess(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	reg := metricstest.NewRegistryWith(t, metrics.Options{
 		MaxFileSize: 64 << 10,
 		Logger:      slog.New(slog.NewTextHandler(&logs, nil)),

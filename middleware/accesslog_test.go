@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhttp/herd/internal/testutil"
+
 	"github.com/go-chi/chi/v5"
 
 	"github.com/herdhttp/herd/middleware"
@@ -294,7 +296,7 @@ func splitRecords(s string) []string {
 // one record per request.
 func TestAccessLogNoForgedLines(t *testing.T) {
 	t.Parallel()
-	out := new(syncBuffer)
+	out := new(testutil.SyncBuffer)
 	done := make(chan struct{}, 1)
 	srv := httptest.NewServer(served(middleware.AccessLog(out)(http.HandlerFunc(ok)), done))
 	defer srv.Close()

@@ -2,7 +2,6 @@ package middleware_test
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhttp/herd/internal/testutil"
+
 	"github.com/go-chi/chi/v5"
 	chimw "github.com/go-chi/chi/v5/middleware"
 
@@ -28,27 +29,8 @@ import (
 // What the metrics and the access log record must be what the client got,
 // on a real server.
 
-// syncBuffer is a bytes.Buffer safe for concurrent use: the server's error
-// log and the access log are written from handler goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // logLines parses every access log line of buf, by request path.
-func logLines(t *testing.T, buf *syncBuffer) map[string]logLine {
+func logLines(t *testing.T, buf *testutil.SyncBuffer) map[string]logLine {
 	t.Helper()
 	out := map[string]logLine{}
 	sc := bufio.NewScanner(strings.NewReader(buf.String()))
@@ -66,14 +48,14 @@ func logLines(t *testing.T, buf *syncBuffer) map[string]logLine {
 type recorded struct {
 	srv    *httptest.Server
 	reg    *metrics.Registry
-	access *syncBuffer
-	errlog *syncBuffer // the server's ErrorLog
+	access *testutil.SyncBuffer
+	errlog *testutil.SyncBuffer // the server's ErrorLog
 	done   chan struct{}
 }
 
 func newRecorded(t *testing.T, h2 bool, routes func(r chi.Router)) *recorded {
 	t.Helper()
-	rs := &recorded{access: new(syncBuffer), errlog: new(syncBuffer), done: make(chan struct{}, 16)}
+	rs := &recorded{access: new(testutil.SyncBuffer), errlog: new(testutil.SyncBuffer), done: make(chan struct{}, 16)}
 	var mw func(http.Handler) http.Handler
 	rs.reg, mw = instrumented(t, middleware.Opts{ResponseSize: true})
 	r := chi.NewRouter()
@@ -256,7 +238,7 @@ func TestSuperfluousWriteHeaderNamesTheApp(t *testing.T) {
 		w.WriteHeader(http.StatusTeapot)
 	})
 	done2 := make(chan struct{}, 1)
-	errlog2 := new(syncBuffer)
+	errlog2 := new(testutil.SyncBuffer)
 	srv2 := httptest.NewUnstartedServer(served(inner, done2))
 	srv2.Config.ErrorLog = log.New(errlog2, "", 0)
 	srv2.Start()

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhttp/herd/internal/testutil"
 	"github.com/herdhttp/herd/prefork"
 )
 
@@ -153,14 +154,14 @@ func TestCanaryReload(t *testing.T) {
 	ld := startLoad(tm.Addrs()[0].String(), 2)
 	defer ld.halt()
 	j.setLoad(ld)
-	waitFor(t, 20*time.Second, "requests served", func() bool { ok, _ := ld.counts(); return ok >= 50 })
+	testutil.EventuallyTrue(t, 20*time.Second, "requests served", func() bool { ok, _ := ld.counts(); return ok >= 50 })
 
 	// A bad build: every request its workers serve fails.
 	makeBuild(t, app, "fail-requests")
 	tm.sig.Send(syscall.SIGHUP)
-	waitFor(t, 40*time.Second, "the reload rolled back", func() bool { return tm.Counters().ReloadsRolledBack == 1 })
+	testutil.EventuallyTrue(t, 40*time.Second, "the reload rolled back", func() bool { return tm.Counters().ReloadsRolledBack == 1 })
 	var now []prefork.WorkerInfo
-	waitFor(t, 20*time.Second, "the canary gone and its slot served by the first build again", func() bool {
+	testutil.EventuallyTrue(t, 20*time.Second, "the canary gone and its slot served by the first build again", func() bool {
 		now = tm.readyWorkers(2)
 		return now != nil && now[0].PID != before[0].PID
 	})
@@ -200,7 +201,7 @@ func TestCanaryReload(t *testing.T) {
 	if failed == 0 {
 		t.Fatal("no request failed: the canary was never tried")
 	}
-	waitFor(t, 20*time.Second, "more requests served", func() bool { n, _ := ld.counts(); return n >= ok+200 })
+	testutil.EventuallyTrue(t, 20*time.Second, "more requests served", func() bool { n, _ := ld.counts(); return n >= ok+200 })
 	if _, f := ld.counts(); f != failed {
 		t.Errorf("%d more requests failed after the rollback", f-failed)
 	}
@@ -209,9 +210,9 @@ func TestCanaryReload(t *testing.T) {
 	// A good build: rolled out, the other slot only after the canary's window.
 	v2 := makeBuild(t, app, "v2")
 	tm.sig.Send(syscall.SIGHUP)
-	waitFor(t, 40*time.Second, "the reload rolled out", func() bool { return tm.Counters().ReloadsOK == 1 })
+	testutil.EventuallyTrue(t, 40*time.Second, "the reload rolled out", func() bool { return tm.Counters().ReloadsOK == 1 })
 	var after []prefork.WorkerInfo
-	waitFor(t, 20*time.Second, "every worker replaced", func() bool {
+	testutil.EventuallyTrue(t, 20*time.Second, "every worker replaced", func() bool {
 		after = tm.readyWorkers(2)
 		return after != nil && after[0].PID != now[0].PID && after[1].PID != now[1].PID
 	})
@@ -257,9 +258,9 @@ func TestCanaryThatFailsIsRolledBack(t *testing.T) {
 			before := tm.waitReady(t, 2, 20*time.Second)
 			makeBuild(t, app, tc.build)
 			tm.sig.Send(syscall.SIGHUP)
-			waitFor(t, 40*time.Second, "the reload rolled back", func() bool { return tm.Counters().ReloadsRolledBack == 1 })
+			testutil.EventuallyTrue(t, 40*time.Second, "the reload rolled back", func() bool { return tm.Counters().ReloadsRolledBack == 1 })
 			var now []prefork.WorkerInfo
-			waitFor(t, 20*time.Second, "slot 0 served by the first build again", func() bool {
+			testutil.EventuallyTrue(t, 20*time.Second, "slot 0 served by the first build again", func() bool {
 				now = tm.readyWorkers(2)
 				return now != nil && now[0].PID != before[0].PID
 			})
@@ -325,12 +326,12 @@ func TestReloadDuringCanaryWindow(t *testing.T) {
 	before := tm.waitReady(t, 2, 20*time.Second)
 	makeBuild(t, app, "fail-requests")
 	tm.sig.Send(syscall.SIGHUP)
-	waitFor(t, 30*time.Second, "the first canary ready", func() bool { n, _ := j.counts(); return n == 1 })
+	testutil.EventuallyTrue(t, 30*time.Second, "the first canary ready", func() bool { n, _ := j.counts(); return n == 1 })
 	v3 := makeBuild(t, app, "v3")
 	tm.sig.Send(syscall.SIGHUP)
-	waitFor(t, 40*time.Second, "the reload rolled out", func() bool { return tm.Counters().ReloadsOK == 1 })
+	testutil.EventuallyTrue(t, 40*time.Second, "the reload rolled out", func() bool { return tm.Counters().ReloadsOK == 1 })
 	var now []prefork.WorkerInfo
-	waitFor(t, 20*time.Second, "both workers replaced", func() bool {
+	testutil.EventuallyTrue(t, 20*time.Second, "both workers replaced", func() bool {
 		now = tm.readyWorkers(2)
 		return now != nil && now[0].PID != before[0].PID && now[1].PID != before[1].PID
 	})

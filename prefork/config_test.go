@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhttp/herd/internal/testutil"
 	"github.com/herdhttp/herd/prefork"
 )
 
@@ -171,7 +172,7 @@ func TestSubprocessMasterSignals(t *testing.T) {
 	p.Signal(syscall.SIGTTOU)
 	sm.waitReady(t, 2, 10*time.Second)
 	p.Signal(syscall.SIGHUP)
-	waitFor(t, 15*time.Second, "every worker replaced", func() bool {
+	testutil.EventuallyTrue(t, 15*time.Second, "every worker replaced", func() bool {
 		ws, err := sm.workers()
 		if err != nil || len(ws) != 2 {
 			return false
@@ -225,7 +226,7 @@ func TestSocketActivation(t *testing.T) {
 	}
 	sm.waitReady(t, 2, 10*time.Second)
 	seen := map[int]bool{}
-	waitFor(t, 10*time.Second, "both workers answering on the activated socket", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "both workers answering on the activated socket", func() bool {
 		wi, err := getInfo(sm.addr)
 		if err != nil {
 			t.Fatal(err)

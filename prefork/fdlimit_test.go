@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhttp/herd/internal/testutil"
 	"github.com/herdhttp/herd/prefork"
 )
 
@@ -41,7 +42,7 @@ func TestStartWithoutFDsIsRetried(t *testing.T) {
 	// second failure if the retries counted.
 	failSlot1.Store(4)
 	syscall.Kill(ws[1].PID, syscall.SIGKILL)
-	waitFor(t, 15*time.Second, "slot 1 replaced", func() bool {
+	testutil.EventuallyTrue(t, 15*time.Second, "slot 1 replaced", func() bool {
 		now := tm.readyWorkers(2)
 		return now != nil && now[1].PID != ws[1].PID
 	})
@@ -79,7 +80,7 @@ func TestReplacementsWithFullFDTable(t *testing.T) {
 	ready := func() int { return len(readyRE.FindAllString(sm.stderr.String(), -1)) }
 	for i, w := range ws {
 		syscall.Kill(w.PID, syscall.SIGKILL)
-		waitFor(t, 20*time.Second, "a replacement ready", func() bool {
+		testutil.EventuallyTrue(t, 20*time.Second, "a replacement ready", func() bool {
 			select {
 			case <-sm.done:
 				t.Fatalf("master exited: %v\n%s", sm.err, sm.stderr.String())

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhttp/herd/internal/testutil"
 	"github.com/herdhttp/herd/prefork"
 )
 
@@ -38,14 +39,14 @@ func TestAbortedReloadCountsNoPlannedStopAsCrash(t *testing.T) {
 	slowSlot0.Store(true)
 	failSlot1.Store(true)
 	tm.sig.Send(syscall.SIGHUP)
-	waitFor(t, 10*time.Second, "slot 0's successor started", func() bool { return len(tm.Workers()) == 3 })
+	testutil.EventuallyTrue(t, 10*time.Second, "slot 0's successor started", func() bool { return len(tm.Workers()) == 3 })
 	syscall.Kill(before[1].PID, syscall.SIGKILL)
-	waitFor(t, 10*time.Second, "the reload aborted", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "the reload aborted", func() bool {
 		return strings.Contains(tm.logs.String(), "reload aborted")
 	})
 	os.WriteFile(gate, nil, 0o600) // let a successor still booting get ready
 	var now []prefork.WorkerInfo
-	waitFor(t, 15*time.Second, "two ready workers and two exits", func() bool {
+	testutil.EventuallyTrue(t, 15*time.Second, "two ready workers and two exits", func() bool {
 		now = tm.readyWorkers(2)
 		return now != nil && len(tm.exitsSnapshot()) >= 2
 	})
@@ -89,7 +90,7 @@ func TestFailedScaleUpStartsNothingInRemovedSlots(t *testing.T) {
 	if err := tm.SetWorkers(3); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the scale-up undone", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "the scale-up undone", func() bool {
 		return strings.Contains(tm.logs.String(), "scale-up aborted")
 	})
 	// The supervisor handles the signal after the pass that undid the scale-up.

@@ -20,20 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhttp/herd/internal/testutil"
 	"github.com/herdhttp/herd/prefork"
 )
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling with a deadline, not synchronisation
-	}
-}
 
 // procState returns the state letter of /proc/PID/stat and the parent pid, or "" if the
 // process does not exist.
@@ -85,24 +74,7 @@ type testMaster struct {
 	stop  context.CancelFunc
 	mu    sync.Mutex
 	exits []prefork.WorkerExit
-	logs  *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+	logs  *testutil.SyncBuffer
 }
 
 // startMaster runs a master in the test process with workers of the given behavior. Cleanup
@@ -110,7 +82,7 @@ func (b *syncBuffer) String() string {
 // seam).
 func startMaster(t *testing.T, cfg prefork.Config, behavior string, setup ...func(*prefork.Master)) *testMaster {
 	t.Helper()
-	tm := &testMaster{errc: make(chan error, 1), logs: &syncBuffer{}}
+	tm := &testMaster{errc: make(chan error, 1), logs: &testutil.SyncBuffer{}}
 	if cfg.Addrs == nil {
 		cfg.Addrs = []string{"127.0.0.1:0"}
 	}
@@ -188,7 +160,7 @@ func (tm *testMaster) readyWorkers(n int) []prefork.WorkerInfo {
 func (tm *testMaster) waitReady(t *testing.T, n int, d time.Duration) []prefork.WorkerInfo {
 	t.Helper()
 	var ws []prefork.WorkerInfo
-	waitFor(t, d, fmt.Sprintf("%d ready workers", n), func() bool {
+	testutil.EventuallyTrue(t, d, fmt.Sprintf("%d ready workers", n), func() bool {
 		ws = tm.readyWorkers(n)
 		return ws != nil
 	})
@@ -219,7 +191,7 @@ type subMaster struct {
 	cmd    *exec.Cmd
 	admin  string
 	addr   string
-	stderr *syncBuffer
+	stderr *testutil.SyncBuffer
 	done   chan struct{}
 	err    error
 }
@@ -230,7 +202,7 @@ func startSubMaster(t *testing.T, sp masterSpec, extra ...*os.File) *subMaster {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "PREFORK_TEST_MASTER="+string(spec))
 	cmd.ExtraFiles = extra
-	sm := &subMaster{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	sm := &subMaster{cmd: cmd, stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = sm.stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -303,7 +275,7 @@ func (sm *subMaster) workers() ([]prefork.WorkerInfo, error) {
 func (sm *subMaster) waitReady(t *testing.T, n int, d time.Duration) []prefork.WorkerInfo {
 	t.Helper()
 	var ws []prefork.WorkerInfo
-	waitFor(t, d, fmt.Sprintf("%d ready workers in the master subprocess", n), func() bool {
+	testutil.EventuallyTrue(t, d, fmt.Sprintf("%d ready workers in the master subprocess", n), func() bool {
 		var err error
 		ws, err = sm.workers()
 		if err != nil || len(ws) != n {

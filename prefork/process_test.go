@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhttp/herd/internal/testutil"
 	"github.com/herdhttp/herd/prefork"
 )
 
@@ -34,7 +35,7 @@ func TestWorkersAreDistinctChildren(t *testing.T) {
 			// Every worker serves on the one address, and sees its own identity.
 			addr := tm.Addrs()[0].String()
 			seen := map[int]bool{}
-			waitFor(t, 10*time.Second, "answers from every worker", func() bool {
+			testutil.EventuallyTrue(t, 10*time.Second, "answers from every worker", func() bool {
 				wi, err := getInfo(addr)
 				if err != nil {
 					t.Fatal(err)
@@ -83,7 +84,7 @@ func TestKilledWorkerIsRespawned(t *testing.T) {
 	killed := time.Now()
 	syscall.Kill(victim.PID, syscall.SIGKILL)
 	var now []prefork.WorkerInfo
-	waitFor(t, 5*time.Second, "slot 1 respawned", func() bool {
+	testutil.EventuallyTrue(t, 5*time.Second, "slot 1 respawned", func() bool {
 		now = tm.readyWorkers(2)
 		return now != nil && now[1].PID != victim.PID
 	})
@@ -159,7 +160,7 @@ func TestMasterKilledWorkersExit(t *testing.T) {
 			ws := sm.waitReady(t, 3, 10*time.Second)
 			sm.cmd.Process.Kill()
 			killed := time.Now()
-			waitFor(t, 5*time.Second, "workers gone", func() bool {
+			testutil.EventuallyTrue(t, 5*time.Second, "workers gone", func() bool {
 				for _, w := range ws {
 					if !gone(w.PID) {
 						return false

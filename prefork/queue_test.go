@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhttp/herd/internal/testutil"
 	"github.com/herdhttp/herd/prefork"
 )
 
@@ -97,7 +98,7 @@ func stopWorker(t *testing.T, pid int) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) })
-	waitFor(t, 10*time.Second, "every thread of the worker stopped", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "every thread of the worker stopped", func() bool {
 		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 		if err != nil || len(tasks) == 0 {
 			return false
@@ -149,7 +150,7 @@ func TestStoppedWorkerShowsAsQueueInItsSlot(t *testing.T) {
 			t.Fatalf("400 connections opened and fewer than %d wait on the stopped slot", want)
 		}
 		pc.open(want - waiting)
-		waitFor(t, 20*time.Second, "the live slot to answer its connections", func() bool {
+		testutil.EventuallyTrue(t, 20*time.Second, "the live slot to answer its connections", func() bool {
 			qs := tm.ListenQueues()
 			var ok0, ok1 bool
 			q0, ok0 = queueOf(qs, 0)
@@ -181,7 +182,7 @@ func TestStoppedWorkerShowsAsQueueInItsSlot(t *testing.T) {
 
 	// Continued, the worker takes its queue: every waiting connection is answered by slot 0.
 	syscall.Kill(victim.PID, syscall.SIGCONT)
-	waitFor(t, 20*time.Second, "the waiting connections answered", func() bool {
+	testutil.EventuallyTrue(t, 20*time.Second, "the waiting connections answered", func() bool {
 		_, waiting, _, errs = pc.state()
 		return waiting == 0 || len(errs) > 0
 	})
@@ -203,7 +204,7 @@ func TestSharedQueue(t *testing.T) {
 	pc := newPendingConns(t, tm.Addrs()[0].String())
 	pc.open(want)
 	var qs []prefork.ListenQueue
-	waitFor(t, 20*time.Second, fmt.Sprintf("%d connections queued", want), func() bool {
+	testutil.EventuallyTrue(t, 20*time.Second, fmt.Sprintf("%d connections queued", want), func() bool {
 		qs = tm.ListenQueues()
 		return len(qs) == 1 && qs[0].Length == want
 	})
@@ -214,7 +215,7 @@ func TestSharedQueue(t *testing.T) {
 		t.Errorf("Workers %+v, want queue %d of %d", ws, want, backlog)
 	}
 	syscall.Kill(w.PID, syscall.SIGCONT)
-	waitFor(t, 20*time.Second, "the queued connections answered", func() bool {
+	testutil.EventuallyTrue(t, 20*time.Second, "the queued connections answered", func() bool {
 		_, waiting, _, errs := pc.state()
 		return waiting == 0 || len(errs) > 0
 	})

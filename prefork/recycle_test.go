@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhttp/herd/internal/testutil"
 	"github.com/herdhttp/herd/prefork"
 )
 
@@ -18,7 +19,7 @@ func TestWorkersRecycledByAge(t *testing.T) {
 	const age, jitter = time.Second, 500 * time.Millisecond
 	tm := startMaster(t, prefork.Config{Workers: 2, MaxWorkerAge: age, MaxWorkerAgeJitter: jitter, CrashLimit: 1}, "")
 	// Not waitReady: with workers this short-lived, a successor often overlaps.
-	waitFor(t, 20*time.Second, "two ready workers", func() bool {
+	testutil.EventuallyTrue(t, 20*time.Second, "two ready workers", func() bool {
 		n := 0
 		for _, w := range tm.Workers() {
 			if w.State == prefork.StateReady {
@@ -28,7 +29,7 @@ func TestWorkersRecycledByAge(t *testing.T) {
 		return n >= 2
 	})
 	ld := startLoad(tm.Addrs()[0].String(), 2)
-	waitFor(t, 30*time.Second, "four workers recycled by age", func() bool { return len(tm.exitsSnapshot()) >= 4 })
+	testutil.EventuallyTrue(t, 30*time.Second, "four workers recycled by age", func() bool { return len(tm.exitsSnapshot()) >= 4 })
 	ld.finish(t)
 	for _, e := range tm.exitsSnapshot() {
 		if e.Reason != prefork.ExitAge || e.Err() != nil || !e.Reason.Planned() {
@@ -51,7 +52,7 @@ func TestWorkerRecycledByMemory(t *testing.T) {
 	tm := startMaster(t, prefork.Config{Workers: 1, MaxWorkerRSS: limit, Timeout: 2 * time.Second, BootTimeout: 10 * time.Second}, "")
 	first := tm.waitReady(t, 1, 10*time.Second)[0]
 	var w prefork.WorkerInfo
-	waitFor(t, 10*time.Second, "the worker's resident memory reported", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "the worker's resident memory reported", func() bool {
 		w = tm.Workers()[0]
 		return w.RSS > 0
 	})
@@ -67,7 +68,7 @@ func TestWorkerRecycledByMemory(t *testing.T) {
 	}
 	resp.Body.Close()
 	var now []prefork.WorkerInfo
-	waitFor(t, 15*time.Second, "the big worker replaced", func() bool {
+	testutil.EventuallyTrue(t, 15*time.Second, "the big worker replaced", func() bool {
 		now = tm.readyWorkers(1)
 		return now != nil && now[0].PID != first.PID && len(tm.exitsSnapshot()) == 1
 	})

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhttp/herd/internal/testutil"
 	"github.com/herdhttp/herd/prefork"
 )
 
@@ -27,7 +28,7 @@ func TestHungWorkerIsReplacedAndItsStacksLogged(t *testing.T) {
 		"hang-after-ready")
 	victim := tm.waitReady(t, 1, 10*time.Second)[0]
 	var ex []prefork.WorkerExit
-	waitFor(t, 15*time.Second, "the hung worker's exit", func() bool {
+	testutil.EventuallyTrue(t, 15*time.Second, "the hung worker's exit", func() bool {
 		ex = tm.exitsSnapshot()
 		return len(ex) > 0
 	})
@@ -35,7 +36,7 @@ func TestHungWorkerIsReplacedAndItsStacksLogged(t *testing.T) {
 		t.Errorf("exit %+v, want pid %d's timeout, exited with status 2 after its stack dump", e, victim.PID)
 	}
 	var line string
-	waitFor(t, 5*time.Second, "the stacks in the master's log", func() bool {
+	testutil.EventuallyTrue(t, 5*time.Second, "the stacks in the master's log", func() bool {
 		line = logLine(tm.logs.String(), "worker goroutine stacks", victim.PID)
 		return line != ""
 	})
@@ -55,7 +56,7 @@ func TestStoppedWorkerIsKilledAtOnce(t *testing.T) {
 	syscall.Kill(victim.PID, syscall.SIGSTOP)
 	t.Cleanup(func() { syscall.Kill(victim.PID, syscall.SIGCONT) })
 	stopped := time.Now()
-	waitFor(t, 10*time.Second, "the stopped worker replaced", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "the stopped worker replaced", func() bool {
 		now := tm.readyWorkers(2)
 		return now != nil && now[0].PID != victim.PID
 	})
@@ -80,7 +81,7 @@ func TestHungWorkerThatDoesNotDumpIsKilled(t *testing.T) {
 		"hang-ignore-abort")
 	w := tm.waitReady(t, 1, 10*time.Second)[0]
 	var ex []prefork.WorkerExit
-	waitFor(t, 15*time.Second, "the hung worker's exit", func() bool {
+	testutil.EventuallyTrue(t, 15*time.Second, "the hung worker's exit", func() bool {
 		ex = tm.exitsSnapshot()
 		return len(ex) > 0
 	})
@@ -102,7 +103,7 @@ func TestWorkerPanicReachesMasterLogAndStderr(t *testing.T) {
 	sm := startSubMaster(t, masterSpec{Workers: 1, Behavior: "panic-after-ready"})
 	re := regexp.MustCompile(`(?m)^.*msg="worker crash output" worker=0 id=0a pid=(\d+) .*$`)
 	var line string
-	waitFor(t, 15*time.Second, "the panic in the master's log", func() bool {
+	testutil.EventuallyTrue(t, 15*time.Second, "the panic in the master's log", func() bool {
 		line = re.FindString(sm.stderr.String())
 		return line != ""
 	})

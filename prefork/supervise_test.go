@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhttp/herd/internal/testutil"
 	"github.com/herdhttp/herd/prefork"
 )
 
@@ -39,7 +40,7 @@ func TestReloadReplacesEveryWorker(t *testing.T) {
 			for round, lane := range []string{"b", "a"} {
 				tm.sig.Send(syscall.SIGHUP)
 				var after []prefork.WorkerInfo
-				waitFor(t, 15*time.Second, "every worker replaced", func() bool {
+				testutil.EventuallyTrue(t, 15*time.Second, "every worker replaced", func() bool {
 					after = tm.readyWorkers(2)
 					if after == nil {
 						return false
@@ -55,7 +56,7 @@ func TestReloadReplacesEveryWorker(t *testing.T) {
 					t.Errorf("OnReload ran %d times, want %d", reloads.Load(), round+1)
 				}
 				for _, w := range before {
-					waitFor(t, 5*time.Second, "old worker gone", func() bool { return gone(w.PID) })
+					testutil.EventuallyTrue(t, 5*time.Second, "old worker gone", func() bool { return gone(w.PID) })
 				}
 				before = after
 			}
@@ -76,7 +77,7 @@ func TestReloadAbortedWhenNewWorkersFail(t *testing.T) {
 	before := tm.waitReady(t, 2, 10*time.Second)
 	os.WriteFile(fail, nil, 0o600)
 	tm.sig.Send(syscall.SIGHUP)
-	waitFor(t, 10*time.Second, "a failed boot", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "a failed boot", func() bool {
 		for _, e := range tm.exitsSnapshot() {
 			if e.Reason == prefork.ExitBootFailed {
 				return true
@@ -96,7 +97,7 @@ func TestReloadAbortedWhenNewWorkersFail(t *testing.T) {
 	}
 	os.Remove(fail)
 	tm.sig.Send(syscall.SIGHUP)
-	waitFor(t, 10*time.Second, "reload after the fix", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "reload after the fix", func() bool {
 		now = tm.readyWorkers(2)
 		return now != nil && !slices.Contains(pidsOf(before), now[0].PID) && !slices.Contains(pidsOf(before), now[1].PID)
 	})
@@ -149,7 +150,7 @@ func TestMaxRequestsRetiresWorker(t *testing.T) {
 			tm := startMaster(t, prefork.Config{Workers: 1, Mode: mode, MaxRequests: 20, MaxRequestsJitter: 5}, "")
 			first := tm.waitReady(t, 1, 10*time.Second)[0]
 			ld := startLoad(tm.Addrs()[0].String(), 2)
-			waitFor(t, 20*time.Second, "two retirements", func() bool {
+			testutil.EventuallyTrue(t, 20*time.Second, "two retirements", func() bool {
 				n := 0
 				for _, e := range tm.exitsSnapshot() {
 					if e.Reason == prefork.ExitRetired {
@@ -208,7 +209,7 @@ func TestHooksAndWorkerInfo(t *testing.T) {
 		t.Errorf("OnWorkerStart ran %d times, OnWorkerReady %d, want 2 each", starts.Load(), readies.Load())
 	}
 	tm.sig.Send(syscall.SIGUSR1)
-	waitFor(t, 5*time.Second, "OnReopenLogs", func() bool { return reopens.Load() == 1 })
+	testutil.EventuallyTrue(t, 5*time.Second, "OnReopenLogs", func() bool { return reopens.Load() == 1 })
 	addr := tm.Addrs()[0].String()
 	for range 10 {
 		if _, err := getInfo(addr); err != nil {
@@ -216,7 +217,7 @@ func TestHooksAndWorkerInfo(t *testing.T) {
 		}
 	}
 	// Heartbeats (every 100ms here) carry the request counts.
-	waitFor(t, 5*time.Second, "requests reported", func() bool {
+	testutil.EventuallyTrue(t, 5*time.Second, "requests reported", func() bool {
 		var total uint64
 		for _, w := range tm.Workers() {
 			total += w.Requests
@@ -301,7 +302,7 @@ func TestDeadSlotGetsNoConnections(t *testing.T) {
 	ws := tm.waitReady(t, 3, 10*time.Second)
 	os.WriteFile(fail, nil, 0o600) // from now on, new workers fail to boot
 	syscall.Kill(ws[1].PID, syscall.SIGKILL)
-	waitFor(t, 5*time.Second, "slot 1 failing", func() bool {
+	testutil.EventuallyTrue(t, 5*time.Second, "slot 1 failing", func() bool {
 		n := 0
 		for _, e := range tm.exitsSnapshot() {
 			if e.Reason == prefork.ExitBootFailed {
@@ -325,7 +326,7 @@ func TestDeadSlotGetsNoConnections(t *testing.T) {
 	os.Remove(fail)
 	tm.waitReady(t, 3, 15*time.Second)
 	clear(seen)
-	waitFor(t, 10*time.Second, "every slot serving again", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "every slot serving again", func() bool {
 		wi, err := getInfo(addr)
 		if err != nil {
 			t.Fatal(err)
@@ -342,7 +343,7 @@ func TestScaleUpAbortedWhenNewWorkerFails(t *testing.T) {
 	before := tm.waitReady(t, 2, 10*time.Second)
 	os.WriteFile(fail, nil, 0o600)
 	tm.sig.Send(syscall.SIGTTIN)
-	waitFor(t, 10*time.Second, "a failed boot", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "a failed boot", func() bool {
 		for _, e := range tm.exitsSnapshot() {
 			if e.Reason == prefork.ExitBootFailed {
 				return true
@@ -352,7 +353,7 @@ func TestScaleUpAbortedWhenNewWorkerFails(t *testing.T) {
 	})
 	// The new slot is given up, not respawned until the restart limit stops
 	// the master: the two old workers keep serving.
-	waitFor(t, 10*time.Second, "the scale-up undone", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "the scale-up undone", func() bool {
 		ws := tm.Workers()
 		return len(ws) == 2 && slices.Equal(pidsOf(ws), pidsOf(before))
 	})

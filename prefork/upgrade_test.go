@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhttp/herd/internal/testutil"
 	"github.com/herdhttp/herd/prefork"
 )
 
@@ -97,7 +98,7 @@ func startUpgradable(t *testing.T, sp masterSpec, notify bool) *upgradeProc {
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
-		waitFor(t, 10*time.Second, "every worker gone", func() bool {
+		testutil.EventuallyTrue(t, 10*time.Second, "every worker gone", func() bool {
 			left := 0
 			pids.Range(func(k, _ any) bool {
 				if !gone(k.(int)) {
@@ -111,7 +112,7 @@ func startUpgradable(t *testing.T, sp masterSpec, notify bool) *upgradeProc {
 			t.Logf("masters' stderr:\n%s", p.stderr())
 		}
 	})
-	waitFor(t, 30*time.Second, "the master's addresses", func() bool {
+	testutil.EventuallyTrue(t, 30*time.Second, "the master's addresses", func() bool {
 		for _, line := range strings.Split(p.stdout(), "\n") {
 			k, v, _ := strings.Cut(line, " ")
 			switch k {
@@ -169,7 +170,7 @@ func (p *upgradeProc) pidfilePID() int {
 func (p *upgradeProc) waitLog(t *testing.T, subs ...string) string {
 	t.Helper()
 	var found string
-	waitFor(t, 30*time.Second, fmt.Sprintf("a log line with %q", subs), func() bool {
+	testutil.EventuallyTrue(t, 30*time.Second, fmt.Sprintf("a log line with %q", subs), func() bool {
 		for _, line := range strings.Split(p.stderr(), "\n") {
 			ok := true
 			for _, s := range subs {
@@ -211,7 +212,7 @@ func (p *upgradeProc) upgrade(t *testing.T, pid int) int {
 		t.Fatal(err)
 	}
 	var next int
-	waitFor(t, 60*time.Second, "the pidfile to name the new master", func() bool {
+	testutil.EventuallyTrue(t, 60*time.Second, "the pidfile to name the new master", func() bool {
 		next = p.pidfilePID()
 		return next != 0 && next != pid
 	})
@@ -305,7 +306,7 @@ func (n *notifyLog) lines() []string {
 
 func (n *notifyLog) waitFor(t *testing.T, line string) {
 	t.Helper()
-	waitFor(t, 30*time.Second, "sd_notify "+line, func() bool { return slices.Contains(n.lines(), line) })
+	testutil.EventuallyTrue(t, 30*time.Second, "sd_notify "+line, func() bool { return slices.Contains(n.lines(), line) })
 }
 
 func TestUpgradeHandsOverEverySocket(t *testing.T) {
@@ -324,13 +325,13 @@ func TestUpgradeHandsOverEverySocket(t *testing.T) {
 			}
 
 			l := startLoad(p.addr, 4)
-			waitFor(t, 20*time.Second, "load flowing", func() bool { return l.ok.Load() > 50 })
+			testutil.EventuallyTrue(t, 20*time.Second, "load flowing", func() bool { return l.ok.Load() > 50 })
 			newPID := p.upgrade(t, oldPID)
 			if code := p.exitCode(t, 60*time.Second); code != 0 {
 				t.Errorf("old master exit status %d, want 0", code)
 			}
 			served := l.ok.Load()
-			waitFor(t, 20*time.Second, "load flowing after the upgrade", func() bool { return l.ok.Load() > served+50 })
+			testutil.EventuallyTrue(t, 20*time.Second, "load flowing after the upgrade", func() bool { return l.ok.Load() > served+50 })
 			l.finish(t)
 
 			// The new master serves the very sockets the old one opened, and its workers
@@ -379,7 +380,7 @@ func TestUpgradeHandsOverEverySocket(t *testing.T) {
 
 			// The new master upgrades in turn: its workers go back to the first lane.
 			third := p.upgrade(t, newPID)
-			waitFor(t, 30*time.Second, "the second master gone", func() bool { return gone(newPID) })
+			testutil.EventuallyTrue(t, 30*time.Second, "the second master gone", func() bool { return gone(newPID) })
 			for i, w := range p.waitReady(t, 2) {
 				if w.ID != strconv.Itoa(i)+"a" {
 					t.Errorf("worker %+v after the second upgrade, want id %da", w, i)
@@ -439,11 +440,11 @@ func TestFailedUpgradeKeepsTheOldMaster(t *testing.T) {
 		oldPID := p.cmd.Process.Pid
 		before := p.waitReady(t, 2)
 		l := startLoad(p.addr, 4)
-		waitFor(t, 20*time.Second, "load flowing", func() bool { return l.ok.Load() > 50 })
+		testutil.EventuallyTrue(t, 20*time.Second, "load flowing", func() bool { return l.ok.Load() > 50 })
 		syscall.Kill(oldPID, syscall.SIGUSR2)
 		line := p.waitLog(t, "upgrade failed: the new master exited with status 2 before it was ready; this master keeps serving")
 		served := l.ok.Load()
-		waitFor(t, 20*time.Second, "load flowing after the failure", func() bool { return l.ok.Load() > served+50 })
+		testutil.EventuallyTrue(t, 20*time.Second, "load flowing after the failure", func() bool { return l.ok.Load() > served+50 })
 		now := p.waitReady(t, 2)
 		if now[0].PID != before[0].PID || now[1].PID != before[1].PID {
 			t.Errorf("workers %+v after the failed upgrade, want %+v", now, before)
@@ -492,7 +493,7 @@ func TestFailedUpgradeKeepsTheOldMaster(t *testing.T) {
 			t.Errorf("sd_notify after the failed upgrade: %q; want no STOPPING=1 and no MAINPID of the failed master", lines)
 		}
 		served := l.ok.Load()
-		waitFor(t, 20*time.Second, "load flowing after the failure", func() bool { return l.ok.Load() > served+50 })
+		testutil.EventuallyTrue(t, 20*time.Second, "load flowing after the failure", func() bool { return l.ok.Load() > served+50 })
 		l.finish(t)
 		now := p.waitReady(t, 2)
 		if now[0].PID != before[0].PID || now[1].PID != before[1].PID {
@@ -553,7 +554,7 @@ func TestUpgradeKeepsTheSlotsAndParkedSockets(t *testing.T) {
 		t.Errorf("sockets %v after SIGTTIN, want the parked one reused: %v", got, sockets)
 	}
 	served := l.ok.Load()
-	waitFor(t, 20*time.Second, "load flowing", func() bool { return l.ok.Load() > served+50 })
+	testutil.EventuallyTrue(t, 20*time.Second, "load flowing", func() bool { return l.ok.Load() > served+50 })
 	l.finish(t)
 }
 
@@ -576,7 +577,7 @@ func TestStopDuringUpgradeStopsTheNewMaster(t *testing.T) {
 	if code := p.exitCode(t, 60*time.Second); code != 0 {
 		t.Errorf("old master exit status %d, want 0", code)
 	}
-	waitFor(t, 30*time.Second, "the new master gone", func() bool { return gone(newPID) })
+	testutil.EventuallyTrue(t, 30*time.Second, "the new master gone", func() bool { return gone(newPID) })
 	if !strings.Contains(p.stdout(), fmt.Sprintf("exit pid %d handed-over false took-over false\n", oldPID)) {
 		t.Errorf("the old master handed over although it was told to stop:\n%s", p.stdout())
 	}

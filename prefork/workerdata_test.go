@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhttp/herd/internal/testutil"
 	"github.com/herdhttp/herd/prefork"
 )
 
@@ -16,7 +17,7 @@ func TestWorkerDataReachesEveryWorker(t *testing.T) {
 	tm := startMaster(t, prefork.Config{Workers: 2, WorkerData: data}, "")
 	ws := tm.waitReady(t, 2, 10*time.Second)
 	seen := map[int]bool{}
-	waitFor(t, 10*time.Second, "answers from both workers", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "answers from both workers", func() bool {
 		wi, err := getInfo(tm.Addrs()[0].String())
 		if err != nil {
 			t.Fatal(err)
@@ -36,7 +37,7 @@ func TestSignalWorkers(t *testing.T) {
 	ws := tm.waitReady(t, 2, 10*time.Second)
 	tm.SignalWorkers(syscall.SIGUSR1)
 	got := map[int]bool{}
-	waitFor(t, 10*time.Second, "SIGUSR1 in both workers", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "SIGUSR1 in both workers", func() bool {
 		wi, err := getInfo(tm.Addrs()[0].String())
 		if err != nil {
 			t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhttp/herd/internal/testutil"
 	"github.com/herdhttp/herd/prefork"
 )
 
@@ -63,12 +64,12 @@ func TestWorkersReportInFlight(t *testing.T) {
 	tm.waitReady(t, 1, 10*time.Second)
 	release := holdRequests(t, tm.Addrs()[0].String(), held)
 	var w prefork.WorkerInfo
-	waitFor(t, 10*time.Second, "the held requests reported in flight", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "the held requests reported in flight", func() bool {
 		w = tm.Workers()[0]
 		return w.InFlight == held
 	})
 	release()
-	waitFor(t, 10*time.Second, "no request in flight after the release", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "no request in flight after the release", func() bool {
 		return tm.Workers()[0].InFlight == 0
 	})
 	b, err := json.Marshal(w)
@@ -85,7 +86,7 @@ func TestWorkersReportCPUAndAge(t *testing.T) {
 	tm := startMaster(t, prefork.Config{Workers: 1, Timeout: 2 * time.Second, BootTimeout: 10 * time.Second}, "")
 	tm.waitReady(t, 1, 10*time.Second)
 	var before prefork.WorkerInfo
-	waitFor(t, 10*time.Second, "a heartbeat", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "a heartbeat", func() bool {
 		before = tm.Workers()[0]
 		return !before.LastHeartbeat.IsZero()
 	})
@@ -96,7 +97,7 @@ func TestWorkersReportCPUAndAge(t *testing.T) {
 	}
 	resp.Body.Close()
 	var after prefork.WorkerInfo
-	waitFor(t, 10*time.Second, "the busy loop's CPU time reported", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "the busy loop's CPU time reported", func() bool {
 		after = tm.Workers()[0]
 		return after.CPUSeconds >= before.CPUSeconds+0.55
 	})
@@ -148,7 +149,7 @@ func TestHeartbeatToAMasterWithoutExtendedBeats(t *testing.T) {
 	defer release()
 	held := time.Now()
 	var w prefork.WorkerInfo
-	waitFor(t, 10*time.Second, "a heartbeat with the request counted", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "a heartbeat with the request counted", func() bool {
 		w = tm.Workers()[0]
 		return w.Requests >= 1 && w.LastHeartbeat.After(held)
 	})

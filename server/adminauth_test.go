@@ -18,20 +18,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// waitUntil polls cond until it holds or d passes, and reports whether it
-// held: the one wait of this package's tests (eventually fails the test).
-func waitUntil(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
-	}
-	return true
-}
+	"github.com/herdhttp/herd/internal/testutil"
+)
 
 // writeUsers writes a users file of name:password pairs hashed with the
 // given rounds and returns its path.
@@ -110,7 +99,7 @@ func TestBadPasswordsDoNotDelayAGoodScrape(t *testing.T) {
 			}
 		}()
 	}
-	if !waitUntil(30*time.Second, func() bool { return wrote.Load()+done.Load() >= attackers }) {
+	if !testutil.Until(30*time.Second, func() bool { return wrote.Load()+done.Load() >= attackers }) {
 		t.Fatalf("only %d of %d bad requests were sent", wrote.Load(), attackers)
 	}
 
@@ -148,7 +137,7 @@ func TestBadPasswordsDoNotDelayAGoodScrape(t *testing.T) {
 	}
 
 	wg.Wait()
-	if !waitUntil(30*time.Second, func() bool { return openFDs(t) <= fds }) {
+	if !testutil.Until(30*time.Second, func() bool { return openFDs(t) <= fds }) {
 		t.Fatalf("%d descriptors open 30 s after the attack, %d before", openFDs(t), fds)
 	}
 	t.Logf("%d bad requests: %d hashed in all, descriptors back to %d", attackers, sec.auth.rounds.Load()/rounds-1, openFDs(t))
@@ -259,7 +248,7 @@ func TestRevokingBasicAuthFailsClosed(t *testing.T) {
 	users := writeUsers(t, minRounds, "prometheus", "s3cret")
 	good, _ := os.ReadFile(users)
 	base, sec := serveAdmin(t, Config{AdminBasicAuthFile: users})
-	var logBuf syncBuffer
+	var logBuf testutil.SyncBuffer
 	sec.auth.mu.Lock()
 	sec.auth.log = slog.New(slog.NewTextHandler(&logBuf, nil))
 	sec.auth.mu.Unlock()
@@ -281,7 +270,7 @@ func TestRevokingBasicAuthFailsClosed(t *testing.T) {
 		if err := revoke.do(); err != nil {
 			t.Fatal(err)
 		}
-		if !waitUntil(10*time.Second, func() bool { return status() == 401 }) {
+		if !testutil.Until(10*time.Second, func() bool { return status() == 401 }) {
 			t.Errorf("users file %s: remembered credentials still accepted 10 s later", revoke.how)
 		}
 		if !strings.Contains(logBuf.String(), "denying every request") {
@@ -292,28 +281,10 @@ func TestRevokingBasicAuthFailsClosed(t *testing.T) {
 			t.Fatal(err)
 		}
 		os.Rename(users+".new", users)
-		if !waitUntil(10*time.Second, func() bool { return status() == 200 }) {
+		if !testutil.Until(10*time.Second, func() bool { return status() == 200 }) {
 			t.Fatalf("users file restored after being %s: still denied", revoke.how)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use (a log's output).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // A users file that others can read, or that is no regular file, is refused

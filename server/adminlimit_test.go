@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhttp/herd/internal/testutil"
+
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/herdhttp/herd/metrics"
@@ -183,7 +185,7 @@ func TestConnLimiterClosesExcessAtOnce(t *testing.T) {
 		t.Errorf("a held connection: %d %v", code, err)
 	}
 	held[0].Close()
-	if !waitUntil(10*time.Second, func() bool { return l.open() == 2 }) {
+	if !testutil.Until(10*time.Second, func() bool { return l.open() == 2 }) {
 		t.Fatalf("a closed connection is still counted: %d open", l.open())
 	}
 	if code, err := dialRaw(t, addr).get(); code != 200 {
@@ -212,7 +214,7 @@ func TestConnLimiterEvictsTheLongestWaiting(t *testing.T) {
 		if code, err := c.get(); code != 200 {
 			t.Fatalf("%d %v", code, err)
 		}
-		if !waitUntil(10*time.Second, allWaiting) {
+		if !testutil.Until(10*time.Second, allWaiting) {
 			t.Fatal("the server did not note the connection waiting")
 		}
 	}
@@ -241,7 +243,7 @@ func TestConnLimiterEvictsTheLongestWaiting(t *testing.T) {
 		}
 		return true
 	}
-	if !waitUntil(10*time.Second, busy) {
+	if !testutil.Until(10*time.Second, busy) {
 		t.Fatal("the server did not read the partial requests")
 	}
 	if !dialRaw(t, addr).closedByPeer() {
@@ -300,7 +302,7 @@ func TestAdminConnectionsCannotExhaustDescriptors(t *testing.T) {
 	cmd.Env = append(os.Environ(), adminHelperEnv+"="+strconv.Itoa(nofile))
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
-	var stderr syncBuffer
+	var stderr testutil.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -344,7 +346,7 @@ func TestAdminConnectionsCannotExhaustDescriptors(t *testing.T) {
 		code, _ := (&rawConn{Conn: c, r: bufio.NewReader(c)}).get()
 		return code == 200
 	}
-	if !waitUntil(20*time.Second, probe) {
+	if !testutil.Until(20*time.Second, probe) {
 		t.Error("a probe on a fresh connection was never answered")
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 // The client CA file is read again when it changes, like the certificate:
@@ -53,15 +55,15 @@ func TestAdminClientCAIsReloaded(t *testing.T) {
 		t.Fatal("client of another CA admitted")
 	}
 	writeAtomic(t, caFile, newClients.pem)
-	if !waitUntil(10*time.Second, func() bool { return newClient() == 200 && oldClient() != 200 }) {
+	if !testutil.Until(10*time.Second, func() bool { return newClient() == 200 && oldClient() != 200 }) {
 		t.Errorf("after replacing the client CA file: new CA's client %d, old CA's client %d; want 200 and a refusal", newClient(), oldClient())
 	}
 	os.Remove(caFile)
-	if !waitUntil(10*time.Second, func() bool { return newClient() != 200 }) {
+	if !testutil.Until(10*time.Second, func() bool { return newClient() != 200 }) {
 		t.Error("client CA file removed: clients still admitted")
 	}
 	writeAtomic(t, caFile, newClients.pem)
-	if !waitUntil(10*time.Second, func() bool { return newClient() == 200 }) {
+	if !testutil.Until(10*time.Second, func() bool { return newClient() == 200 }) {
 		t.Error("client CA file back: client still refused")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhttp/herd/internal/testutil"
 	"github.com/herdhttp/herd/metrics"
 )
 
@@ -19,7 +20,7 @@ import (
 // path as a worker (startServing, serve), stopped by stop.
 type appRun struct {
 	addr string
-	logs *syncBuffer
+	logs *testutil.SyncBuffer
 	stop context.CancelFunc
 	done chan struct{} // closed when serve returned
 	err  error         // serve's result, once done is closed
@@ -27,7 +28,7 @@ type appRun struct {
 
 func serveApp(t *testing.T, cfg Config, app App) *appRun {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil)).With("worker", 0, "id", "0a")
 	sv, err := startServing(cfg.withDefaults(), t.TempDir(), 0, "0a", app, log, recycle{})
 	if err != nil {
@@ -189,7 +190,7 @@ func TestAppFailureIsErrAppAndRunsItsCleanup(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			cleaned := false
-			var logs syncBuffer
+			var logs testutil.SyncBuffer
 			_, err := startServing(Config{}.withDefaults(), t.TempDir(), 3, "3b", func(w *Worker) (http.Handler, error) {
 				if w.Slot() != 3 || w.ID() != "3b" || w.Registry() == nil {
 					t.Errorf("Worker: slot %d id %q registry %v", w.Slot(), w.ID(), w.Registry())

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 // A serving process knows how many requests its handlers are running (a
@@ -75,7 +77,7 @@ func TestDrainerCountsRequestsInFlight(t *testing.T) {
 			t.Errorf("a held request: %v", err)
 		}
 	}
-	eventually(t, 10*time.Second, "no request in flight", func() bool { return sv.inFlight() == 0 })
+	testutil.EventuallyTrue(t, 10*time.Second, "no request in flight", func() bool { return sv.inFlight() == 0 })
 }
 
 type discardResponse struct{ h http.Header }

@@ -17,19 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhttp/herd/internal/testutil"
 	"github.com/herdhttp/herd/metrics"
 	"github.com/herdhttp/herd/metrics/metricstest"
 	"github.com/herdhttp/herd/middleware"
 	"github.com/herdhttp/herd/prefork"
 )
-
-// eventually waits until cond holds, failing the test after within.
-func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	if !waitUntil(within, cond) {
-		t.Fatalf("%s: not within %s", what, within)
-	}
-}
 
 // testApp serves /hello, and /slow, which waits until release is closed.
 func testApp(entered chan<- struct{}, release <-chan struct{}) App {
@@ -97,7 +90,7 @@ func TestInProcessDrainLosesNothing(t *testing.T) {
 	<-entered
 	stop()
 
-	eventually(t, 10*time.Second, "new connections refused", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "new connections refused", func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
@@ -148,7 +141,7 @@ func TestRunInProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	done := make(chan error, 1)
@@ -156,7 +149,7 @@ func TestRunInProcess(t *testing.T) {
 		done <- run(ctx, s, testApp(nil, nil), runEnv{}, slog.New(slog.NewTextHandler(&logs, nil)))
 	}()
 	var line string
-	eventually(t, 10*time.Second, "the start line", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "the start line", func() bool {
 		for _, l := range strings.Split(logs.String(), "\n") {
 			if strings.Contains(l, "serving in one process") {
 				line = l
@@ -172,7 +165,7 @@ func TestRunInProcess(t *testing.T) {
 		t.Errorf("pidfile holds %q, want %d", b, os.Getpid())
 	}
 	fetch := func(url string) (int, string) { return get(t, http.DefaultClient, url, "", "") }
-	eventually(t, 10*time.Second, "healthz ok", func() bool { code, _ := fetch("http://" + admin + "/healthz"); return code == 200 })
+	testutil.EventuallyTrue(t, 10*time.Second, "healthz ok", func() bool { code, _ := fetch("http://" + admin + "/healthz"); return code == 200 })
 	if code, body := fetch("http://" + app + "/hello"); code != 200 || body != "hello\n" {
 		t.Fatalf("GET /hello: %d %q", code, body)
 	}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhttp/herd/internal/testutil"
+
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/herdhttp/herd/metrics"
@@ -171,7 +173,7 @@ func TestProfilesOfOneProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, s, testApp(nil, nil), runEnv{}, slog.New(slog.NewTextHandler(&logs, nil))) }()
@@ -182,7 +184,7 @@ func TestProfilesOfOneProcess(t *testing.T) {
 		}
 	}()
 	var line string
-	eventually(t, 10*time.Second, "the start line", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "the start line", func() bool {
 		for _, l := range strings.Split(logs.String(), "\n") {
 			if strings.Contains(l, "serving in one process") {
 				line = l

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 // remoteApp answers every request with its RemoteAddr.
@@ -52,7 +54,7 @@ func closedByServer(err error) bool {
 func TestProxyProtocolFromTrustedSources(t *testing.T) {
 	t.Parallel()
 	alog := filepath.Join(t.TempDir(), "access.log")
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	srv := startQuiet(t, Config{ProxyProtocol: true, AccessLog: alog, ReadHeaderTimeout: 500 * time.Millisecond}, remoteApp, &logs)
 	addr := srv.Addrs()[0].String()
 	for _, tc := range []struct {
@@ -98,7 +100,7 @@ func TestProxyProtocolFromTrustedSources(t *testing.T) {
 	if _, err := slow.Read(make([]byte, 1)); !closedByServer(err) {
 		t.Errorf("a late header: %v, want the connection closed by the server", err)
 	}
-	eventually(t, 10*time.Second, "the client address in the access log", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "the client address in the access log", func() bool {
 		b, _ := os.ReadFile(alog)
 		return strings.Contains(string(b), "203.0.113.7 - - [") && strings.Contains(string(b), "198.51.100.9 - - [")
 	})
@@ -111,7 +113,7 @@ func TestProxyProtocolFromTrustedSources(t *testing.T) {
 // direct client, unless it starts with a PROXY header.
 func TestProxyProtocolFromOtherSources(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	srv := startQuiet(t, Config{ProxyProtocol: true, ProxyProtocolFrom: []string{"192.0.2.0/24", "2001:db8::1"}}, remoteApp, &logs)
 	addr := srv.Addrs()[0].String()
 	if got, err := rawRequest(t, addr, nil); err != nil || !strings.HasPrefix(got, "127.0.0.1:") {

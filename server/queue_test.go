@@ -7,6 +7,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/herdhttp/herd/internal/testutil"
 	"github.com/herdhttp/herd/prefork"
 )
 
@@ -59,8 +60,9 @@ func TestListenQueueMetrics(t *testing.T) {
 				wantWorkers = []string{"shared"}
 			}
 			var length, limit map[string]float64
-			deadline := time.Now().Add(10 * time.Second)
-			for {
+			// The handshakes complete in the kernel: wait until every
+			// connection is counted (the checks below say what is not).
+			testutil.Until(10*time.Second, func() bool {
 				fams, err := g.Gather()
 				if err != nil {
 					t.Fatal(err)
@@ -70,11 +72,8 @@ func TestListenQueueMetrics(t *testing.T) {
 				for _, v := range length {
 					total += v
 				}
-				if total == conns || time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(10 * time.Millisecond) // polling with a deadline: the handshakes complete in the kernel
-			}
+				return total == conns
+			})
 			if len(length) != len(wantWorkers) || len(limit) != len(wantWorkers) {
 				t.Fatalf("length %v, limit %v, want one sample per %v", length, limit, wantWorkers)
 			}

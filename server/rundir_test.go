@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 func TestMetricsDirPolicy(t *testing.T) {
@@ -224,7 +226,7 @@ func TestHerdMainHelperProcess(t *testing.T) {
 // herdProc is a herd program started by herdMain.
 type herdProc struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testutil.SyncBuffer
 	done   chan struct{}
 }
 
@@ -234,7 +236,7 @@ func herdMain(t *testing.T, args ...string) *herdProc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHerdMainHelperProcess$")
 	cmd.Env = append(os.Environ(), mainHelperEnv+"="+strings.Join(args, "\t"))
-	p := &herdProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &herdProc{cmd: cmd, stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -307,7 +309,7 @@ func TestSecondMasterWithTheSamePidfileExits2(t *testing.T) {
 	args := []string{"-workers", "1", "-bind", "127.0.0.1:0", "-metrics-bind", "off", "-metrics-dir", dir, "-pidfile", pidfile}
 	first := herdMain(t, args...)
 	want := strconv.Itoa(first.cmd.Process.Pid) + "\n"
-	if !waitUntil(30*time.Second, func() bool { b, _ := os.ReadFile(pidfile); return string(b) == want }) {
+	if !testutil.Until(30*time.Second, func() bool { b, _ := os.ReadFile(pidfile); return string(b) == want }) {
 		t.Fatalf("the first master never wrote its pidfile\n%s", first.stderr.String())
 	}
 	// Lose the content, keep the file (and its lock).

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herdhttp/herd/internal/testutil"
+
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/herdhttp/herd/metrics"
@@ -137,7 +139,7 @@ func TestStatusPageInOneProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, s, testApp(nil, nil), runEnv{}, slog.New(slog.NewTextHandler(&logs, nil))) }()
@@ -148,7 +150,7 @@ func TestStatusPageInOneProcess(t *testing.T) {
 		}
 	}()
 	var line string
-	eventually(t, 10*time.Second, "the start line", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "the start line", func() bool {
 		for _, l := range strings.Split(logs.String(), "\n") {
 			if strings.Contains(l, "serving in one process") {
 				line = l
@@ -158,7 +160,7 @@ func TestStatusPageInOneProcess(t *testing.T) {
 	})
 	app, admin := bindRE.FindStringSubmatch(line)[1], adminRE.FindStringSubmatch(line)[1]
 	var page string
-	eventually(t, 30*time.Second, "a drawn chart of the process's requests", func() bool {
+	testutil.EventuallyTrue(t, 30*time.Second, "a drawn chart of the process's requests", func() bool {
 		if resp, _ := getPage(t, "http://"+app+"/hello", "", ""); resp.StatusCode != 200 {
 			t.Fatalf("GET /hello: %s", resp.Status)
 		}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 func TestThrottlePassesAMessageOnceEveryInterval(t *testing.T) {
@@ -44,7 +46,7 @@ func TestThrottlePassesAMessageOnceEveryInterval(t *testing.T) {
 
 func TestThrottleIsSafeForConcurrentUse(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf testutil.SyncBuffer
 	log := throttled(slog.New(slog.NewTextHandler(&buf, nil)), time.Hour)
 	var wg sync.WaitGroup
 	for range 8 {

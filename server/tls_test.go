@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 // protoApp answers every request with its protocol ("HTTP/2.0\n").
@@ -80,7 +82,7 @@ func TestAppTLSServesHTTP2AndReloadsItsCertificate(t *testing.T) {
 	}
 	defer os.RemoveAll(sdir)
 	sock := filepath.Join(sdir, "app.sock")
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	srv := startQuiet(t, Config{Bind: []string{"127.0.0.1:0", "unix:" + sock}, TLSCert: certFile, TLSKey: keyFile}, protoApp, &logs)
 	url := srv.URL() + "/"
 	pool := x509.NewCertPool()
@@ -107,7 +109,7 @@ func TestAppTLSServesHTTP2AndReloadsItsCertificate(t *testing.T) {
 	c2, k2 := ca.issue(t, 2, false)
 	writeAtomic(t, keyFile, k2)
 	writeAtomic(t, certFile, c2)
-	eventually(t, 10*time.Second, "the renewed certificate on new connections", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "the renewed certificate on new connections", func() bool {
 		_, _, serial, err := tlsGet(t, url, &tls.Config{RootCAs: pool}, true)
 		return err == nil && serial == 2
 	})

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 // The exporter does not trust its directory: these tests plant what a
@@ -31,18 +33,6 @@ func needRoot(t *testing.T, what string, err error) {
 		t.Fatalf("%s (CI runs as root; euid %d): %v", what, os.Geteuid(), err)
 	}
 	t.Skipf("%s needs root: %v", what, err)
-}
-
-// eventually polls cond until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // scrape fetches /metrics of e and flattens it.
@@ -129,7 +119,7 @@ func TestSparseFileCostsNothing(t *testing.T) {
 	if grew > 64<<20 {
 		t.Errorf("a scrape of a directory with a 2 GiB sparse file grew the exporter by %d MiB", grew>>20)
 	}
-	eventually(t, 10*time.Second, "a log line for the sparse file", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "a log line for the sparse file", func() bool {
 		return strings.Contains(e.log.String(), "reason=sparse")
 	})
 	t.Logf("scrape with a 2 GiB sparse file: %s, exporter RSS %+d KiB", took.Round(time.Millisecond), grew>>10)
@@ -237,7 +227,7 @@ func TestFileOfAnotherUserIsRefused(t *testing.T) {
 	}
 	// The line is written before the response, but reaches the test
 	// through a pipe: wait for it.
-	eventually(t, 10*time.Second, "a log line naming the refused file", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "a log line naming the refused file", func() bool {
 		return strings.Contains(e.log.String(), "reason=foreign-owner") && strings.Contains(e.log.String(), "counter_2.db")
 	})
 	for _, user := range []string{"nobody", strconv.Itoa(nobody)} {
@@ -325,7 +315,7 @@ func TestConnectionCap(t *testing.T) {
 	defer over.Close()
 	closedByServer(t, over, bufio.NewReader(over), 10*time.Second)
 	first.Close()
-	eventually(t, 10*time.Second, "a connection is served again after one closed", func() bool {
+	testutil.EventuallyTrue(t, 10*time.Second, "a connection is served again after one closed", func() bool {
 		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
 		resp, err := c.Get("http://" + e.addr + "/healthz")
 		if err != nil {
