@@ -239,7 +239,7 @@ func TestClientGolangMetricsMergedAcrossWorkers(t *testing.T) {
 	// hold every request since the last scrape, or the bound below would
 	// hold even if the victim's counts were all lost.
 	second := startJobLoad(t, p.app, 2, 3000)
-	watch := watchJobs(p.admin)
+	watch := watchCounter(p.admin, 100*time.Millisecond, "example_jobs_total", jobsTotal)
 	second.waitOK(t, 500)
 	before := jobsTotal(p.scrape())
 	second.waitOK(t, 2000)
@@ -341,55 +341,6 @@ func TestClientGolangMetricsMergedAcrossWorkers(t *testing.T) {
 
 	if code := p.stop(syscall.SIGTERM, 30*time.Second); code != 0 {
 		t.Errorf("exit status after SIGTERM = %d, want 0", code)
-	}
-}
-
-// jobsWatch scrapes every 100ms until stopped and records whether
-// example_jobs_total ever went down or a scrape failed.
-type jobsWatch struct {
-	stopc, done chan struct{}
-	scrapes     int
-	problems    []string // read after stop
-}
-
-func watchJobs(admin string) *jobsWatch {
-	w := &jobsWatch{stopc: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		last := 0.0
-		for {
-			select {
-			case <-w.stopc:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			mfs, err := scrapeErr(admin)
-			if err != nil {
-				if len(w.problems) < 10 {
-					w.problems = append(w.problems, "scrape: "+err.Error())
-				}
-				continue
-			}
-			w.scrapes++
-			v := jobsTotal(mfs)
-			if v < last && len(w.problems) < 10 {
-				w.problems = append(w.problems, fmt.Sprintf("example_jobs_total went down from %v to %v", last, v))
-			}
-			last = max(last, v)
-		}
-	}()
-	return w
-}
-
-func (w *jobsWatch) stop(t *testing.T) {
-	t.Helper()
-	close(w.stopc)
-	<-w.done
-	for _, p := range w.problems {
-		t.Error(p)
-	}
-	if w.scrapes == 0 {
-		t.Error("no scrape succeeded while the worker was killed and replaced")
 	}
 }
 

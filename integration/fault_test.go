@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -57,57 +56,6 @@ func scrapeErr(admin string) (map[string]*dto.MetricFamily, error) {
 
 var helloLabels = map[string]string{"method": "GET", "route": "/hello", "code": "200"}
 
-// watchCounter scrapes every 20 ms until stop() and records whether the
-// /hello counter ever went down or a scrape failed.
-type counterWatch struct {
-	stopc    chan struct{}
-	done     chan struct{}
-	scrapes  atomic.Int64
-	problems []string // guarded by done: read after stop
-}
-
-func watchCounter(admin string) *counterWatch {
-	w := &counterWatch{stopc: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		last := 0.0
-		for {
-			select {
-			case <-w.stopc:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			mfs, err := scrapeErr(admin)
-			if err != nil {
-				if len(w.problems) < 10 {
-					w.problems = append(w.problems, "scrape: "+err.Error())
-				}
-				continue
-			}
-			w.scrapes.Add(1)
-			v, _ := value(mfs, "http_requests_total", helloLabels)
-			if v < last && len(w.problems) < 10 {
-				w.problems = append(w.problems, fmt.Sprintf("http_requests_total went down from %v to %v", last, v))
-			}
-			last = max(last, v)
-		}
-	}()
-	return w
-}
-
-// stop ends the watch and fails t with what it saw.
-func (w *counterWatch) stop(t *testing.T) {
-	t.Helper()
-	close(w.stopc)
-	<-w.done
-	for _, p := range w.problems {
-		t.Error(p)
-	}
-	if w.scrapes.Load() == 0 {
-		t.Error("no scrape succeeded")
-	}
-}
-
 // checkNothingLost checks the invariant of a test in which requests may
 // fail (their worker died): every request a client saw succeed is counted,
 // and nothing is counted that was not at least attempted.
@@ -129,7 +77,7 @@ func TestRepeatedKill9OfRandomWorkersUnderLoad(t *testing.T) {
 	p.waitReady(workers)
 	l := startLoad(t, p.app, "/hello", clients, time.Minute)
 	l.waitFor(t, 300)
-	watch := watchCounter(p.admin)
+	watch := watchHello(p.admin)
 	var worst time.Duration
 	for i := range kills {
 		ws := p.waitReady(workers)
@@ -170,7 +118,7 @@ func TestStoppedWorkerUnderLoad(t *testing.T) {
 			ws := p.waitReady(2)
 			l := startLoad(t, p.app, "/hello", clients, time.Minute)
 			l.waitFor(t, 300)
-			watch := watchCounter(p.admin)
+			watch := watchHello(p.admin)
 			victim := ws[rand.IntN(2)].PID
 			stopped := time.Now()
 			syscall.Kill(victim, syscall.SIGSTOP)

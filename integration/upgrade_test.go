@@ -261,7 +261,7 @@ func TestUpgradeUnderLoadLosesNothing(t *testing.T) {
 			old := p.readyWorkers(2)
 			sendN(t, keepAliveClient(), p.app, 100, 4, func(int) string { return "/hello" })
 			before := p.helloCount()
-			watch := watchCounter(p.admin)
+			watch := watchHello(p.admin)
 			l := startLoad(t, p.app, "/hello", 8, 2*time.Minute)
 			l.waitFor(t, 200)
 
