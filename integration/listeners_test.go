@@ -338,20 +338,7 @@ func TestEveryListenerLosesNothing(t *testing.T) {
 			}
 			flowing()
 			for round := 1; round <= 2; round++ {
-				old := readyPIDs(p.waitReady(2))
-				p.cmd.Process.Signal(syscall.SIGHUP)
-				p.waitWorkers(30*time.Second, fmt.Sprintf("HUP %d replaces every worker", round), func(ws []workerInfo) bool {
-					now := readyPIDs(ws)
-					if len(now) != 2 || len(ws) != 2 {
-						return false
-					}
-					for pid := range now {
-						if old[pid] {
-							return false
-						}
-					}
-					return true
-				})
+				p.reload(t, 2, 30*time.Second, fmt.Sprintf("HUP %d", round))
 				flowing()
 			}
 			p.cmd.Process.Signal(syscall.SIGTTIN)

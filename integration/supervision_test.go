@@ -43,6 +43,26 @@ func readyPIDs(ws []workerInfo) map[int]bool {
 	return m
 }
 
+// reload sends SIGHUP to a master of n workers and waits until n ready
+// workers serve and none of them is one that served before.
+func (p *proc) reload(t *testing.T, n int, within time.Duration, what string) {
+	t.Helper()
+	old := readyPIDs(p.waitReady(n))
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.waitWorkers(within, what+" replaces every worker", func(ws []workerInfo) bool {
+		now := readyPIDs(ws)
+		if len(now) != n || len(ws) != n {
+			return false
+		}
+		for pid := range now {
+			if old[pid] {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // helloCount is the merged count of successful GET /hello.
 func (p *proc) helloCount() float64 {
 	v, _ := value(p.scrape(), "http_requests_total", map[string]string{"method": "GET", "route": "/hello", "code": "200"})
@@ -67,20 +87,7 @@ func TestRollingRestartLosesNothing(t *testing.T) {
 			l := startLoad(t, p.app, "/hello", 8, time.Minute)
 			l.waitFor(t, 200)
 			for round := 1; round <= 2; round++ {
-				old := readyPIDs(p.waitReady(2))
-				p.cmd.Process.Signal(syscall.SIGHUP)
-				p.waitWorkers(20*time.Second, fmt.Sprintf("HUP %d replaces every worker", round), func(ws []workerInfo) bool {
-					now := readyPIDs(ws)
-					if len(now) != 2 || len(ws) != 2 {
-						return false
-					}
-					for pid := range now {
-						if old[pid] {
-							return false
-						}
-					}
-					return true
-				})
+				p.reload(t, 2, 20*time.Second, fmt.Sprintf("HUP %d", round))
 				l.waitFor(t, 200)
 			}
 			ok := l.check(t)
