@@ -90,6 +90,19 @@ func writeAtomic(t *testing.T, path string, b []byte) {
 	}
 }
 
+// files writes a server certificate of the given serial and its key into
+// a new directory, as a certificate renewal tool does, and returns their
+// paths.
+func (ca *testCA) files(t *testing.T, serial int64) (certFile, keyFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	c, k := ca.issue(t, serial, false)
+	writeAtomic(t, certFile, c)
+	writeAtomic(t, keyFile, k)
+	return certFile, keyFile
+}
+
 // serveAdmin starts the admin endpoints with cfg's protection and returns
 // the base URL.
 func serveAdmin(t *testing.T, cfg Config) (string, *adminSecurity) {
@@ -247,12 +260,8 @@ func BenchmarkPasswordCheck(b *testing.B) {
 
 func TestAdminTLS(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
 	ca := newTestCA(t, "herd test CA")
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	c, k := ca.issue(t, 2, false)
-	writeAtomic(t, certFile, c)
-	writeAtomic(t, keyFile, k)
+	certFile, keyFile := ca.files(t, 2)
 	base, sec := serveAdmin(t, Config{AdminTLSCert: certFile, AdminTLSKey: keyFile})
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca.pem)
@@ -273,7 +282,7 @@ func TestAdminTLS(t *testing.T) {
 		t.Error("plain HTTP answered on a TLS admin listener")
 	}
 	// Renewal: new files are picked up without a restart.
-	c, k = ca.issue(t, 3, false)
+	c, k := ca.issue(t, 3, false)
 	writeAtomic(t, certFile, c)
 	writeAtomic(t, keyFile, k)
 	sec.cert.mu.Lock()

@@ -136,11 +136,7 @@ func TestProxyProtocolFromOtherSources(t *testing.T) {
 func TestProxyProtocolWithTLS(t *testing.T) {
 	t.Parallel()
 	ca := newTestCA(t, "app CA")
-	dir := t.TempDir()
-	c, k := ca.issue(t, 1, false)
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writeAtomic(t, certFile, c)
-	writeAtomic(t, keyFile, k)
+	certFile, keyFile := ca.files(t, 1)
 	srv := startQuiet(t, Config{ProxyProtocol: true, TLSCert: certFile, TLSKey: keyFile}, remoteApp, nil)
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.cert)

@@ -71,11 +71,7 @@ func tlsGet(t *testing.T, url string, conf *tls.Config, h2 bool) (proto string, 
 func TestAppTLSServesHTTP2AndReloadsItsCertificate(t *testing.T) {
 	t.Parallel()
 	ca := newTestCA(t, "app CA")
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	c1, k1 := ca.issue(t, 1, false)
-	writeAtomic(t, certFile, c1)
-	writeAtomic(t, keyFile, k1)
+	certFile, keyFile := ca.files(t, 1)
 	sdir, err := os.MkdirTemp("", "herd-sock-")
 	if err != nil {
 		t.Fatal(err)
@@ -121,11 +117,7 @@ func TestAppTLSServesHTTP2AndReloadsItsCertificate(t *testing.T) {
 func TestHTTP2CanBeTurnedOff(t *testing.T) {
 	t.Parallel()
 	ca := newTestCA(t, "app CA")
-	dir := t.TempDir()
-	c, k := ca.issue(t, 1, false)
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writeAtomic(t, certFile, c)
-	writeAtomic(t, keyFile, k)
+	certFile, keyFile := ca.files(t, 1)
 	srv := startQuiet(t, Config{TLSCert: certFile, TLSKey: keyFile, DisableHTTP2: true}, protoApp, nil)
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.cert)
