@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -12,9 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/herdhttp/herd/internal/testutil"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -169,30 +165,8 @@ func TestAdminPprofConfiguration(t *testing.T) {
 // In one process (-workers 0) slot 0's profiles are the process's own.
 func TestProfilesOfOneProcess(t *testing.T) {
 	t.Parallel()
-	s, err := Config{Bind: []string{"127.0.0.1:0"}, MetricsBind: "127.0.0.1:0", MetricsDir: t.TempDir(), AdminPprof: true}.validate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs testutil.SyncBuffer
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, s, testApp(nil, nil), runEnv{}, slog.New(slog.NewTextHandler(&logs, nil))) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}()
-	var line string
-	testutil.EventuallyTrue(t, 10*time.Second, "the start line", func() bool {
-		for _, l := range strings.Split(logs.String(), "\n") {
-			if strings.Contains(l, "serving in one process") {
-				line = l
-			}
-		}
-		return line != ""
-	})
-	admin := "http://" + adminRE.FindStringSubmatch(line)[1]
+	srv := startQuiet(t, Config{MetricsBind: "127.0.0.1:0", AdminPprof: true}, testApp(nil, nil), nil)
+	admin := "http://" + srv.AdminAddr().String()
 	resp, body := getPage(t, admin+"/debug/pprof/worker/0/goroutine?debug=1", "", "")
 	if resp.StatusCode != 200 || !strings.Contains(body, "server.TestProfilesOfOneProcess") {
 		t.Errorf("slot 0: %s\n%.500s", resp.Status, body)
@@ -200,18 +174,9 @@ func TestProfilesOfOneProcess(t *testing.T) {
 	if resp, _ := getPage(t, admin+"/debug/pprof/worker/1/", "", ""); resp.StatusCode != 404 {
 		t.Errorf("slot 1 of one process: %s, want 404", resp.Status)
 	}
-	if ents, _ := filepath.Glob(filepath.Join(runDirOf(t, line), "*.sock")); len(ents) != 0 {
+	if ents, _ := filepath.Glob(filepath.Join(srv.RunDir(), "*.sock")); len(ents) != 0 {
 		t.Errorf("one process opened sockets %v", ents)
 	}
-}
-
-func runDirOf(t *testing.T, line string) string {
-	t.Helper()
-	m := dirRE.FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("no metrics_dir in %q", line)
-	}
-	return m[1]
 }
 
 // The profiles are served from runtime/pprof: net/http/pprof would put

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -135,30 +134,8 @@ func TestStatusPageShowsWorkersChartsExitsAndReload(t *testing.T) {
 // the master's sampling draws its chart as requests arrive.
 func TestStatusPageInOneProcess(t *testing.T) {
 	t.Parallel()
-	s, err := Config{Bind: []string{"127.0.0.1:0"}, MetricsBind: "127.0.0.1:0", MetricsDir: t.TempDir()}.validate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs testutil.SyncBuffer
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, s, testApp(nil, nil), runEnv{}, slog.New(slog.NewTextHandler(&logs, nil))) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}()
-	var line string
-	testutil.EventuallyTrue(t, 10*time.Second, "the start line", func() bool {
-		for _, l := range strings.Split(logs.String(), "\n") {
-			if strings.Contains(l, "serving in one process") {
-				line = l
-			}
-		}
-		return line != ""
-	})
-	app, admin := bindRE.FindStringSubmatch(line)[1], adminRE.FindStringSubmatch(line)[1]
+	srv := startQuiet(t, Config{MetricsBind: "127.0.0.1:0"}, testApp(nil, nil), nil)
+	app, admin := srv.Addrs()[0].String(), srv.AdminAddr().String()
 	var page string
 	testutil.EventuallyTrue(t, 30*time.Second, "a drawn chart of the process's requests", func() bool {
 		if resp, _ := getPage(t, "http://"+app+"/hello", "", ""); resp.StatusCode != 200 {

@@ -28,7 +28,8 @@ func protoApp(w *Worker) (http.Handler, error) {
 }
 
 // startQuiet starts cfg on 127.0.0.1:0 in this process, its logs in logs
-// (may be nil), and shuts it down at cleanup.
+// (may be nil), and shuts it down at cleanup. The admin listener is off
+// unless cfg.MetricsBind names one.
 func startQuiet(t *testing.T, cfg Config, app App, logs io.Writer) *Server {
 	t.Helper()
 	if logs == nil {
@@ -37,7 +38,10 @@ func startQuiet(t *testing.T, cfg Config, app App, logs io.Writer) *Server {
 	if cfg.Bind == nil {
 		cfg.Bind = []string{"127.0.0.1:0"}
 	}
-	cfg.MetricsBind, cfg.MetricsDir = "off", t.TempDir()
+	if cfg.MetricsBind == "" {
+		cfg.MetricsBind = "off"
+	}
+	cfg.MetricsDir = t.TempDir()
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	srv, err := Start(context.Background(), cfg, app)
 	if err != nil {
