@@ -19,16 +19,7 @@ import (
 func TestMetricsDirPolicy(t *testing.T) {
 	t.Parallel()
 	base := t.TempDir()
-	mk := func(name string, mode os.FileMode) string {
-		p := filepath.Join(base, name)
-		if err := os.Mkdir(p, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(p, mode); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	mk := func(name string, mode os.FileMode) string { return testutil.Mkdir(t, base, name, mode) }
 	private := mk("private", 0o700)
 	shared := mk("shared", 0o755)
 	sticky := mk("sticky", 0o777|os.ModeSticky)

@@ -152,16 +152,7 @@ func exitLine(t *testing.T, want string, args ...string) {
 // before anything is served.
 func TestUnsafeDirectoryIsRefused(t *testing.T) {
 	base := t.TempDir()
-	mk := func(name string, mode os.FileMode) string {
-		d := filepath.Join(base, name)
-		if err := os.Mkdir(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(d, mode); err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
+	mk := func(name string, mode os.FileMode) string { return testutil.Mkdir(t, base, name, mode) }
 	exitLine(t, "writable by users other than its owner (mode 0777) and has no sticky bit", "-dir", mk("world", 0o777))
 	exitLine(t, "writable by users other than its owner (mode 0770)", "-dir", mk("group", 0o770))
 	link := filepath.Join(base, "link")
