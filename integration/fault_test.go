@@ -290,7 +290,7 @@ func TestSymlinksInTheRunDirectoryAreNotFollowed(t *testing.T) {
 // histogram files. It returns the filler file.
 func startOnFullFilesystem(t *testing.T) (*proc, []workerInfo, string) {
 	t.Helper()
-	mnt := mountTmpfs(t, "1m")
+	mnt := testutil.MountTmpfs(t, "1m", 0o700)
 	p := startHello(t, "-workers", "2", "-metrics-dir", mnt)
 	ws := p.waitReady(2)
 	return p, ws, fillFilesystem(t, mnt)

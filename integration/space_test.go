@@ -9,21 +9,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// mountTmpfs mounts a tmpfs of the given size ("16k", "1m") on a fresh
-// directory, unmounted at cleanup (after the processes using it stopped:
-// cleanups run last-in first-out). It needs root, as CI has: without, the
-// test fails.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0700"); err != nil {
-		t.Fatalf("mount a %s tmpfs (needs root): %v", size, err)
-	}
-	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
-	return dir
-}
+	"github.com/herdhttp/herd/internal/testutil"
+)
 
 // fillFilesystem writes a file into dir until its filesystem is full and
 // returns the file's path.
@@ -49,7 +37,7 @@ func fillFilesystem(t *testing.T, dir string) string {
 func TestTooLittleSpaceIsRefusedBeforeForking(t *testing.T) {
 	for _, workers := range []string{"2", "0"} {
 		t.Run("workers="+workers, func(t *testing.T) {
-			mnt := mountTmpfs(t, "16k")
+			mnt := testutil.MountTmpfs(t, "16k", 0o700)
 			code, stderr := runToExit(t, nil, mnt, "-workers", workers)
 			checkOneLine(t, code, stderr, mnt, "-metrics-dir: "+mnt+" has 16384 bytes free", "need", "choose another directory with -metrics-dir")
 		})
@@ -60,7 +48,7 @@ func TestTooLittleSpaceIsRefusedBeforeForking(t *testing.T) {
 // series they cannot create are counted, the failures logged at most once
 // a minute per worker, and /healthz says so.
 func TestFullFilesystemAtRunTime(t *testing.T) {
-	mnt := mountTmpfs(t, "1m")
+	mnt := testutil.MountTmpfs(t, "1m", 0o700)
 	p := startHello(t, "-workers", "2", "-metrics-dir", mnt)
 	p.waitReady(2)
 	filler := fillFilesystem(t, mnt)

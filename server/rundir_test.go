@@ -162,7 +162,7 @@ func TestMetricsDirAncestorsAreChecked(t *testing.T) {
 // a new one in its place, so the master must refuse it.
 func TestMetricsDirWithAParentOwnedByNobody(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a directory owned by nobody and act as nobody")
+		t.Fatal("needs root to create a directory owned by nobody and act as nobody (make test runs as root)")
 	}
 	base, err := os.MkdirTemp("", "herd-ancestor-")
 	if err != nil {

@@ -6,26 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-)
 
-// mountTmpfs mounts a tmpfs of size bytes (a "size=" value) on a fresh
-// directory and unmounts it at cleanup. It needs root, as CI has: without,
-// the test fails.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0755"); err != nil {
-		t.Fatalf("mount a %s tmpfs (needs root): %v", size, err)
-	}
-	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
-	return dir
-}
+	"github.com/herdhttp/herd/internal/testutil"
+)
 
 func TestTooLittleSpaceIsRefusedBeforeAnythingStarts(t *testing.T) {
 	t.Parallel()
-	small := mountTmpfs(t, "16k")
+	small := testutil.MountTmpfs(t, "16k", 0o755)
 	err := Config{Workers: 2, MetricsDir: small, Bind: []string{"127.0.0.1:0"}, MetricsBind: "off"}.Validate()
 	if err == nil {
 		t.Fatal("a metrics directory with 16 KiB free was accepted for 2 workers")
@@ -44,7 +32,7 @@ func TestTooLittleSpaceIsRefusedBeforeAnythingStarts(t *testing.T) {
 		t.Errorf("single process on 16 KiB: %v", err)
 	}
 	// Room for exactly what is needed passes.
-	enough := mountTmpfs(t, fmt.Sprint(spaceNeeded(2)))
+	enough := testutil.MountTmpfs(t, fmt.Sprint(spaceNeeded(2)), 0o755)
 	if err := (Config{Workers: 2, MetricsDir: enough, Bind: []string{"127.0.0.1:0"}, MetricsBind: "off"}).Validate(); err != nil {
 		t.Errorf("a metrics directory with room for 2 workers: %v", err)
 	}
@@ -52,7 +40,7 @@ func TestTooLittleSpaceIsRefusedBeforeAnythingStarts(t *testing.T) {
 
 func TestFullRunDirectoryIsNamedInHealthzAndFailures(t *testing.T) {
 	t.Parallel()
-	dir := mountTmpfs(t, "256k")
+	dir := testutil.MountTmpfs(t, "256k", 0o755)
 	if note := spaceNote(dir); note != "" {
 		t.Errorf("empty filesystem noted as full: %q", note)
 	}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/herdhttp/herd/internal/testutil"
+
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/herdhttp/herd/metrics"
@@ -28,14 +30,7 @@ func counterGatherer(v *float64, err *error) metrics.Gatherer {
 // file stays whole, fresh answers go on, and writing resumes once there
 // is room.
 func TestFullFilesystemKeepsTheLastSnapshot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs")
-	}
-	mnt := t.TempDir()
-	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=64k,mode=0700"); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) })
+	mnt := testutil.MountTmpfs(t, "64k", 0o700)
 	dir := filepath.Join(mnt, "export")
 	v, gerr := 1.0, error(nil)
 	var logs bytes.Buffer

@@ -1,8 +1,10 @@
 package testutil
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -18,4 +20,19 @@ func Mkdir(t testing.TB, base, name string, mode os.FileMode) string {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// MountTmpfs mounts a tmpfs of the given size (a "size=" value: "16k",
+// "1m") with the given mode on a fresh directory, and unmounts it at
+// cleanup, after the processes using it stopped (cleanups run last-in
+// first-out). It needs root, as CI has: without, the test fails.
+func MountTmpfs(t testing.TB, size string, mode os.FileMode) string {
+	t.Helper()
+	dir := t.TempDir()
+	opts := fmt.Sprintf("size=%s,mode=%04o", size, mode.Perm())
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, opts); err != nil {
+		t.Fatalf("mount a %s tmpfs (needs root): %v", size, err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	return dir
 }
