@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -130,5 +131,38 @@ func TestFailedUpgradeWithAUnixSocketKeepsServing(t *testing.T) {
 	}
 	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
 		t.Errorf("socket file after the old master exited: %v, want it removed", err)
+	}
+}
+
+// A master whose only address is a unix socket upgrades as well, in either listener mode
+// (its slots have no TCP socket of their own).
+func TestUpgradeWithOnlyAUnixSocket(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode, func(t *testing.T) {
+			dir := t.TempDir()
+			sock := filepath.Join(sockDir(t), "app.sock")
+			bin := filepath.Join(dir, "hello")
+			installBinary(t, bin, helloBin)
+			pidfile := filepath.Join(dir, "hello.pid")
+			p := startUpgradable(t, exec.Command(bin, "-bind", "unix:"+sock, "-metrics-bind", "127.0.0.1:0",
+				"-metrics-dir", t.TempDir(), "-pidfile", pidfile, "-workers", "2", "-listener-mode", mode,
+				"-graceful-timeout", "20s"), bin, pidfile)
+			oldPID := p.cmd.Process.Pid
+			p.readyWorkers(2)
+			uds := unixLoad(t, sock, 4)
+			uds.waitFor(t, 200)
+			newPID := p.upgrade(oldPID)
+			if status := p.exitStatus(60 * time.Second); status != 0 {
+				t.Errorf("old master exit status %d, want 0", status)
+			}
+			uds.waitFor(t, 200)
+			ok := uds.check(t)
+			t.Logf("USR2 under load (%s, unix socket only): %d requests, %d failed", mode, ok, uds.failed.Load())
+			for _, w := range p.readyWorkers(2) {
+				if parentPID(w.PID) != newPID {
+					t.Errorf("worker %+v: want a worker of the new master %d", w, newPID)
+				}
+			}
+		})
 	}
 }
