@@ -5,7 +5,7 @@ BIN     := bin
 DEBS    := python3-prometheus-client python3-yaml prometheus wrk systemd chromium
 FUZZTIME ?= 15s
 
-.PHONY: all build run test deps vet fmt-check fuzz bench help clean
+.PHONY: all build run test deps vet fmt-check fuzz bench upgrade-check help clean
 
 all: build
 
@@ -15,6 +15,7 @@ help:
 	@echo "make test    install test dependencies, vet, gofmt check, all tests with -race, bounded fuzzing"
 	@echo "make bench   the README's performance figures in one bounded run (bench/bench.mk lists the others)"
 	@echo "make soak    10 minutes of steady load, checking that resources stay flat (SOAK=60s for less)"
+	@echo "make upgrade-check  two HUPs and one USR2 under load over TCP, TLS and a unix socket, both listener modes: failed requests, exit status, counters"
 
 build:
 	$(GO) build -o $(BIN)/hello ./examples/hello
@@ -45,6 +46,12 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeKey$$' -fuzztime $(FUZZTIME) ./mmapstore/
 	$(GO) test -run '^$$' -fuzz '^FuzzReadProxyHeader$$' -fuzztime $(FUZZTIME) ./server/
 	$(MAKE) fuzz-flags
+
+# Two HUPs and one USR2 under load over TCP, TLS and a unix socket (loopback, under a minute
+# per listener mode): the "upgrade-check" lines give the failed requests per listener kind,
+# the old masters' exit status and the request counter before and after the upgrade.
+upgrade-check:
+	$(GO) test -run '^TestUpgradeEveryListenerKind$$' -count=1 -v -timeout 10m ./integration/
 
 # make bench, bench-e2e, bench-micro ...: bench/bench.mk.
 include bench/bench.mk

@@ -4,7 +4,6 @@ package integration
 // under systemd (socket activation, sd_notify). Each test logs the figures it measured.
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -474,27 +473,5 @@ func TestUpgradeFollowsASwitchedLink(t *testing.T) {
 	}
 	if status := p.exitStatus(60 * time.Second); status != 0 {
 		t.Errorf("old master exit status %d, want 0", status)
-	}
-}
-
-// A master with a unix socket refuses a binary upgrade (its socket file is
-// not handed over) and serves on, over TCP and the socket alike.
-func TestUpgradeWithAUnixSocketIsRefused(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "app.sock")
-	p := startHello(t, "-workers", "1", "-bind", "unix:"+sock)
-	p.waitReady(1)
-	master := p.cmd.Process.Pid
-	syscall.Kill(master, syscall.SIGUSR2)
-	p.waitLog(t, "upgrade refused: unix socket listeners are not handed over", 10*time.Second)
-	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-	}}}
-	resp, err := client.Get("http://herd/hello")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !alive(master) {
-		t.Errorf("after the refused upgrade: status %d, master alive %v", resp.StatusCode, alive(master))
 	}
 }

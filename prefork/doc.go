@@ -77,6 +77,12 @@
 // application hands over (Config.Handover: its own listeners and values, which the new
 // master gets back from Inherited). A control socket pair links the two masters.
 //
+// Unix sockets are handed over too, with their paths: the new master adopts the inherited
+// socket for each of its unix addresses with that path instead of creating one (a path no
+// inherited socket has is opened as at start). Only the master that owns a socket file
+// removes it: the old one leaves it once it handed over, and a new master that did not take
+// over leaves it to the old one.
+//
 // The new master starts its workers in the lanes the old workers do not use, so that a
 // worker ID (and its files) is never shared by two live processes. Once they are all ready
 // it writes the pidfile, sends MAINPID= to systemd (the unit needs NotifyAccess=all), and

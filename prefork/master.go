@@ -139,7 +139,7 @@ func newMaster(cfg Config, e *env) (*Master, error) {
 		m.addrs = append(m.addrs, sockaddrToAddr(sa))
 	}
 	if len(s.activated) == 0 {
-		us, err := openUnixSockets(s.unixPaths, s.SocketMode, backlog)
+		us, err := m.openUnix(s.unixPaths, s.SocketMode, backlog)
 		if err != nil {
 			m.closeFDs()
 			return nil, err
@@ -226,7 +226,7 @@ func (m *Master) closeFDs() {
 	for _, f := range m.slotFDs {
 		closeFDs(f)
 	}
-	closeUnixSockets(m.unix)
+	m.closeUnix()
 }
 
 // listenFDs are the sockets a worker of a slot with sockets fds inherits: the slot's, then

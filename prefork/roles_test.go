@@ -220,6 +220,7 @@ type masterSpec struct {
 	Activation bool // fd 3 is a listening socket: pretend systemd passed it
 	CrashLimit int
 	NoFile     uint64 // > 0: the master's RLIMIT_NOFILE (soft limit)
+	Unix       string // a unix socket path the master serves too
 
 	// Binary upgrades (upgrade_test.go).
 	PIDFile         string
@@ -275,10 +276,14 @@ func runTestMaster(spec string) int {
 			return 2
 		}
 	}
+	addrs := []string{"127.0.0.1:0"}
+	if sp.Unix != "" {
+		addrs = append(addrs, prefork.UnixPrefix+sp.Unix)
+	}
 	m, err := prefork.NewMaster(prefork.Config{
 		Environ:    environ,
 		Workers:    sp.Workers,
-		Addrs:      []string{"127.0.0.1:0"},
+		Addrs:      addrs,
 		Mode:       prefork.ListenerMode(sp.Mode),
 		Timeout:    sp.Timeout,
 		CrashLimit: sp.CrashLimit,

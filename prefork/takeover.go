@@ -20,12 +20,15 @@ import (
 //
 //	LISTEN_FDS=N        descriptors 3..3+N-1 are listening sockets, as systemd passes them
 //	LISTEN_FDNAMES=...  their names, colon-separated: "herd-shared-<j>" (ModeShared: address
-//	                    j), "herd-slot-<i>-<j>" (ModeReusePort: slot i, address j), or a
-//	                    name of the application's (Handover.Listeners, given by Inherited)
+//	                    j), "herd-slot-<i>-<j>" (ModeReusePort: slot i, address j),
+//	                    "herd-unix-<k>" (the unix socket at HERD_UPGRADE's unix[k].path),
+//	                    or a name of the application's (Handover.Listeners, given by
+//	                    Inherited)
 //	HERD_UPGRADE={...}  upgradeState (JSON): the old master's pid, which must be this
 //	                    process's parent, the control socket's descriptor (3+N), the
 //	                    listener mode, the number of slots, the lanes the old master's
-//	                    workers use, its Counters and the application's Handover.Values
+//	                    workers use, its Counters, its unix sockets (path and the file
+//	                    it created there) and the application's Handover.Values
 //
 // LISTEN_PID is not set: the old master cannot know the new one's pid before it execs it.
 // The parent check takes its place, as it does for a worker's marker.
@@ -37,6 +40,7 @@ const (
 	fdNameHerd     = "herd-"
 	fdNameShared   = "herd-shared-"
 	fdNameSlot     = "herd-slot-"
+	fdNameUnix     = "herd-unix-"
 )
 
 // upgradeState is what the old master hands over in HERD_UPGRADE.
@@ -48,7 +52,16 @@ type upgradeState struct {
 	Workers  int               `json:"workers"` // the number of slots serving
 	Lanes    string            `json:"lanes"`   // per slot, the lane its old workers use ('-': none)
 	Counters Counters          `json:"counters"`
+	Unix     []unixHandover    `json:"unix,omitempty"` // by the k of "herd-unix-<k>"
 	Values   map[string]string `json:"values,omitempty"`
+}
+
+// unixHandover is a unix socket handed over: its path, and the file the master that created
+// it made there, which only the master that owns the socket removes.
+type unixHandover struct {
+	Path string `json:"path"`
+	Dev  uint64 `json:"dev"`
+	Ino  uint64 `json:"ino"`
 }
 
 // inheritance is a parsed upgrade environment.
@@ -56,6 +69,7 @@ type inheritance struct {
 	state  upgradeState
 	shared []int          // ModeShared: the sockets, by address
 	slots  [][]int        // ModeReusePort: the sockets of each slot, by address (nil: none)
+	unix   []int          // the unix sockets, in the order of state.Unix
 	app    map[string]int // the application's sockets, by name
 	notify string         // NOTIFY_SOCKET, used only once the new master has taken over
 }
@@ -179,6 +193,12 @@ func (in *inheritance) place(name string, fd int) error {
 			return bad()
 		}
 		in.slots[i] = append(in.slots[i], fd)
+	case strings.HasPrefix(name, fdNameUnix):
+		k, ok := index(name[len(fdNameUnix):])
+		if !ok || k != len(in.unix) {
+			return bad()
+		}
+		in.unix = append(in.unix, fd)
 	case strings.HasPrefix(name, fdNameHerd) || name == "":
 		return bad()
 	default:
@@ -197,11 +217,14 @@ func (in *inheritance) check() error {
 	var herd []int
 	switch st.Mode {
 	case ModeShared:
-		if len(in.shared) == 0 || len(in.slots) > 0 {
+		if len(in.shared)+len(in.unix) == 0 || len(in.slots) > 0 {
 			return configErr("upgrade: mode %s without its sockets", st.Mode)
 		}
 		herd = in.shared
 	case ModeReusePort:
+		if len(in.slots) == 0 && len(in.unix) > 0 && len(in.shared) == 0 {
+			break // unix sockets only: the slots have no sockets of their own
+		}
 		if len(in.shared) > 0 || len(in.slots) < st.Workers {
 			return configErr("upgrade: %d slots handed over, want at least %d", len(in.slots), st.Workers)
 		}
@@ -214,6 +237,9 @@ func (in *inheritance) check() error {
 		}
 	}
 	if err := checkActivated(herd); err != nil {
+		return err
+	}
+	if err := in.checkUnix(); err != nil {
 		return err
 	}
 	for _, fd := range in.app {
@@ -241,10 +267,18 @@ func (m *Master) adopt(in *inheritance) {
 	// that fails must not tell it anything, STOPPING=1 least of all.
 	s.sdNotify = ""
 	if s.Mode == ModeShared {
-		m.shared = in.shared
+		m.shared = append([]int{}, in.shared...) // not nil: the mode's mark, even without TCP
 		return
 	}
 	m.slotFDs = in.slots
+	if len(in.slots) == 0 {
+		// Unix sockets only: every slot has no socket of its own.
+		for range s.Workers {
+			m.slotFDs = append(m.slotFDs, []int{})
+		}
+		s.addrs = nil
+		return
+	}
 	// New slots (SIGTTIN) join the inherited groups: bind the same addresses.
 	s.addrs = s.addrs[:0]
 	for _, fd := range in.slots[0] {

@@ -18,6 +18,14 @@ import (
 // the one it created. A file left at the path by a run that crashed is replaced only when
 // nothing listens on it; a live socket (another server) or a file that is not a socket is a
 // configuration error.
+//
+// A binary upgrade hands every unix socket to the new master ("herd-unix-<k>", with its path
+// and file in HERD_UPGRADE), which adopts the inherited socket for each of its unix
+// addresses with that path instead of creating one: the file stays, and connections queued
+// on the socket are accepted by whichever master's workers come first. The socket file
+// belongs to one master at a time, and only that one removes it: the old master until the
+// new one took over, then the new one. So an old master that handed over leaves the file in
+// place, and so does a new master that fails or is stopped before it took over.
 
 // UnixPrefix starts an address of Config.Addrs that is a unix socket.
 const UnixPrefix = "unix:"
@@ -35,6 +43,9 @@ type unixSocket struct {
 	path string
 	dev  uint64 // the file the master created, so that it removes only that one
 	ino  uint64
+	// inherited: handed over by the master this one replaces, whose file this master
+	// removes only once it took over.
+	inherited bool
 }
 
 // unixPath returns the path of a "unix:" address, checked.
@@ -128,6 +139,101 @@ func (s *unixSocket) close() {
 	if unix.Lstat(s.path, &st) == nil && st.Ino == s.ino && st.Dev == s.dev && st.Mode&unix.S_IFMT == unix.S_IFSOCK {
 		unix.Unlink(s.path)
 	}
+}
+
+// openUnix opens the master's unix sockets at paths: in a new master started by an upgrade,
+// the inherited socket of each path it has, a new one for any other path. Inherited sockets
+// for a path no longer configured are closed (their files are left to the stale-socket
+// check of a later start).
+func (m *Master) openUnix(paths []string, mode fs.FileMode, backlog int) ([]*unixSocket, error) {
+	in := m.inh
+	if in == nil || len(in.unix) == 0 {
+		return openUnixSockets(paths, mode, backlog)
+	}
+	byPath := map[string]int{}
+	for k, h := range in.state.Unix {
+		byPath[h.Path] = k
+	}
+	var out []*unixSocket
+	for _, p := range paths {
+		if k, ok := byPath[p]; ok {
+			h := in.state.Unix[k]
+			out = append(out, &unixSocket{fd: in.unix[k], path: p, dev: h.Dev, ino: h.Ino, inherited: true})
+			delete(byPath, p)
+			continue
+		}
+		u, err := openUnixSocket(p, mode, backlog)
+		if err != nil {
+			for _, u := range out {
+				if u.inherited {
+					unix.Close(u.fd) // the old master still serves on it
+				} else {
+					u.close()
+				}
+			}
+			closeUnused(in, byPath)
+			return nil, fieldErr("Addrs", "listen unix %s: %v", p, err)
+		}
+		out = append(out, u)
+	}
+	closeUnused(in, byPath)
+	if len(byPath) > 0 {
+		m.log.Warn("upgrade: closed the inherited unix sockets no address names", "sockets", len(byPath))
+	}
+	return out, nil
+}
+
+// closeUnused closes the inherited unix sockets left in byPath (path to index).
+func closeUnused(in *inheritance, byPath map[string]int) {
+	for _, k := range byPath {
+		unix.Close(in.unix[k])
+	}
+}
+
+// closeUnix closes the master's unix sockets and removes the files it owns: none once it
+// handed over to a new master, and none it inherited unless it took over.
+func (m *Master) closeUnix() {
+	handedOver, tookOver := m.handedOver.Load(), m.tookOver.Load()
+	for _, u := range m.unix {
+		if handedOver || (u.inherited && !tookOver) {
+			unix.Close(u.fd)
+			continue
+		}
+		u.close()
+	}
+}
+
+// unixHandover returns the unix sockets' descriptors and what the new master learns of them.
+func (m *Master) unixHandover() ([]int, []unixHandover) {
+	fds := make([]int, 0, len(m.unix))
+	hs := make([]unixHandover, 0, len(m.unix))
+	for _, u := range m.unix {
+		fds = append(fds, u.fd)
+		hs = append(hs, unixHandover{Path: u.path, Dev: u.dev, Ino: u.ino})
+	}
+	return fds, hs
+}
+
+// checkUnix verifies that the inherited unix sockets are listening stream sockets bound to
+// the paths the state gives, and marks them close-on-exec.
+func (in *inheritance) checkUnix() error {
+	if len(in.unix) != len(in.state.Unix) {
+		return configErr("upgrade: %d unix sockets handed over, %s describes %d", len(in.unix), upgradeEnv, len(in.state.Unix))
+	}
+	if err := checkActivated(in.unix); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for k, fd := range in.unix {
+		want := in.state.Unix[k].Path
+		sa, err := unix.Getsockname(fd)
+		ua, ok := sa.(*unix.SockaddrUnix)
+		if err != nil || !ok || ua.Name != want || want == "" || seen[want] {
+			return configErr("upgrade: fd %d is not the unix socket at %s", fd, want)
+		}
+		seen[want] = true
+	}
+	return nil
 }
 
 // openUnixSockets opens the unix sockets of s.

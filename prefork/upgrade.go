@@ -25,8 +25,9 @@ import (
 //     and the new master's the other: the two never share a per-ID file.
 //  2. The master starts the executable at the path it was started by (selfPath: a binary
 //     replaced there, or a link switched, is the one started) with its own arguments and
-//     environment, handing it every listening socket (LISTEN_FDS, LISTEN_FDNAMES), the
-//     application's Handover, and one end of a control socket pair.
+//     environment, handing it every listening socket (LISTEN_FDS, LISTEN_FDNAMES), its unix
+//     sockets among them (see unixsock.go), the application's Handover, and one end of a
+//     control socket pair.
 //  3. The new master starts its workers on the same sockets. Once they are all ready it
 //     writes its pidfile, sends MAINPID= to systemd and "ready" on the control socket.
 //  4. The old master then stops its workers gracefully (without STOPPING=1: the service is
@@ -175,9 +176,6 @@ func (s *supervisor) requestUpgrade(source string) {
 		refuse("this master is PID 1: its exit would end the container")
 	case s.m.self == "":
 		refuse("the master's own executable is unknown")
-	case len(s.m.unix) > 0:
-		// A new master would find its unix socket paths in use.
-		refuse("unix socket listeners are not handed over; restart the service instead")
 	case !s.booted:
 		refuse("the master is still starting")
 	default:
@@ -288,6 +286,10 @@ func (s *supervisor) startNewMaster() error {
 			}
 		}
 	}
+	unixFDs, unixStates := s.m.unixHandover()
+	for k, fd := range unixFDs {
+		add(fdNameUnix+strconv.Itoa(k), fd)
+	}
 	s.m.fdMu.Unlock()
 	appNames := make([]string, 0, len(h.Listeners))
 	for name := range h.Listeners {
@@ -311,7 +313,7 @@ func (s *supervisor) startNewMaster() error {
 	}
 	st := upgradeState{
 		Version: upgradeVersion, Master: s.env.getpid(), CtlFD: sdListenFDsStart + len(fds),
-		Mode: s.cfg.Mode, Workers: s.n, Lanes: lanes, Counters: s.counters, Values: h.Values,
+		Mode: s.cfg.Mode, Workers: s.n, Lanes: lanes, Counters: s.counters, Unix: unixStates, Values: h.Values,
 	}
 	if s.m.shared != nil {
 		st.Mode = ModeShared

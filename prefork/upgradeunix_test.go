@@ -1,0 +1,181 @@
+package prefork_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
+)
+
+// A binary upgrade with a unix socket among the addresses: the socket goes to the new master
+// with the others, its file stays, and only the master that owns it removes it.
+
+// shortSockPath returns a unix socket path in a fresh directory short enough for sun_path.
+func shortSockPath(t *testing.T) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "herd-up-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return filepath.Join(d, "app.sock")
+}
+
+// sockInode returns the inode of the socket file at path, or 0 if there is none.
+func sockInode(path string) uint64 {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&os.ModeSocket == 0 {
+		return 0
+	}
+	return fi.Sys().(*syscall.Stat_t).Ino
+}
+
+// getUnixInfo asks whichever worker accepts a new connection on the unix socket for its /info.
+func getUnixInfo(path string) (workerInfo, error) {
+	var wi workerInfo
+	tr := &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", path)
+	}}
+	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	resp, err := c.Get("http://unix/info")
+	if err != nil {
+		return wi, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return wi, fmt.Errorf("status %s", resp.Status)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&wi)
+	return wi, err
+}
+
+// startUnixLoad is startLoad over the unix socket at path.
+func startUnixLoad(path string, clients int) *load {
+	l := &load{stop: make(chan struct{})}
+	for range clients {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				if _, err := getUnixInfo(path); err != nil {
+					l.mu.Lock()
+					l.errs = append(l.errs, err)
+					l.mu.Unlock()
+				} else {
+					l.ok.Add(1)
+				}
+			}
+		}()
+	}
+	return l
+}
+
+func TestUpgradeHandsOverTheUnixSocket(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"reuseport", "shared"} {
+		t.Run(mode, func(t *testing.T) {
+			sock := shortSockPath(t)
+			p := startUpgradable(t, masterSpec{Workers: 2, Mode: mode, GracefulTimeout: 20 * time.Second, Unix: sock}, false)
+			oldPID := p.cmd.Process.Pid
+			p.waitReady(t, 2)
+			ino := sockInode(sock)
+			if ino == 0 {
+				t.Fatalf("no socket file at %s", sock)
+			}
+			tcp, uds := startLoad(p.addr, 2), startUnixLoad(sock, 2)
+			flowing := func(what string) {
+				t.Helper()
+				a, b := tcp.ok.Load(), uds.ok.Load()
+				testutil.EventuallyTrue(t, 20*time.Second, what, func() bool { return tcp.ok.Load() > a+50 && uds.ok.Load() > b+50 })
+			}
+			flowing("load flowing over TCP and the unix socket")
+
+			newPID := p.upgrade(t, oldPID)
+			if code := p.exitCode(t, 60*time.Second); code != 0 {
+				t.Errorf("old master exit status %d, want 0", code)
+			}
+			flowing("load flowing after the old master exited")
+			tcp.finish(t)
+			uds.finish(t)
+			t.Logf("%s: %d requests over TCP, %d over the unix socket, %d failed", mode,
+				tcp.ok.Load(), uds.ok.Load(), len(tcp.errs)+len(uds.errs))
+
+			// The old master left the file it handed over; the new master's workers serve it.
+			if got := sockInode(sock); got != ino {
+				t.Errorf("socket file inode %d after the old master exited, want the same %d", got, ino)
+			}
+			p.waitReady(t, 2)
+			wi, err := getUnixInfo(sock)
+			if err != nil || wi.PPID != newPID {
+				t.Errorf("unix socket after the upgrade: worker %+v, %v; want a worker of the new master %d", wi, err, newPID)
+			}
+			if !strings.Contains(p.stdout(), fmt.Sprintf("exit pid %d handed-over true took-over false\n", oldPID)) {
+				t.Errorf("the old master's Run ended without HandedOver:\n%s", p.stdout())
+			}
+
+			// The new master owns the file now: it removes it at its exit.
+			syscall.Kill(newPID, syscall.SIGTERM)
+			testutil.EventuallyTrue(t, 30*time.Second, "the new master gone", func() bool { return gone(newPID) })
+			if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+				t.Errorf("socket file after the new master exited: %v, want it removed", err)
+			}
+		})
+	}
+}
+
+// A new master that never becomes ready is stopped; it leaves the unix socket's file,
+// which the old master goes on serving and removes at its own exit.
+func TestFailedUpgradeLeavesTheUnixSocket(t *testing.T) {
+	t.Parallel()
+	sock := shortSockPath(t)
+	gate := filepath.Join(t.TempDir(), "never")
+	p := startUpgradable(t, masterSpec{Workers: 2, GracefulTimeout: 3 * time.Second, UpgradeGate: gate, Unix: sock}, false)
+	oldPID := p.cmd.Process.Pid
+	before := p.waitReady(t, 2)
+	ino := sockInode(sock)
+	uds := startUnixLoad(sock, 2)
+	testutil.EventuallyTrue(t, 20*time.Second, "load flowing", func() bool { return uds.ok.Load() > 50 })
+
+	syscall.Kill(oldPID, syscall.SIGUSR2)
+	line := p.waitLog(t, "upgrade failed: the new master was not ready in time; stopping it, this master keeps serving")
+	newPID, _ := strconv.Atoi(regexp.MustCompile(`new_pid=(\d+)`).FindStringSubmatch(line)[1])
+	p.waitLog(t, "upgrade: the failed new master exited")
+	if !gone(newPID) {
+		t.Errorf("failed new master pid %d still running", newPID)
+	}
+	if got := sockInode(sock); got != ino {
+		t.Errorf("socket file inode %d after the failed upgrade, want the same %d", got, ino)
+	}
+	served := uds.ok.Load()
+	testutil.EventuallyTrue(t, 20*time.Second, "load flowing after the failure", func() bool { return uds.ok.Load() > served+50 })
+	uds.finish(t)
+	now := p.waitReady(t, 2)
+	if now[0].PID != before[0].PID || now[1].PID != before[1].PID {
+		t.Errorf("workers %+v after the failed upgrade, want %+v", now, before)
+	}
+
+	// The old master still owns the file: it removes it at its exit.
+	syscall.Kill(oldPID, syscall.SIGTERM)
+	if code := p.exitCode(t, 30*time.Second); code != 0 {
+		t.Errorf("old master exit status %d after SIGTERM, want 0", code)
+	}
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket file after the old master exited: %v, want it removed", err)
+	}
+}
