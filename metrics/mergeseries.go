@@ -13,6 +13,7 @@ import (
 
 // keyInfo is what the merge derives from one key.
 type keyInfo struct {
+	key       *mmapstore.Key        // the key it was derived from
 	sfx       string                // the sample name after the family name: "_total", "_sum", "", ...
 	le        float64               // the "le" label as a float, when hasLE
 	hasLE     bool                  // the key has a parsable "le" label
@@ -125,7 +126,7 @@ func (m *merger) newSeries() *seriesAgg {
 }
 
 func deriveKey(k *mmapstore.Key) *keyInfo {
-	ki := &keyInfo{}
+	ki := &keyInfo{key: k}
 	if s, ok := strings.CutPrefix(k.Sample, k.Family); ok {
 		ki.sfx = s
 	} else {
