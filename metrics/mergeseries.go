@@ -50,8 +50,10 @@ type famAgg struct {
 	series map[seriesKey]*seriesAgg
 	sorted []*seriesAgg // every series, sorted by labels when !dirty
 	dirty  bool         // series were added since sorted was last sorted
-	stale  bool         // the series' dto label pairs must be made again (relayout)
-	epoch  uint64       // bumped when series slots are dropped: keyInfo caches of older epochs are stale
+	// textsDue: series were added since the last render made the label texts.
+	textsDue bool
+	stale    bool   // the series' dto label pairs must be made again (relayout)
+	epoch    uint64 // bumped when series slots are dropped: keyInfo caches of older epochs are stale
 
 	heads heads // the rendered HELP and TYPE lines (see render)
 }
@@ -241,7 +243,7 @@ func (fa *famAgg) slot(m *merger, ki *keyInfo, id string) *seriesAgg {
 		}
 		fa.series[sk] = sa
 		fa.sorted = append(fa.sorted, sa)
-		fa.dirty = true
+		fa.dirty, fa.textsDue = true, true
 	}
 	if kind == kindPerFile {
 		if ki.byID == nil {
