@@ -86,8 +86,6 @@ type Reader struct {
 	scratch []Sample      // ScanDirFunc's samples, reused for every file
 	skipped []SkippedFile // the last scan's, for Skipped
 	dec     keyDecoder    // its buffers serve every key decoded
-	// cp is the bytes a remap read to be parsed next (see parseEntriesLocked).
-	cp keyCopy
 	// hint is the keys of the file parsed last, by position: the files of one
 	// directory usually hold the same keys in the same order (the workers of
 	// one app), so the key at an entry's position there is likely the entry's,
@@ -412,52 +410,7 @@ func (r *Reader) remapLocked(path string, rf *readerFile) error {
 		unix.Munmap(rf.data)
 	}
 	rf.data, rf.size = data, st.Size
-	r.cp.read(fd, rf, used)
 	return nil
-}
-
-// keyCopy is a copy of the bytes [from, to) of one file, read with the file's
-// descriptor when it is mapped. The first parse of a file reads every key, and
-// reading them from a copy costs less than through a new mapping, whose every
-// page costs a fault on first access (and a TLB miss on the next ones): a
-// read copies from the kernel's own mapping of the page cache. Values are
-// still loaded from the mapping, atomically.
-type keyCopy struct {
-	rf       *readerFile // nil: no copy
-	from, to int
-	buf      []byte
-}
-
-// Parsing from a copy pays from a few pages of keys on; the copy is kept
-// for the next file, so it is not made for the largest.
-const minKeyCopy, maxKeyCopy = 16 << 10, 8 << 20
-
-// read copies the entries of rf yet to be parsed, up to used, from fd.
-func (c *keyCopy) read(fd *os.File, rf *readerFile, used int) {
-	c.rf = nil
-	n := used - rf.parsed
-	if n < minKeyCopy || n > maxKeyCopy {
-		return
-	}
-	if cap(c.buf) < n {
-		c.buf = make([]byte, n)
-	}
-	c.buf = c.buf[:n]
-	if m, err := fd.ReadAt(c.buf, int64(rf.parsed)); m != n || err != nil {
-		return
-	}
-	c.rf, c.from, c.to = rf, rf.parsed, used
-}
-
-// take returns the copy of rf's bytes from offset from on and where it ends,
-// and forgets it; ok is false if there is none.
-func (c *keyCopy) take(rf *readerFile, from int) (buf []byte, to int, ok bool) {
-	if c.rf != rf || c.from != from {
-		c.rf = nil
-		return nil, 0, false
-	}
-	c.rf = nil
-	return c.buf, c.to, true
 }
 
 // parseLocked parses the entries in [rf.parsed, used). With budget >= 0, the
@@ -518,19 +471,13 @@ func (r *Reader) parseLocked(rf *readerFile, used, budget int) error {
 // appends them to rf. On error, what it appended is still in rf (and
 // interned): the caller releases it.
 func (r *Reader) parseEntriesLocked(rf *readerFile, used int, l Layout) error {
-	// data[pos-base:] holds the file's bytes from pos up to limit: a copy made
-	// by the remap (base = where it starts) if there is one, else the mapping.
-	data, base, limit, pos, vb := rf.data, 0, used, rf.parsed, l.valueBytes()
-	copied := false
-	if buf, to, ok := r.cp.take(rf, pos); ok {
-		data, base, limit, copied = buf, pos, min(to, used), true
-	}
+	data, pos, vb := rf.data, rf.parsed, l.valueBytes()
 	n := len(rf.offs)
 	if pos < used {
 		// Size the arrays for the whole at once, estimating the number of entries
 		// from the first one's size (the entries of a file are much alike); append
 		// grows them if that falls short.
-		if _, _, end, ok := frame(rf.data, pos, used, vb); ok {
+		if _, _, end, ok := frame(data, pos, used, vb); ok {
 			if want := n + (used-pos)/(end-pos)*9/8 + 1; cap(rf.offs) < want {
 				rf.offs = slices.Grow(rf.offs, want-n)
 				rf.keys = slices.Grow(rf.keys, want-n)
@@ -541,22 +488,12 @@ func (r *Reader) parseEntriesLocked(rf *readerFile, used int, l Layout) error {
 	hint := r.hint
 	var err error
 	for i := n; pos < used; i++ {
-		if copied && pos >= limit {
-			data, base, limit, copied = rf.data, 0, used, false
-		}
-		klen, valueOff, end, ok := frame(data, pos-base, limit-base, vb)
+		klen, valueOff, end, ok := frame(data, pos, used, vb)
 		if !ok {
-			if copied { // an entry past the copy: the mapping has it
-				data, base, limit, copied = rf.data, 0, used, false
-				i--
-				continue
-			}
 			err = frameError(data, pos, used, vb)
 			break
 		}
-		key := data[pos-base+4 : pos-base+4+klen]
-		valueOff += base
-		end += base
+		key := data[pos+4 : pos+4+klen]
 		var ik *internedKey
 		if i < len(hint) && hint[i].refs > 0 && hint[i].raw == string(key) {
 			ik = hint[i]
@@ -614,9 +551,6 @@ func (r *Reader) forgetLocked(path string) {
 		return
 	}
 	r.releaseEntriesLocked(rf)
-	if r.cp.rf == rf {
-		r.cp.rf = nil
-	}
 	if rf.data != nil {
 		unix.Munmap(rf.data)
 	}
@@ -641,7 +575,7 @@ func (r *Reader) Close() error {
 		r.forgetLocked(path)
 	}
 	clear(r.out[:cap(r.out)])
-	r.out, r.scratch, r.hint, r.cp = nil, nil, nil, keyCopy{}
+	r.out, r.scratch, r.hint = nil, nil, nil
 	r.dec = keyDecoder{intern: r.dec.intern}
 	return nil
 }
