@@ -61,6 +61,7 @@ type merger struct {
 	stamp   uint64
 	touched []*famAgg   // families of the current merge, in order of first appearance
 	slab    []seriesAgg // where new series are allocated
+	kslab   []keyInfo   // where new key information is allocated
 	// reserved lists the families of the last merge left out because they use the name
 	// of one of the DirGatherer's own families.
 	reserved []string
@@ -324,7 +325,7 @@ func (m *merger) resolve(fc *fileCache, f *mmapstore.FileSamples) {
 		}
 		ki := m.keys[k]
 		if ki == nil {
-			ki = deriveKey(k)
+			ki = deriveKey(m.newKeyInfo(), k)
 			m.keys[k] = ki
 		}
 		ki.seen = m.gen
@@ -356,6 +357,7 @@ func (m *merger) prune() {
 	for k, ki := range m.keys {
 		if m.gen-ki.seen > 64 {
 			delete(m.keys, k)
+			*ki = keyInfo{} // its slab may live on: keep nothing alive
 		}
 	}
 	for name, fa := range m.fams {

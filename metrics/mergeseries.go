@@ -117,6 +117,16 @@ type seriesAgg struct {
 	sortKey string
 }
 
+// newKeyInfo returns a zero keyInfo from the merger's current slab of them.
+func (m *merger) newKeyInfo() *keyInfo {
+	if len(m.kslab) == 0 {
+		m.kslab = make([]keyInfo, 128)
+	}
+	ki := &m.kslab[0]
+	m.kslab = m.kslab[1:]
+	return ki
+}
+
 // newSeries returns a zero seriesAgg from the merger's current slab.
 func (m *merger) newSeries() *seriesAgg {
 	if len(m.slab) == 0 {
@@ -127,8 +137,9 @@ func (m *merger) newSeries() *seriesAgg {
 	return sa
 }
 
-func deriveKey(k *mmapstore.Key) *keyInfo {
-	ki := &keyInfo{key: k}
+// deriveKey returns what the merge derives from key k, in ki (zero).
+func deriveKey(ki *keyInfo, k *mmapstore.Key) *keyInfo {
+	ki.key = k
 	if s, ok := strings.CutPrefix(k.Sample, k.Family); ok {
 		ki.sfx = s
 	} else {
