@@ -61,10 +61,17 @@ type merger struct {
 	stamp   uint64
 	touched []*famAgg   // families of the current merge, in order of first appearance
 	slab    []seriesAgg // where new series are allocated
+	kslab   []keyInfo   // where new key information is allocated
 	// reserved lists the families of the last merge left out because they use the name
 	// of one of the DirGatherer's own families.
 	reserved []string
 	out      []*famAgg // end's result, reused
+	// prev is the file merged last in this merge, with its type and mode: the files of one
+	// directory usually hold the same keys in the same order (the workers of one app), so
+	// resolve takes an entry's resolution from the same position there when the key is the
+	// same (see resolve).
+	prev               *fileCache
+	prevType, prevMode string
 }
 
 // fileCache is what the merger resolved for each entry of one file, by position. The
@@ -126,6 +133,7 @@ func (m *merger) merge(files []mmapstore.FileSamples) []*dto.MetricFamily {
 func (m *merger) begin() {
 	m.gen++
 	m.touched = m.touched[:0]
+	m.prev = nil
 }
 
 // addFile merges one file's samples. f is not kept.
@@ -153,6 +161,7 @@ func (m *merger) addFile(f *mmapstore.FileSamples) {
 	if len(fc.ops) < len(f.Samples) {
 		m.resolve(fc, f)
 	}
+	m.prev, m.prevType, m.prevMode = fc, f.Type, f.Mode
 	n := len(f.Samples)
 	ops, sas, kis, hints, samples := fc.ops[:n], fc.sas[:n], fc.kis[:n], fc.hints[:n], f.Samples[:n]
 	gen := m.gen
@@ -280,8 +289,16 @@ func (m *merger) resolve(fc *fileCache, f *mmapstore.FileSamples) {
 		fc.ops, fc.sas, fc.kis = slices.Grow(fc.ops, n-len(fc.ops)), slices.Grow(fc.sas, n-len(fc.sas)), slices.Grow(fc.kis, n-len(fc.kis))
 		fc.hints = slices.Grow(fc.hints, n-len(fc.hints))
 	}
+	// The previous file's resolution of the same key at the same position is this file's
+	// too when both files have the same type and mode and no slot was dropped since (same
+	// stamp): the operation depends only on those and the key, and the slot too, except for
+	// the gauge modes that keep one series per file.
+	p := m.prev
+	if p == nil || p == fc || p.stamp != m.stamp || f.Type != m.prevType || f.Mode != m.prevMode {
+		p = nil
+	}
 	for _, s := range f.Samples[len(fc.ops):] {
-		k := s.Key
+		i, k := len(fc.ops), s.Key // the entry's position, and key
 		if k == nil {
 			fc.ops, fc.sas, fc.kis, fc.hints = append(fc.ops, opNone), append(fc.sas, nil), append(fc.kis, nil), append(fc.hints, 0)
 			continue
@@ -296,10 +313,19 @@ func (m *merger) resolve(fc *fileCache, f *mmapstore.FileSamples) {
 			if !slices.ContainsFunc(fc.fams, func(r famRun) bool { return r.fa == cur }) {
 				fc.fams = append(fc.fams, famRun{cur, k.Help})
 			}
+			if p != nil && p.stamp != m.stamp { // touch dropped slots
+				p = nil
+			}
+		}
+		if p != nil && i < len(p.kis) && p.kis[i] != nil && p.kis[i].key == k && (p.ops[i] == opNone || cur.kindFor() != kindPerFile) {
+			ki := p.kis[i]
+			ki.seen = m.gen
+			fc.ops, fc.sas, fc.kis, fc.hints = append(fc.ops, p.ops[i]), append(fc.sas, p.sas[i]), append(fc.kis, ki), append(fc.hints, 0)
+			continue
 		}
 		ki := m.keys[k]
 		if ki == nil {
-			ki = deriveKey(k)
+			ki = deriveKey(m.newKeyInfo(), k)
 			m.keys[k] = ki
 		}
 		ki.seen = m.gen
@@ -331,6 +357,7 @@ func (m *merger) prune() {
 	for k, ki := range m.keys {
 		if m.gen-ki.seen > 64 {
 			delete(m.keys, k)
+			*ki = keyInfo{} // its slab may live on: keep nothing alive
 		}
 	}
 	for name, fa := range m.fams {

@@ -208,3 +208,44 @@ func testMergeFileCache(t *testing.T, seq bool) {
 		}
 	}
 }
+
+// The Reader gives one *Key to the same key bytes in every file, and resolve takes an
+// entry's resolution from the previous file's same position when the key is the same: only
+// while the two files' types agree, and never a per-file gauge's series.
+func TestMergeSharedKeyAcrossFiles(t *testing.T) {
+	t.Parallel()
+	k := key("c", "c_total", "h")
+	g := key("g", "g", "h")
+	cases := []struct {
+		name  string
+		files []mmapstore.FileSamples
+		want  string
+	}{
+		{"a counter's key in a gauge file after it: the first file's type wins",
+			[]mmapstore.FileSamples{
+				file("counter", "", "1", mmapstore.Sample{Key: k, Value: 1}),
+				file("gauge", "all", "2", mmapstore.Sample{Key: k, Value: 2}),
+			},
+			"# HELP c_total h\n# TYPE c_total counter\nc_total 1\n"},
+		{"a gauge of the all mode: one series per file",
+			[]mmapstore.FileSamples{
+				file("gauge", "all", "1", mmapstore.Sample{Key: g, Value: 1}),
+				file("gauge", "all", "2", mmapstore.Sample{Key: g, Value: 2}),
+			},
+			"# HELP g h\n# TYPE g gauge\ng{pid=\"1\"} 1\ng{pid=\"2\"} 2\n"},
+		{"a summed gauge: one series",
+			[]mmapstore.FileSamples{
+				file("gauge", "livesum", "1", mmapstore.Sample{Key: g, Value: 1}),
+				file("gauge", "livesum", "2", mmapstore.Sample{Key: g, Value: 2}),
+			},
+			"# HELP g h\n# TYPE g gauge\ng 3\n"},
+	}
+	for _, c := range cases {
+		m := newMerger()
+		for range 2 { // resolved, then from the file caches
+			if got := text(t, m, c.files...); got != c.want {
+				t.Errorf("%s:\n got %q\nwant %q", c.name, got, c.want)
+			}
+		}
+	}
+}

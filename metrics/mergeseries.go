@@ -13,6 +13,7 @@ import (
 
 // keyInfo is what the merge derives from one key.
 type keyInfo struct {
+	key       *mmapstore.Key        // the key it was derived from
 	sfx       string                // the sample name after the family name: "_total", "_sum", "", ...
 	le        float64               // the "le" label as a float, when hasLE
 	hasLE     bool                  // the key has a parsable "le" label
@@ -49,8 +50,10 @@ type famAgg struct {
 	series map[seriesKey]*seriesAgg
 	sorted []*seriesAgg // every series, sorted by labels when !dirty
 	dirty  bool         // series were added since sorted was last sorted
-	stale  bool         // the series' dto label pairs must be made again (relayout)
-	epoch  uint64       // bumped when series slots are dropped: keyInfo caches of older epochs are stale
+	// textsDue: series were added since the last render made the label texts.
+	textsDue bool
+	stale    bool   // the series' dto label pairs must be made again (relayout)
+	epoch    uint64 // bumped when series slots are dropped: keyInfo caches of older epochs are stale
 
 	heads heads // the rendered HELP and TYPE lines (see render)
 }
@@ -114,6 +117,16 @@ type seriesAgg struct {
 	sortKey string
 }
 
+// newKeyInfo returns a zero keyInfo from the merger's current slab of them.
+func (m *merger) newKeyInfo() *keyInfo {
+	if len(m.kslab) == 0 {
+		m.kslab = make([]keyInfo, 128)
+	}
+	ki := &m.kslab[0]
+	m.kslab = m.kslab[1:]
+	return ki
+}
+
 // newSeries returns a zero seriesAgg from the merger's current slab.
 func (m *merger) newSeries() *seriesAgg {
 	if len(m.slab) == 0 {
@@ -124,8 +137,9 @@ func (m *merger) newSeries() *seriesAgg {
 	return sa
 }
 
-func deriveKey(k *mmapstore.Key) *keyInfo {
-	ki := &keyInfo{}
+// deriveKey returns what the merge derives from key k, in ki (zero).
+func deriveKey(ki *keyInfo, k *mmapstore.Key) *keyInfo {
+	ki.key = k
 	if s, ok := strings.CutPrefix(k.Sample, k.Family); ok {
 		ki.sfx = s
 	} else {
@@ -240,7 +254,7 @@ func (fa *famAgg) slot(m *merger, ki *keyInfo, id string) *seriesAgg {
 		}
 		fa.series[sk] = sa
 		fa.sorted = append(fa.sorted, sa)
-		fa.dirty = true
+		fa.dirty, fa.textsDue = true, true
 	}
 	if kind == kindPerFile {
 		if ki.byID == nil {

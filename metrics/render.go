@@ -34,22 +34,60 @@ type heads struct {
 // labelText returns the series' rendered label pairs, making them the first time.
 func (sa *seriesAgg) labelText() *labelText {
 	if !sa.text.done {
-		var b []byte
-		for i, lp := range sa.out {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, lp.Name...)
-			b = append(b, '=', '"')
-			b = appendEscaped(b, lp.Value, true)
-			b = append(b, '"')
-			if lp.Name == model.MetricNameLabel || !model.LegacyValidation.IsValidLabelName(lp.Name) {
-				sa.text.odd = true
-			}
-		}
-		sa.text.s, sa.text.done = string(b), true
+		sa.setLabelText(string(sa.appendLabels(nil)))
 	}
 	return &sa.text
+}
+
+// appendLabels appends the series' label pairs as rendered.
+func (sa *seriesAgg) appendLabels(b []byte) []byte {
+	for i, lp := range sa.out {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, lp.Name...)
+		b = append(b, '=', '"')
+		b = appendEscaped(b, lp.Value, true)
+		b = append(b, '"')
+	}
+	return b
+}
+
+// setLabelText sets the series' rendered label pairs to s.
+func (sa *seriesAgg) setLabelText(s string) {
+	sa.text = labelText{s: s, done: true}
+	for _, lp := range sa.out {
+		if lp.Name == model.MetricNameLabel || !model.LegacyValidation.IsValidLabelName(lp.Name) {
+			sa.text.odd = true
+		}
+	}
+}
+
+// labelScratch is the buffers labelTexts reuses.
+type labelScratch struct {
+	b    []byte
+	sas  []*seriesAgg
+	ends []int
+}
+
+// labelTexts renders the label pairs of the family's series that have none yet, all into
+// one string (one allocation for the series added since the last render, not one each).
+func (fa *famAgg) labelTexts(sc *labelScratch) {
+	fa.textsDue = false
+	b, sas, ends := sc.b[:0], sc.sas[:0], sc.ends[:0]
+	for _, sa := range fa.sorted {
+		if !sa.text.done {
+			b = sa.appendLabels(b)
+			sas, ends = append(sas, sa), append(ends, len(b))
+		}
+	}
+	all, start := string(b), 0
+	for i, sa := range sas {
+		sa.setLabelText(all[start:ends[i]])
+		start = ends[i]
+	}
+	clear(sas)
+	sc.b, sc.sas, sc.ends = b[:0], sas[:0], ends[:0]
 }
 
 // head returns the family's rendered HELP and TYPE lines.
@@ -92,6 +130,8 @@ func (fa *famAgg) head() *heads {
 type leTexts struct {
 	m    map[uint64]*[2]string // [text, OpenMetrics]
 	last []leText
+	// labels is labelTexts' scratch: the render caches of one gatherer share it.
+	labels labelScratch
 }
 
 type leText struct {
@@ -134,6 +174,9 @@ func (fa *famAgg) render(b []byte, gen uint64, om bool, les *leTexts) ([]byte, b
 	if h.odd {
 		return b, false
 	}
+	if fa.textsDue {
+		fa.labelTexts(&les.labels)
+	}
 	start := len(b)
 	if om {
 		b = append(b, h.om...)
@@ -141,6 +184,13 @@ func (fa *famAgg) render(b []byte, gen uint64, om bool, les *leTexts) ([]byte, b
 		b = append(b, h.text...)
 	}
 	name := fa.name
+	if n := len(fa.sorted); n > 0 && fa.typ != typeHistogram {
+		// Room for the family at once (a first scrape, whose buffer is new), estimated from
+		// its first series: growing by doubling would copy it all again and again.
+		if need := n * (len(name) + len(fa.sorted[0].labelText().s) + 24); cap(b)-len(b) < need {
+			b = slices.Grow(b, need)
+		}
+	}
 	for _, sa := range fa.sorted {
 		if !fa.current(sa, gen) {
 			continue
@@ -286,17 +336,19 @@ func appendFloat(b []byte, f float64, om bool) []byte {
 
 // appendEscaped appends s with backslash and newline escaped, and double quotes if quote.
 func appendEscaped(b []byte, s string, quote bool) []byte {
+	start := 0 // s[start:i] needs no escaping
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
 		case c == '\\':
-			b = append(b, '\\', '\\')
+			b = append(append(b, s[start:i]...), '\\', '\\')
 		case c == '\n':
-			b = append(b, '\\', 'n')
+			b = append(append(b, s[start:i]...), '\\', 'n')
 		case c == '"' && quote:
-			b = append(b, '\\', '"')
+			b = append(append(b, s[start:i]...), '\\', '"')
 		default:
-			b = append(b, c)
+			continue
 		}
+		start = i + 1
 	}
-	return b
+	return append(b, s[start:]...)
 }

@@ -161,6 +161,7 @@ type keyDecoder struct {
 	intern bool
 	names  map[string]string
 	prev   Key
+	lslab  []LabelPair // where an interning decoder allocates keys' labels, a batch at a time
 }
 
 // maxInterned bounds keyDecoder.names; past it the map starts over (strings
@@ -251,8 +252,17 @@ func (d *keyDecoder) decode(s string) (Key, error) {
 		return Key{}, d.fail("trailing bytes")
 	}
 	ls := sortLabels(d.labels)
-	if len(ls) > 0 {
-		k.Labels = append(make([]LabelPair, 0, len(ls)), ls...)
+	switch n := len(ls); {
+	case n == 0:
+	case d.intern: // a Reader's: thousands of keys, one allocation for many
+		if len(d.lslab) < n {
+			d.lslab = make([]LabelPair, max(512, n))
+		}
+		k.Labels = d.lslab[:n:n]
+		copy(k.Labels, ls)
+		d.lslab = d.lslab[n:]
+	default:
+		k.Labels = append(make([]LabelPair, 0, n), ls...)
 	}
 	if d.intern {
 		k.Family = d.share(k.Family, d.prev.Family)

@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -224,4 +226,67 @@ func FuzzDecodeKey(f *testing.F) {
 			t.Fatal("encoding is not stable")
 		}
 	})
+}
+
+// FuzzDecodeKeyMatchesJSON: DecodeKey accepts exactly the valid UTF-8 JSON arrays of a
+// string, a string, an object of strings and a string, and reads them as encoding/json
+// does; a Reader's decoder (interning, its buffers reused from key to key) gives the same
+// Key.
+func FuzzDecodeKeyMatchesJSON(f *testing.F) {
+	f.Add([]byte(`["m", "m_total", {"b": "x\"\n\\/\u00e9\ud83d\ude00\u0001", "a": "2"}, "help"]`))
+	f.Add([]byte(` [ "a" , "b" , { "x" : "1" , "x" : "2" } , "" ] `))
+	f.Add([]byte(`["\ud800\u0041", "\/", {}, "é"]`))
+	f.Add([]byte(`["a", null, {}, "h"]`))
+	f.Add([]byte(`["a", "b", {"l": 1}, "h"]`))
+	f.Add([]byte(`["a", "b", {}, "h", "extra"]`))
+	f.Add([]byte("[\"a\xff\", \"b\", {}, \"h\"]"))
+	f.Add([]byte(`["a", "b", {}, "h"]x`))
+	dec := keyDecoder{intern: true}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		k, err := DecodeKey(b)
+		want, jerr := jsonKey(b)
+		if (err == nil) != (jerr == nil) {
+			t.Fatalf("%q: DecodeKey: %v; encoding/json: %v", b, err, jerr)
+		}
+		ik, ierr := dec.decode(string(b))
+		if (ierr == nil) != (err == nil) {
+			t.Fatalf("%q: interning decoder: %v; DecodeKey: %v", b, ierr, err)
+		}
+		if err != nil {
+			return
+		}
+		if !reflect.DeepEqual(k, want) || !reflect.DeepEqual(ik, k) {
+			t.Fatalf("%q:\nDecodeKey     %+v\nencoding/json %+v\ninterning     %+v", b, k, want, ik)
+		}
+	})
+}
+
+// jsonKey decodes a key with encoding/json, as DecodeKey should.
+func jsonKey(b []byte) (Key, error) {
+	if !utf8.Valid(b) {
+		return Key{}, errors.New("invalid UTF-8")
+	}
+	var parts []json.RawMessage
+	if err := json.Unmarshal(b, &parts); err != nil {
+		return Key{}, err
+	}
+	if len(parts) != 4 {
+		return Key{}, fmt.Errorf("%d elements", len(parts))
+	}
+	for _, p := range parts {
+		if string(p) == "null" { // encoding/json reads null into anything
+			return Key{}, errors.New("null")
+		}
+	}
+	var k Key
+	var labels map[string]string
+	if err := errors.Join(json.Unmarshal(parts[0], &k.Family), json.Unmarshal(parts[1], &k.Sample),
+		json.Unmarshal(parts[2], &labels), json.Unmarshal(parts[3], &k.Help)); err != nil {
+		return Key{}, err
+	}
+	for name, value := range labels {
+		k.Labels = append(k.Labels, LabelPair{name, value})
+	}
+	slices.SortFunc(k.Labels, func(a, b LabelPair) int { return strings.Compare(a.Name, b.Name) })
+	return k, nil
 }

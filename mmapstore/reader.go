@@ -86,6 +86,7 @@ type Reader struct {
 	scratch []Sample      // ScanDirFunc's samples, reused for every file
 	skipped []SkippedFile // the last scan's, for Skipped
 	dec     keyDecoder    // its buffers serve every key decoded
+	slab    []internedKey // where new interned keys are allocated, a batch at a time
 	// hint is the keys of the file parsed last, by position: the files of one
 	// directory usually hold the same keys in the same order (the workers of
 	// one app), so the key at an entry's position there is likely the entry's,
@@ -520,12 +521,18 @@ func (r *Reader) parseEntriesLocked(rf *readerFile, used int, l Layout) error {
 
 // internLocked decodes a key not interned yet and interns it.
 func (r *Reader) internLocked(key []byte) (*internedKey, error) {
-	ik := &internedKey{raw: string(key)}
-	k, err := r.dec.decode(ik.raw)
+	raw := string(key)
+	k, err := r.dec.decode(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
-	ik.key = k
+	if len(r.slab) == 0 {
+		// A first scan interns thousands of keys: one allocation for many.
+		r.slab = make([]internedKey, 128)
+	}
+	ik := &r.slab[0]
+	r.slab = r.slab[1:]
+	ik.raw, ik.key = raw, k
 	r.stats.DecodedKeys++
 	r.keys[ik.raw] = ik
 	return ik, nil
@@ -536,6 +543,7 @@ func (r *Reader) releaseEntriesLocked(rf *readerFile) {
 		ik.refs--
 		if ik.refs == 0 {
 			delete(r.keys, ik.raw)
+			ik.raw, ik.key = "", Key{} // its slab may live on: keep nothing alive
 		}
 	}
 	rf.offs, rf.keys, rf.iks, rf.samples = nil, nil, nil, nil
@@ -575,7 +583,7 @@ func (r *Reader) Close() error {
 		r.forgetLocked(path)
 	}
 	clear(r.out[:cap(r.out)])
-	r.out, r.scratch, r.hint = nil, nil, nil
+	r.out, r.scratch, r.hint, r.slab = nil, nil, nil, nil
 	r.dec = keyDecoder{intern: r.dec.intern}
 	return nil
 }
