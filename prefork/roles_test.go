@@ -227,6 +227,9 @@ type masterSpec struct {
 	GracefulTimeout time.Duration
 	UpgradeFailFile string // a new master exits 2 at once while this file exists
 	UpgradeGate     string // a new master's workers are ready only once this file exists
+	// The old master's upgrade timeout fires as the new master reports ready
+	// (prefork.SetUpgradeTimeoutAtReadyForTest).
+	UpgradeTimeoutAtReady bool
 }
 
 // runTestMaster runs a master configured by spec (JSON). It prints "admin ADDR" and
@@ -303,6 +306,9 @@ func runTestMaster(spec string) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
+	}
+	if sp.UpgradeTimeoutAtReady && !upgraded {
+		prefork.SetUpgradeTimeoutAtReadyForTest(m)
 	}
 	var held []int // descriptors taken by /fill, kept for the whole run
 	var heldMu sync.Mutex
