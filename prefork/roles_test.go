@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -230,6 +231,7 @@ type masterSpec struct {
 	// The old master's upgrade timeout fires as the new master reports ready
 	// (prefork.SetUpgradeTimeoutAtReadyForTest).
 	UpgradeTimeoutAtReady bool
+	UpgradeSocketMode     uint32 // > 0: a new master's Config.SocketMode
 }
 
 // runTestMaster runs a master configured by spec (JSON). It prints "admin ADDR" and
@@ -262,11 +264,13 @@ func runTestMaster(spec string) int {
 	}
 	gen, admin := 1, inh.Listeners["admin"]
 	env := []string{behaviorEnv + "=" + sp.Behavior}
+	var socketMode fs.FileMode
 	if upgraded {
 		if _, err := os.Stat(sp.UpgradeFailFile); sp.UpgradeFailFile != "" && err == nil {
 			fmt.Fprintln(os.Stderr, "test master: failing as a new master on purpose")
 			return 2
 		}
+		socketMode = fs.FileMode(sp.UpgradeSocketMode)
 		gen, _ = strconv.Atoi(inh.Values["generation"])
 		gen++
 		if sp.UpgradeGate != "" {
@@ -294,6 +298,7 @@ func runTestMaster(spec string) int {
 		BootTimeout:     20 * time.Second,
 		GracefulTimeout: sp.GracefulTimeout,
 		PIDFile:         sp.PIDFile,
+		SocketMode:      socketMode,
 		Env:             env,
 		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Handover: func() (prefork.Handover, error) {

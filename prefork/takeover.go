@@ -379,6 +379,7 @@ func (s *supervisor) takeOver() {
 			s.pidFile = pf
 		}
 	}
+	s.m.applyUnixMode(s.cfg.SocketMode)
 	s.up.notify = newNotifier(in.notify, s.log)
 	s.notify = s.up.notify
 	s.notify.send("MAINPID=" + strconv.Itoa(pid) + "\nREADY=1\nSTATUS=" + s.statusText())

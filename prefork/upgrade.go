@@ -117,7 +117,8 @@ func (m *Master) Upgrade() {
 func (m *Master) HandedOver() bool { return m.handedOver.Load() }
 
 // TookOver reports whether this master, started by a binary upgrade, took over from the old
-// one (its workers became ready). A new master that did not take over must leave the state
+// one: its workers became ready and the old master committed to handing over (or was gone).
+// A new master that did not take over must leave the state
 // it inherited alone: the old master still serves with it.
 func (m *Master) TookOver() bool { return m.tookOver.Load() }
 

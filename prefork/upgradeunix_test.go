@@ -41,6 +41,15 @@ func sockInode(path string) uint64 {
 	return fi.Sys().(*syscall.Stat_t).Ino
 }
 
+// sockMode returns the permission bits of the file at path (0 if there is none).
+func sockMode(path string) os.FileMode {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Mode().Perm()
+}
+
 // getUnixInfo asks whichever worker accepts a new connection on the unix socket for its /info.
 func getUnixInfo(path string) (workerInfo, error) {
 	var wi workerInfo
@@ -186,7 +195,10 @@ func TestFailedUpgradeLeavesTheUnixSocket(t *testing.T) {
 func TestUpgradeTimeoutAtReadyLeavesTheFilesToTheOldMaster(t *testing.T) {
 	t.Parallel()
 	sock := shortSockPath(t)
-	p := startUpgradable(t, masterSpec{Workers: 2, GracefulTimeout: 20 * time.Second, Unix: sock, UpgradeTimeoutAtReady: true}, false)
+	p := startUpgradable(t, masterSpec{
+		Workers: 2, GracefulTimeout: 20 * time.Second, Unix: sock,
+		UpgradeTimeoutAtReady: true, UpgradeSocketMode: 0o600,
+	}, false)
 	oldPID := p.cmd.Process.Pid
 	before := p.waitReady(t, 2)
 	ino := sockInode(sock)
@@ -207,6 +219,9 @@ func TestUpgradeTimeoutAtReadyLeavesTheFilesToTheOldMaster(t *testing.T) {
 	if got := sockInode(sock); got != ino {
 		t.Errorf("socket file inode %d after the new master was stopped, want the same %d (the old master serves it)", got, ino)
 	}
+	if got := sockMode(sock); got != 0o660 {
+		t.Errorf("socket file mode %#o after the new master was stopped, want the old master's %#o", got, 0o660)
+	}
 	if got := p.pidfilePID(); got != oldPID {
 		t.Errorf("pidfile names pid %d after the new master was stopped, want the old master %d", got, oldPID)
 	}
@@ -225,5 +240,34 @@ func TestUpgradeTimeoutAtReadyLeavesTheFilesToTheOldMaster(t *testing.T) {
 	}
 	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
 		t.Errorf("socket file after the old master exited: %v, want it removed", err)
+	}
+}
+
+// A new master that takes over sets its own socket mode on the socket file it inherited:
+// a mode changed with the upgrade takes effect, on the same socket.
+func TestUpgradeAppliesTheNewSocketMode(t *testing.T) {
+	t.Parallel()
+	sock := shortSockPath(t)
+	p := startUpgradable(t, masterSpec{Workers: 1, GracefulTimeout: 20 * time.Second, Unix: sock, UpgradeSocketMode: 0o602}, false)
+	oldPID := p.cmd.Process.Pid
+	p.waitReady(t, 1)
+	ino := sockInode(sock)
+	if got := sockMode(sock); ino == 0 || got != 0o660 {
+		t.Fatalf("socket file inode %d mode %#o before the upgrade, want a socket with mode 0660", ino, got)
+	}
+	newPID := p.upgrade(t, oldPID)
+	p.waitLog(t, "upgrade: took over from the old master")
+	if got := sockMode(sock); got != 0o602 {
+		t.Errorf("socket file mode %#o after the new master took over, want 0602", got)
+	}
+	if got := sockInode(sock); got != ino {
+		t.Errorf("socket file inode %d after the upgrade, want the same %d", got, ino)
+	}
+	if code := p.exitCode(t, 60*time.Second); code != 0 {
+		t.Errorf("old master exit status %d, want 0", code)
+	}
+	wi, err := getUnixInfo(sock)
+	if err != nil || wi.PPID != newPID {
+		t.Errorf("unix socket after the upgrade: worker %+v, %v; want a worker of the new master %d", wi, err, newPID)
 	}
 }
