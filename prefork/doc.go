@@ -85,9 +85,11 @@
 //
 // The new master starts its workers in the lanes the old workers do not use, so that a
 // worker ID (and its files) is never shared by two live processes. Once they are all ready
-// it writes the pidfile, sends MAINPID= to systemd (the unit needs NotifyAccess=all), and
-// tells the old master, which stops its workers gracefully and whose Run returns nil
-// (HandedOver). The old master closes the control socket after its last worker was reaped;
+// it tells the old master, which decides once: if it has not given up on the upgrade it
+// answers, stops its workers gracefully, and its Run returns nil (HandedOver); only on that
+// answer does the new master take over (TookOver): it writes the pidfile, sends MAINPID= to
+// systemd (the unit needs NotifyAccess=all), and owns the socket files and the run
+// directory. A new master stopped before the answer owns nothing it inherited. The old master closes the control socket after its last worker was reaped;
 // until then, the new master refuses reloads, scaling and upgrades. Before starting the new
 // master, the old one waits until no slot has two workers, and holds back planned
 // replacements until the upgrade ends. If the new master exits, or is not ready within

@@ -27,6 +27,11 @@ type env struct {
 	forkExec func(path string, argv []string, attr *syscall.ProcAttr) (pid int, err error)
 	kill     func(pid int, sig syscall.Signal) error
 	wait4    func(pid int, ws *unix.WaitStatus, options int) (int, error)
+
+	// upgradeReady, if set, runs in the old master of a binary upgrade when the new
+	// master's "ready" arrives, before the supervisor hears of it; timeout posts the
+	// upgrade's timeout event then (a test's way to make the two meet).
+	upgradeReady func(timeout func())
 }
 
 func newStdEnv() *env {

@@ -81,3 +81,10 @@ func SetForkForTest(m *Master, seam func(*ForkCall) error) {
 		return fork(path, argv, &a)
 	}
 }
+
+// SetUpgradeTimeoutAtReadyForTest makes m, as the old master of a binary upgrade, meet its
+// upgrade timeout at the very moment the new master reports ready: the timeout event
+// reaches the supervisor just before the ready one. Call it before Run.
+func SetUpgradeTimeoutAtReadyForTest(m *Master) {
+	m.env.upgradeReady = func(timeout func()) { timeout() }
+}

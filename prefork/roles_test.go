@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -227,6 +228,10 @@ type masterSpec struct {
 	GracefulTimeout time.Duration
 	UpgradeFailFile string // a new master exits 2 at once while this file exists
 	UpgradeGate     string // a new master's workers are ready only once this file exists
+	// The old master's upgrade timeout fires as the new master reports ready
+	// (prefork.SetUpgradeTimeoutAtReadyForTest).
+	UpgradeTimeoutAtReady bool
+	UpgradeSocketMode     uint32 // > 0: a new master's Config.SocketMode
 }
 
 // runTestMaster runs a master configured by spec (JSON). It prints "admin ADDR" and
@@ -259,11 +264,13 @@ func runTestMaster(spec string) int {
 	}
 	gen, admin := 1, inh.Listeners["admin"]
 	env := []string{behaviorEnv + "=" + sp.Behavior}
+	var socketMode fs.FileMode
 	if upgraded {
 		if _, err := os.Stat(sp.UpgradeFailFile); sp.UpgradeFailFile != "" && err == nil {
 			fmt.Fprintln(os.Stderr, "test master: failing as a new master on purpose")
 			return 2
 		}
+		socketMode = fs.FileMode(sp.UpgradeSocketMode)
 		gen, _ = strconv.Atoi(inh.Values["generation"])
 		gen++
 		if sp.UpgradeGate != "" {
@@ -291,6 +298,7 @@ func runTestMaster(spec string) int {
 		BootTimeout:     20 * time.Second,
 		GracefulTimeout: sp.GracefulTimeout,
 		PIDFile:         sp.PIDFile,
+		SocketMode:      socketMode,
 		Env:             env,
 		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Handover: func() (prefork.Handover, error) {
@@ -303,6 +311,9 @@ func runTestMaster(spec string) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
+	}
+	if sp.UpgradeTimeoutAtReady && !upgraded {
+		prefork.SetUpgradeTimeoutAtReadyForTest(m)
 	}
 	var held []int // descriptors taken by /fill, kept for the whole run
 	var heldMu sync.Mutex

@@ -334,7 +334,10 @@ func (s *supervisor) checkBooted() {
 	}
 	s.booted = true
 	s.log.Info("master ready", "workers", s.n)
-	s.tookOver()
+	if s.m.inh != nil {
+		s.reportReady() // READY=1 once it took over
+		return
+	}
 	s.notify.send("READY=1\nSTATUS=" + s.statusText())
 }
 

@@ -1,6 +1,7 @@
 package prefork
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -328,23 +329,44 @@ func (s *supervisor) initUpgrade() {
 	go watchPredecessor(s.m, s.up.pred)
 }
 
-// watchPredecessor waits for end-of-file on the control socket: the old master closes it
-// when its last worker was reaped (or dies).
+// watchPredecessor reads the control socket: the old master's "ack", and end-of-file when
+// it closes the socket after its last worker was reaped (or dies).
 func watchPredecessor(m *Master, f *os.File) {
-	buf := make([]byte, 64)
+	r := bufio.NewReader(f)
 	for {
-		if _, err := f.Read(buf); err != nil {
+		line, err := r.ReadString('\n')
+		if err != nil {
 			break
+		}
+		if line == ctlAck+"\n" {
+			m.post(command{upgrade: &upgradeEvent{kind: evAcked}})
 		}
 	}
 	m.post(command{upgrade: &upgradeEvent{kind: evPredecessorGone}})
 }
 
-// tookOver runs when a new master's workers are all ready: it becomes the master of record
-// (pidfile, systemd's MAINPID), then tells the old master, which drains and exits.
-func (s *supervisor) tookOver() {
+// reportReady runs when a new master's workers are all ready: it tells the old master, and
+// takes over once that one answers (evAcked). With the old master already gone there is
+// nobody to ask: it takes over at once.
+func (s *supervisor) reportReady() {
+	if s.up.pred == nil {
+		s.takeOver()
+		return
+	}
+	s.up.pred.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := s.up.pred.WriteString(ctlReady + "\n"); err != nil {
+		// It is gone, or going: its end-of-file follows (predecessorGone).
+		s.log.Warn("upgrade: cannot tell the old master", "old_pid", s.up.predPID, "err", err)
+	}
+	s.log.Info("upgrade: ready; waiting for the old master to hand over", "old_pid", s.up.predPID)
+}
+
+// takeOver makes a new master the master of record, once the old master committed to
+// handing over (or is gone): from here it owns the pidfile, the unix socket files and the
+// run directory it inherited (TookOver), and speaks to systemd.
+func (s *supervisor) takeOver() {
 	in := s.m.inh
-	if in == nil || s.m.tookOver.Load() {
+	if in == nil || !s.booted || s.m.tookOver.Load() {
 		return
 	}
 	s.m.tookOver.Store(true)
@@ -357,32 +379,31 @@ func (s *supervisor) tookOver() {
 			s.pidFile = pf
 		}
 	}
+	s.m.applyUnixMode(s.cfg.SocketMode)
 	s.up.notify = newNotifier(in.notify, s.log)
 	s.notify = s.up.notify
-	s.notify.send("MAINPID=" + strconv.Itoa(pid))
-	if s.up.pred != nil {
-		s.up.pred.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		if _, err := s.up.pred.WriteString(ctlReady + "\n"); err != nil {
-			s.log.Warn("upgrade: cannot tell the old master", "old_pid", s.up.predPID, "err", err)
-		}
-	}
+	s.notify.send("MAINPID=" + strconv.Itoa(pid) + "\nREADY=1\nSTATUS=" + s.statusText())
 	s.log.Info("upgrade: took over from the old master", "old_pid", in.state.Master)
 }
 
-// predecessorGone runs when the old master closed the control socket.
+// predecessorGone runs when the old master closed the control socket: after its last
+// worker was reaped, or because it died. A master that was ready takes over now if the
+// old one had not answered (it died): nobody else serves. (An old master that gives up
+// closes the socket only after this master was reaped.)
 func (s *supervisor) predecessorGone() {
 	if s.up.pred == nil {
 		return
 	}
 	s.up.pred.Close()
 	s.up.pred = nil
+	s.takeOver()
 	s.log.Info("upgrade complete: the old master exited", "old_pid", s.up.predPID)
 	// Recompute the steering now that only this master's workers serve.
 	s.steerKnown, s.steered = false, true
 }
 
 // writeStartPIDFile writes the pidfile as Run starts, except in a new master, which writes
-// it when it takes over (tookOver).
+// it when it takes over (takeOver).
 func (s *supervisor) writeStartPIDFile() error {
 	if s.m.inh != nil {
 		return nil

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -25,7 +26,9 @@ import (
 // on the socket are accepted by whichever master's workers come first. The socket file
 // belongs to one master at a time, and only that one removes it: the old master until the
 // new one took over, then the new one. So an old master that handed over leaves the file in
-// place, and so does a new master that fails or is stopped before it took over.
+// place, and so does a new master that fails or is stopped before it took over. A new master
+// that takes over sets its own Config.SocketMode on the files it inherited, so that a changed
+// mode takes effect with the upgrade.
 
 // UnixPrefix starts an address of Config.Addrs that is a unix socket.
 const UnixPrefix = "unix:"
@@ -201,6 +204,42 @@ func (m *Master) closeUnix() {
 		}
 		u.close()
 	}
+}
+
+// applyUnixMode sets mode on the socket files this master inherited, as it takes them over;
+// a file that is no longer the inherited socket's is left alone. Failures are logged.
+func (m *Master) applyUnixMode(mode fs.FileMode) {
+	for _, u := range m.unix {
+		if !u.inherited {
+			continue
+		}
+		if err := u.chmod(mode); err != nil {
+			m.log.Warn("upgrade: cannot set the mode of an inherited unix socket", "path", u.path, "mode", fmt.Sprintf("%#o", uint32(mode.Perm())), "err", err)
+		}
+	}
+}
+
+// chmod sets the mode of the socket's file, if the file at its path is still that one. The
+// file is opened (without following a link) and checked first, then changed through that
+// descriptor, so that a file put at the path meanwhile is never changed.
+func (u *unixSocket) chmod(mode fs.FileMode) error {
+	fd, err := unix.Open(u.path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Dev != u.dev || st.Ino != u.ino || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return errors.New("the file at the path is no longer the inherited socket")
+	}
+	if st.Mode&0o777 == uint32(mode.Perm()) {
+		return nil
+	}
+	// fchmod does not work on an O_PATH descriptor; its /proc link does.
+	return unix.Chmod("/proc/self/fd/"+strconv.Itoa(fd), uint32(mode.Perm()))
 }
 
 // unixHandover returns the unix sockets' descriptors and what the new master learns of them.

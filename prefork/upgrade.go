@@ -29,18 +29,30 @@ import (
 //     sockets among them (see unixsock.go), the application's Handover, and one end of a
 //     control socket pair.
 //  3. The new master starts its workers on the same sockets. Once they are all ready it
-//     writes its pidfile, sends MAINPID= to systemd and "ready" on the control socket.
-//  4. The old master then stops its workers gracefully (without STOPPING=1: the service is
-//     not stopping) and exits; Run returns nil and HandedOver reports true. It closes the
-//     control socket last, when its last worker was reaped: until then the new master
-//     refuses reloads, scaling and upgrades, which would start workers in the old lanes.
+//     sends "ready" on the control socket, and waits for the old master's answer.
+//  4. The old master decides, once, on its supervising goroutine: if the upgrade is still
+//     under way it answers "ack" and hands over; if it has already given up (the new master
+//     was not ready in time) it never answers. Only on "ack" does the new master take
+//     over: it writes its pidfile, sends MAINPID= and READY=1 to systemd, and owns the unix
+//     socket files and the run directory it inherited (TookOver). Without "ack" it owns
+//     none of them, so a new master stopped while its "ready" crossed the old master's
+//     timeout leaves them all to the old master, which keeps serving.
+//  5. Having answered, the old master stops its workers gracefully (without STOPPING=1:
+//     the service is not stopping) and exits; Run returns nil and HandedOver reports true.
+//     It closes the control socket last, when its last worker was reaped: until then the
+//     new master refuses reloads, scaling and upgrades, which would start workers in the
+//     old lanes. A new master that sees the control socket close without "ack" after it
+//     was ready takes over too: the old master is gone (it died), and nobody else serves.
 //
 // If the new master exits, or is not ready within GracefulTimeout, the old master stops it
 // (SIGTERM, SIGKILL after another GracefulTimeout), logs why, and keeps serving; the
 // planned replacements it held back resume once the new master was reaped.
 
-// ctlReady is the new master's line on the control socket.
-const ctlReady = "ready"
+// The lines on the control socket: the new master's, and the old master's answer.
+const (
+	ctlReady = "ready"
+	ctlAck   = "ack"
+)
 
 type upgradePhase int
 
@@ -79,6 +91,7 @@ const (
 	evTimeout                                 // GracefulTimeout passed since it was started
 	evKill                                    // GracefulTimeout passed since it was told to stop
 	evPredecessorGone                         // the old master closed the control socket
+	evAcked                                   // the old master answered "ack": take over
 )
 
 type upgradeEvent struct {
@@ -104,7 +117,8 @@ func (m *Master) Upgrade() {
 func (m *Master) HandedOver() bool { return m.handedOver.Load() }
 
 // TookOver reports whether this master, started by a binary upgrade, took over from the old
-// one (its workers became ready). A new master that did not take over must leave the state
+// one: its workers became ready and the old master committed to handing over (or was gone).
+// A new master that did not take over must leave the state
 // it inherited alone: the old master still serves with it.
 func (m *Master) TookOver() bool { return m.tookOver.Load() }
 
@@ -116,6 +130,9 @@ func (s *supervisor) onUpgradeEvent(ev upgradeEvent) {
 		return
 	case evPredecessorGone:
 		s.predecessorGone()
+		return
+	case evAcked:
+		s.takeOver()
 		return
 	}
 	if ev.gen != u.gen {
@@ -362,9 +379,13 @@ func (s *supervisor) startNewMaster() error {
 		m.post(command{upgrade: &ev})
 	}
 	u.timer = time.AfterFunc(s.cfg.GracefulTimeout, func() { post(upgradeEvent{kind: evTimeout}) })
+	onReady := s.env.upgradeReady
 	go func(ctl *os.File) {
 		line, err := bufio.NewReader(ctl).ReadString('\n')
 		if err == nil && line == ctlReady+"\n" {
+			if onReady != nil {
+				onReady(func() { post(upgradeEvent{kind: evTimeout}) })
+			}
 			post(upgradeEvent{kind: evReady})
 		}
 	}(u.ctl)
@@ -399,9 +420,20 @@ func (s *supervisor) holdLanes() string {
 	return string(b)
 }
 
-// handOver runs when the new master is ready: this master stops.
+// handOver runs when the new master is ready and this master has not given up on it: it
+// answers "ack", which commits it to the handover, and stops. (An upgrade given up has left
+// upgradeStarted, so a "ready" read after that is never answered.)
 func (s *supervisor) handOver() {
 	u := &s.up
+	u.ctl.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := u.ctl.WriteString(ctlAck + "\n"); err != nil {
+		// The new master did not hear it, so it owns nothing: this master keeps serving.
+		s.log.Error("upgrade failed: cannot answer the new master; stopping it, this master keeps serving",
+			"new_pid", u.pid, "err", err)
+		s.abandonUpgrade(true)
+		s.signalNewMaster(unix.SIGTERM)
+		return
+	}
 	u.phase = upgradeDone
 	u.timer.Stop()
 	s.m.handedOver.Store(true)

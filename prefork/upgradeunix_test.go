@@ -41,6 +41,15 @@ func sockInode(path string) uint64 {
 	return fi.Sys().(*syscall.Stat_t).Ino
 }
 
+// sockMode returns the permission bits of the file at path (0 if there is none).
+func sockMode(path string) os.FileMode {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Mode().Perm()
+}
+
 // getUnixInfo asks whichever worker accepts a new connection on the unix socket for its /info.
 func getUnixInfo(path string) (workerInfo, error) {
 	var wi workerInfo
@@ -177,5 +186,88 @@ func TestFailedUpgradeLeavesTheUnixSocket(t *testing.T) {
 	}
 	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
 		t.Errorf("socket file after the old master exited: %v, want it removed", err)
+	}
+}
+
+// The old master's upgrade timeout fires just as the new master reports ready: the old
+// master gives up and stops the new one, which must leave the socket file and the pidfile
+// it inherited to the old master, still serving, that owns them.
+func TestUpgradeTimeoutAtReadyLeavesTheFilesToTheOldMaster(t *testing.T) {
+	t.Parallel()
+	sock := shortSockPath(t)
+	p := startUpgradable(t, masterSpec{
+		Workers: 2, GracefulTimeout: 20 * time.Second, Unix: sock,
+		UpgradeTimeoutAtReady: true, UpgradeSocketMode: 0o600,
+	}, false)
+	oldPID := p.cmd.Process.Pid
+	before := p.waitReady(t, 2)
+	ino := sockInode(sock)
+	if ino == 0 {
+		t.Fatalf("no socket file at %s", sock)
+	}
+
+	syscall.Kill(oldPID, syscall.SIGUSR2)
+	line := p.waitLog(t, "upgrade failed: the new master was not ready in time; stopping it, this master keeps serving")
+	newPID, _ := strconv.Atoi(regexp.MustCompile(`new_pid=(\d+)`).FindStringSubmatch(line)[1])
+	p.waitLog(t, "upgrade: the failed new master exited")
+	testutil.EventuallyTrue(t, 10*time.Second, "the new master's exit line", func() bool {
+		return strings.Contains(p.stdout(), fmt.Sprintf("exit pid %d ", newPID))
+	})
+	if !strings.Contains(p.stdout(), fmt.Sprintf("exit pid %d handed-over false took-over false\n", newPID)) {
+		t.Errorf("the stopped new master reports that it took over:\n%s", p.stdout())
+	}
+	if got := sockInode(sock); got != ino {
+		t.Errorf("socket file inode %d after the new master was stopped, want the same %d (the old master serves it)", got, ino)
+	}
+	if got := sockMode(sock); got != 0o660 {
+		t.Errorf("socket file mode %#o after the new master was stopped, want the old master's %#o", got, 0o660)
+	}
+	if got := p.pidfilePID(); got != oldPID {
+		t.Errorf("pidfile names pid %d after the new master was stopped, want the old master %d", got, oldPID)
+	}
+	wi, err := getUnixInfo(sock)
+	if err != nil || wi.PPID != oldPID {
+		t.Errorf("unix socket after the failed upgrade: worker %+v, %v; want a worker of the old master %d", wi, err, oldPID)
+	}
+	now := p.waitReady(t, 2)
+	if now[0].PID != before[0].PID || now[1].PID != before[1].PID {
+		t.Errorf("workers %+v after the failed upgrade, want %+v", now, before)
+	}
+
+	syscall.Kill(oldPID, syscall.SIGTERM)
+	if code := p.exitCode(t, 30*time.Second); code != 0 {
+		t.Errorf("old master exit status %d after SIGTERM, want 0", code)
+	}
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket file after the old master exited: %v, want it removed", err)
+	}
+}
+
+// A new master that takes over sets its own socket mode on the socket file it inherited:
+// a mode changed with the upgrade takes effect, on the same socket.
+func TestUpgradeAppliesTheNewSocketMode(t *testing.T) {
+	t.Parallel()
+	sock := shortSockPath(t)
+	p := startUpgradable(t, masterSpec{Workers: 1, GracefulTimeout: 20 * time.Second, Unix: sock, UpgradeSocketMode: 0o602}, false)
+	oldPID := p.cmd.Process.Pid
+	p.waitReady(t, 1)
+	ino := sockInode(sock)
+	if got := sockMode(sock); ino == 0 || got != 0o660 {
+		t.Fatalf("socket file inode %d mode %#o before the upgrade, want a socket with mode 0660", ino, got)
+	}
+	newPID := p.upgrade(t, oldPID)
+	p.waitLog(t, "upgrade: took over from the old master")
+	if got := sockMode(sock); got != 0o602 {
+		t.Errorf("socket file mode %#o after the new master took over, want 0602", got)
+	}
+	if got := sockInode(sock); got != ino {
+		t.Errorf("socket file inode %d after the upgrade, want the same %d", got, ino)
+	}
+	if code := p.exitCode(t, 60*time.Second); code != 0 {
+		t.Errorf("old master exit status %d, want 0", code)
+	}
+	wi, err := getUnixInfo(sock)
+	if err != nil || wi.PPID != newPID {
+		t.Errorf("unix socket after the upgrade: worker %+v, %v; want a worker of the new master %d", wi, err, newPID)
 	}
 }
