@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/herdhttp/herd/metrics"
 )
@@ -189,10 +190,46 @@ func BenchmarkMasterScrapeParts(b *testing.B) {
 		d := newDecoder("0a", m.perWorkerFamily)
 		loop(b, func() { readSnapshot(bytes.NewReader(data), d) })
 	})
+	// Every value changed since the worker's last snapshot: every family
+	// is decoded anew.
+	changed := appendSnapshot(nil, 2, bumped(fams))
+	b.Run("decode-changed", func(b *testing.B) {
+		d := newDecoder("0a", m.perWorkerFamily)
+		i := 0
+		loop(b, func() {
+			i++
+			if i%2 == 0 {
+				readSnapshot(bytes.NewReader(data), d)
+			} else {
+				readSnapshot(bytes.NewReader(changed), d)
+			}
+		})
+	})
 	b.Run("merge", func(b *testing.B) { loop(b, func() { m.merge(srcs, nil) }) })
 	out, _ := m.merge(srcs, nil)
 	h := metrics.Handler(metrics.GathererFunc(func() ([]*dto.MetricFamily, error) { return out, nil }),
 		metrics.HandlerOpts{DisableCompression: true})
 	req := httptest.NewRequest("GET", "/metrics", nil)
 	b.Run("text", func(b *testing.B) { loop(b, func() { h.ServeHTTP(httptest.NewRecorder(), req) }) })
+}
+
+// bumped returns a copy of fams with every counter, gauge and histogram
+// sum increased by one.
+func bumped(fams []*dto.MetricFamily) []*dto.MetricFamily {
+	out := make([]*dto.MetricFamily, len(fams))
+	for i, mf := range fams {
+		mf = proto.Clone(mf).(*dto.MetricFamily)
+		for _, m := range mf.Metric {
+			switch {
+			case m.Counter != nil:
+				m.Counter.Value = proto.Float64(m.Counter.GetValue() + 1)
+			case m.Gauge != nil:
+				m.Gauge.Value = proto.Float64(m.Gauge.GetValue() + 1)
+			case m.Histogram != nil:
+				m.Histogram.SampleSum = proto.Float64(m.Histogram.GetSampleSum() + 1)
+			}
+		}
+		out[i] = mf
+	}
+	return out
 }
