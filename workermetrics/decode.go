@@ -39,8 +39,10 @@ type labelSet struct {
 	hasWorker  bool
 	hasLe      bool
 	hasQuant   bool
-	lastFam    uint64 // the last family that used it, to find a series given twice
-	lastUse    uint64 // the last snapshot that used it, to forget sets no longer sent
+	lastFam    uint64    // the last family that used it, to find a series given twice
+	lastUse    uint64    // the last snapshot that used it, to forget sets no longer sent
+	plain      labelText // labels, rendered (see renderer)
+	worker     labelText // withWorker, rendered
 }
 
 // decoder decodes the snapshots of one worker process. It interns strings

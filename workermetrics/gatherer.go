@@ -106,6 +106,33 @@ func (g *Gatherer) Gather() ([]*dto.MetricFamily, error) {
 	start := time.Now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	var herdFams []*dto.MetricFamily
+	var herdErr error
+	c := g.collectLocked(start, func() {
+		if g.herd != nil {
+			herdFams, herdErr = g.herd.Gather()
+		}
+	})
+	g.merger.reserve(familyTypes(herdFams))
+	exported, drops := g.merger.merge(c.srcs, g.dead)
+	out := make([]*dto.MetricFamily, 0, len(herdFams)+len(exported)+6)
+	out = append(out, herdFams...)
+	out = append(out, exported...)
+	out = append(out, g.selfMetrics(c.fresh, c.stale, c.skipped, drops, time.Since(start))...)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
+	return out, herdErr
+}
+
+// collected is what a scrape collected of the workers.
+type collected struct {
+	srcs                  []source // the live workers' snapshots
+	fresh, stale, skipped int      // counts for the self metrics
+}
+
+// collectLocked fetches every live worker's snapshot (calling during while
+// it waits for them), folds the dead ones into the totals and returns the
+// live ones. The caller holds g.mu.
+func (g *Gatherer) collectLocked(start time.Time, during func()) collected {
 	procs, foldedSeen, skipped := g.list()
 	got := make([]fetched, len(procs))
 	var wg sync.WaitGroup
@@ -122,10 +149,8 @@ func (g *Gatherer) Gather() ([]*dto.MetricFamily, error) {
 			g.fetch(&got[i], start.Add(g.opts.Timeout))
 		}()
 	}
-	var herdFams []*dto.MetricFamily
-	var herdErr error
-	if g.herd != nil {
-		herdFams, herdErr = g.herd.Gather()
+	if during != nil {
+		during()
 	}
 	wg.Wait()
 
@@ -173,15 +198,7 @@ func (g *Gatherer) Gather() ([]*dto.MetricFamily, error) {
 	}
 	g.pruneFolded(foldedSeen)
 	markDuplicateIDs(srcs)
-
-	g.merger.reserve(herdFams)
-	exported, drops := g.merger.merge(srcs, g.dead)
-	out := make([]*dto.MetricFamily, 0, len(herdFams)+len(exported)+6)
-	out = append(out, herdFams...)
-	out = append(out, exported...)
-	out = append(out, g.selfMetrics(fresh, stale, skipped, drops, time.Since(start))...)
-	sort.SliceStable(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
-	return out, herdErr
+	return collected{srcs: srcs, fresh: fresh, stale: stale, skipped: skipped}
 }
 
 // list reads the directory: the worker processes whose files it holds, the
