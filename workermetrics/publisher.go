@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -55,7 +56,8 @@ type Publisher struct {
 
 	mu      sync.Mutex // guards seq and the gathers: snapshots are numbered in gather order
 	seq     uint64
-	lastLen int // size of the last snapshot, to size the next buffer
+	lastLen int         // size of the last snapshot
+	bufs    chan []byte // buffers of past answers, for the next ones
 
 	fileMu   sync.Mutex // serialises writeFile and guards the fields below
 	fileBuf  []byte     // the snapshot being written, reused
@@ -88,6 +90,7 @@ func NewPublisher(dir, id string, g metrics.Gatherer, opts PublisherOpts) (*Publ
 		interval: opts.Interval,
 		logger:   opts.Logger,
 		quit:     make(chan struct{}),
+		bufs:     make(chan []byte, 2),
 		lastLog:  map[string]string{},
 	}
 	if p.interval <= 0 {
@@ -212,17 +215,28 @@ func (p *Publisher) answer(c net.Conn) {
 	defer p.conns.Done()
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(answerTimeout))
-	p.mu.Lock()
-	b := p.snapshotLocked(make([]byte, 0, p.lastLen+p.lastLen/8+headerSize))
-	p.mu.Unlock()
-	c.Write(b)
+	p.writeSnapshot(c)
 }
 
-// snapshot gathers and encodes a numbered snapshot.
-func (p *Publisher) snapshot() []byte {
+// writeSnapshot gathers, encodes and writes a numbered snapshot to w, in a
+// buffer kept for the next answers.
+func (p *Publisher) writeSnapshot(w io.Writer) error {
+	var b []byte
+	select {
+	case b = <-p.bufs:
+	default:
+	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.snapshotLocked(make([]byte, 0, p.lastLen+p.lastLen/8+headerSize))
+	b = p.snapshotLocked(b[:0])
+	p.mu.Unlock()
+	_, err := w.Write(b)
+	if cap(b) <= 4*p.lastLen+4096 { // not one of a much larger past
+		select {
+		case p.bufs <- b:
+		default:
+		}
+	}
+	return err
 }
 
 // snapshotLocked gathers and appends a numbered snapshot to b. The caller
