@@ -54,10 +54,9 @@ type Publisher struct {
 	loops sync.WaitGroup // the ticker and the accept loop
 	conns sync.WaitGroup // the answers in progress
 
-	mu      sync.Mutex // guards seq and the gathers: snapshots are numbered in gather order
-	seq     uint64
-	lastLen int         // size of the last snapshot
-	bufs    chan []byte // buffers of past answers, for the next ones
+	mu   sync.Mutex // guards seq and the gathers: snapshots are numbered in gather order
+	seq  uint64
+	bufs chan []byte // buffers of past answers, for the next ones
 
 	fileMu   sync.Mutex // serialises writeFile and guards the fields below
 	fileBuf  []byte     // the snapshot being written, reused
@@ -228,9 +227,10 @@ func (p *Publisher) writeSnapshot(w io.Writer) error {
 	}
 	p.mu.Lock()
 	b = p.snapshotLocked(b[:0])
+	keep := cap(b) <= 2*len(b)+4096 // not one of a much larger past
 	p.mu.Unlock()
 	_, err := w.Write(b)
-	if cap(b) <= 4*p.lastLen+4096 { // not one of a much larger past
+	if keep {
 		select {
 		case p.bufs <- b:
 		default:
@@ -252,7 +252,6 @@ func (p *Publisher) snapshotLocked(b []byte) []byte {
 	}
 	p.seq++
 	b = appendSnapshot(b, p.seq, fams)
-	p.lastLen = len(b)
 	return b
 }
 
