@@ -104,15 +104,17 @@ type fetched struct {
 // are counted in herd_export_* families and logged, never an error.
 func (g *Gatherer) Gather() ([]*dto.MetricFamily, error) {
 	start := time.Now()
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	// Herd's families first, outside g.mu: metrics.Handler holds a
+	// DirGatherer's lock while it renders, then calls RenderFamilies, which
+	// takes g.mu; gathering the DirGatherer under g.mu could deadlock.
 	var herdFams []*dto.MetricFamily
 	var herdErr error
-	c := g.collectLocked(start, func() {
-		if g.herd != nil {
-			herdFams, herdErr = g.herd.Gather()
-		}
-	})
+	if g.herd != nil {
+		herdFams, herdErr = g.herd.Gather()
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	c := g.collectLocked(start)
 	g.merger.reserve(familyTypes(herdFams))
 	exported, drops := g.merger.merge(c.srcs, g.dead)
 	out := make([]*dto.MetricFamily, 0, len(herdFams)+len(exported)+6)
@@ -129,10 +131,9 @@ type collected struct {
 	fresh, stale, skipped int      // counts for the self metrics
 }
 
-// collectLocked fetches every live worker's snapshot (calling during while
-// it waits for them), folds the dead ones into the totals and returns the
-// live ones. The caller holds g.mu.
-func (g *Gatherer) collectLocked(start time.Time, during func()) collected {
+// collectLocked fetches every live worker's snapshot, folds the dead ones
+// into the totals and returns the live ones. The caller holds g.mu.
+func (g *Gatherer) collectLocked(start time.Time) collected {
 	procs, foldedSeen, skipped := g.list()
 	got := make([]fetched, len(procs))
 	var wg sync.WaitGroup
@@ -148,9 +149,6 @@ func (g *Gatherer) collectLocked(start time.Time, during func()) collected {
 			defer wg.Done()
 			g.fetch(&got[i], start.Add(g.opts.Timeout))
 		}()
-	}
-	if during != nil {
-		during()
 	}
 	wg.Wait()
 

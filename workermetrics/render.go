@@ -31,7 +31,7 @@ func (g *Gatherer) RenderFamilies(b []byte, format expfmt.Format, beside []metri
 	start := time.Now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	c := g.collectLocked(start, nil)
+	c := g.collectLocked(start)
 	g.merger.reserve(beside)
 	fams, drops := g.merger.mergeServed(c.srcs, g.dead)
 	r := newRenderer(b, format)

@@ -237,3 +237,47 @@ func TestHandlerRendersAsGather(t *testing.T) {
 		mu.Unlock()
 	}
 }
+
+// TestConcurrentRenderedAndGatheredScrapes scrapes one Gatherer around
+// herd's DirGatherer in the text format (rendered: herd's files, then the
+// workers) and in protobuf (Gather: the workers, with herd's gatherer) at
+// the same time: neither waits for the other for ever.
+func TestConcurrentRenderedAndGatheredScrapes(t *testing.T) {
+	run := t.TempDir()
+	reg, err := metrics.NewRegistry(metrics.Options{Dir: run, ID: "0a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	reg.MustNewCounter(metrics.CounterOpts{Name: "jobs_total", Help: "Jobs."}).Inc()
+	dir := filepath.Join(run, "export")
+	r := rand.New(rand.NewPCG(5, 6))
+	fams := randomFamilies(r)
+	p, err := NewPublisher(dir, "0a", metrics.GathererFunc(func() ([]*dto.MetricFamily, error) { return fams, nil }), PublisherOpts{Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	h := metrics.Handler(NewGatherer(dir, metrics.NewDirGatherer(run, metrics.GathererOpts{}), GathererOpts{}), metrics.HandlerOpts{DisableCompression: true})
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, accept := range []string{"text/plain;version=0.0.4", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"} {
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 50 {
+					req := httptest.NewRequest("GET", "/metrics", nil)
+					req.Header.Set("Accept", accept)
+					h.ServeHTTP(httptest.NewRecorder(), req)
+				}
+			}()
+		}
+	}
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("concurrent scrapes still running after 2 minutes: deadlocked")
+	}
+}
