@@ -171,7 +171,6 @@ func TestRenderMatchesExpfmt(t *testing.T) {
 // handler of its Gather, in the text format and OpenMetrics: the bodies are
 // the same but for the scrape durations.
 func TestHandlerRendersAsGather(t *testing.T) {
-	r := rand.New(rand.NewPCG(3, 4))
 	run := t.TempDir()
 	reg, err := metrics.NewRegistry(metrics.Options{Dir: run, ID: "0a"})
 	if err != nil {
@@ -179,8 +178,21 @@ func TestHandlerRendersAsGather(t *testing.T) {
 	}
 	defer reg.Close()
 	reg.MustNewCounterVec(metrics.CounterOpts{Name: "http_requests_total", Help: "Requests."}, "code").With("200").Add(3)
-	herd := metrics.NewDirGatherer(run, metrics.GathererOpts{})
-	dir := filepath.Join(run, "export")
+	dirG := metrics.NewDirGatherer(run, metrics.GathererOpts{})
+	extra := gathered(parse(t, "# TYPE extra_total counter\nextra_total 2\n"))
+	for name, herd := range map[string]metrics.Gatherer{
+		"DirGatherer":           dirG,                              // rendered from the files
+		"Gatherers":             metrics.Gatherers{dirG, extra},    // the same, joined with another
+		"without a DirGatherer": metrics.GathererFunc(dirG.Gather), // gathered and encoded
+		"nil":                   nil,
+	} {
+		t.Run(name, func(t *testing.T) { checkRendersAsGather(t, run, herd) })
+	}
+}
+
+func checkRendersAsGather(t *testing.T, run string, herd metrics.Gatherer) {
+	r := rand.New(rand.NewPCG(3, 4))
+	dir := filepath.Join(t.TempDir(), "export")
 	clash := &dto.MetricFamily{Name: proto.String("http_requests"), Help: proto.String("Clash."), Type: dto.MetricType_COUNTER.Enum(),
 		Metric: []*dto.Metric{{Counter: &dto.Counter{Value: proto.Float64(1)}}}}
 	var current [4][]*dto.MetricFamily
@@ -224,7 +236,7 @@ func TestHandlerRendersAsGather(t *testing.T) {
 			if got != want {
 				t.Fatalf("round %d, %s: rendered\n%s\nwant (Gather)\n%s", round, accept, got, want)
 			}
-			if !strings.Contains(got, `http_requests_total{code="200"} 3`) || !strings.Contains(got, droppedName+`{reason="herd_name"} 1`) {
+			if herd != nil && !strings.Contains(got, `http_requests_total{code="200"} 3`) || herd != nil && !strings.Contains(got, droppedName+`{reason="herd_name"} 1`) {
 				t.Fatalf("round %d: herd's family missing, or the clash not counted:\n%s", round, got)
 			}
 		}
