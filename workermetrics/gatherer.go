@@ -55,6 +55,7 @@ type Gatherer struct {
 	mu       sync.Mutex // guards the fields below; held for a whole scrape
 	merger   merger
 	decoders map[string]*decoder  // live instance -> its decoder
+	conns    map[string]net.Conn  // live instance -> the connection kept from the last scrape
 	last     map[string]*snapshot // live instance -> the newest snapshot seen
 	folded   map[string]int       // instance folded into dead -> its pid
 	dead     []family             // dead workers' counters and histograms, summed
@@ -78,7 +79,7 @@ func NewGatherer(dir string, herd metrics.Gatherer, opts GathererOpts) *Gatherer
 	}
 	return &Gatherer{dir: dir, herd: herd, opts: opts,
 		merger:   merger{perWorker: opts.PerWorker},
-		decoders: map[string]*decoder{}, last: map[string]*snapshot{}, folded: map[string]int{}, logged: map[string]string{}}
+		decoders: map[string]*decoder{}, conns: map[string]net.Conn{}, last: map[string]*snapshot{}, folded: map[string]int{}, logged: map[string]string{}}
 }
 
 // files is what the directory holds of one worker process.
@@ -92,6 +93,7 @@ type files struct {
 type fetched struct {
 	files
 	dec   *decoder
+	conn  net.Conn  // the connection kept from the last scrape, and for the next
 	dead  bool      // its socket refuses connections, or is gone
 	fresh *snapshot // its answer, if it answered in time
 	file  *snapshot // its snapshot file, read when it did not answer
@@ -139,6 +141,7 @@ func (g *Gatherer) collectLocked(start time.Time) collected {
 	var wg sync.WaitGroup
 	for i, f := range procs {
 		got[i].files = f
+		got[i].conn = g.conns[f.inst.name]
 		got[i].dec = g.decoders[f.inst.name]
 		if got[i].dec == nil {
 			got[i].dec = newDecoder(f.inst.id, g.merger.perWorkerFamily)
@@ -151,6 +154,13 @@ func (g *Gatherer) collectLocked(start time.Time) collected {
 		}()
 	}
 	wg.Wait()
+	for i := range got {
+		if c := got[i].conn; c != nil {
+			g.conns[got[i].inst.name] = c
+		} else {
+			delete(g.conns, got[i].inst.name)
+		}
+	}
 
 	var srcs []source
 	fresh, stale := 0, 0
@@ -255,8 +265,12 @@ func (g *Gatherer) list() (procs []files, foldedSeen map[string]bool, skipped in
 func (g *Gatherer) fetch(f *fetched, deadline time.Time) {
 	if !f.sock {
 		f.dead = true
+		if f.conn != nil {
+			f.conn.Close()
+			f.conn = nil
+		}
 	} else {
-		f.fresh, f.dead, f.err = g.ask(f.inst, f.dec, deadline)
+		f.fresh, f.dead, f.err = g.ask(f, deadline)
 	}
 	if f.fresh != nil || !f.snap {
 		return
@@ -271,11 +285,30 @@ func (g *Gatherer) fetch(f *fetched, deadline time.Time) {
 	}
 }
 
-// ask connects to a worker's socket and reads its answer. dead is true when
-// nothing listens on the socket any more.
-func (g *Gatherer) ask(in instance, d *decoder, deadline time.Time) (s *snapshot, dead bool, err error) {
+// ask asks a worker for a fresh snapshot: with a request byte on the
+// connection kept from the last scrape, or on a new connection, which the
+// worker answers at once. The connection is kept in f.conn for the next
+// scrape when the answer was read whole. dead is true when nothing listens
+// on the socket any more.
+func (g *Gatherer) ask(f *fetched, deadline time.Time) (s *snapshot, dead bool, err error) {
+	if c := f.conn; c != nil {
+		f.conn = nil
+		c.SetDeadline(deadline)
+		if _, err = c.Write([]byte{1}); err == nil {
+			if s, err = readAnswer(c, f.dec); err == nil {
+				f.conn = c
+				return s, false, nil
+			}
+		}
+		c.Close()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, false, err // slow: served from its file
+		}
+		// Broken (the worker stopped, or answers once per connection, as
+		// a worker of an older binary does): connect again.
+	}
 	var c net.Conn
-	err = withSockPath(g.dir, in.name+sockSuffix, func(path string) error {
+	err = withSockPath(g.dir, f.inst.name+sockSuffix, func(path string) error {
 		var err error
 		c, err = net.DialTimeout("unix", path, time.Until(deadline))
 		return err
@@ -283,13 +316,21 @@ func (g *Gatherer) ask(in instance, d *decoder, deadline time.Time) (s *snapshot
 	if err != nil {
 		return nil, errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT), err
 	}
-	defer c.Close()
 	c.SetDeadline(deadline)
-	seq, fams, err := readSnapshot(c, d)
-	if err != nil {
+	if s, err = readAnswer(c, f.dec); err != nil {
+		c.Close()
 		return nil, false, err
 	}
-	return &snapshot{seq, fams}, false, nil
+	f.conn = c
+	return s, false, nil
+}
+
+func readAnswer(c net.Conn, d *decoder) (*snapshot, error) {
+	seq, fams, err := readSnapshot(c, d)
+	if err != nil {
+		return nil, err
+	}
+	return &snapshot{seq, fams}, nil
 }
 
 // foldLocked adds a dead worker's last snapshot to the dead workers'
@@ -300,6 +341,10 @@ func (g *Gatherer) foldLocked(in instance, last *snapshot) {
 	}
 	g.nDead++
 	g.folded[in.name] = in.pid
+	if c := g.conns[in.name]; c != nil {
+		c.Close()
+		delete(g.conns, in.name)
+	}
 	delete(g.last, in.name)
 	delete(g.decoders, in.name)
 	g.removeFiles(in)

@@ -52,7 +52,11 @@ type Publisher struct {
 	ln    net.Listener
 	quit  chan struct{}
 	loops sync.WaitGroup // the ticker and the accept loop
-	conns sync.WaitGroup // the answers in progress
+	conns sync.WaitGroup // the connections being served
+
+	openMu  sync.Mutex            // guards open and closing
+	open    map[net.Conn]struct{} // the connections being served, closed by Close
+	closing bool
 
 	mu   sync.Mutex // guards seq and the gathers: snapshots are numbered in gather order
 	seq  uint64
@@ -90,6 +94,7 @@ func NewPublisher(dir, id string, g metrics.Gatherer, opts PublisherOpts) (*Publ
 		logger:   opts.Logger,
 		quit:     make(chan struct{}),
 		bufs:     make(chan []byte, 2),
+		open:     map[net.Conn]struct{}{},
 		lastLog:  map[string]string{},
 	}
 	if p.interval <= 0 {
@@ -155,6 +160,12 @@ func (p *Publisher) Close() error {
 		p.ln.Close()
 		p.loops.Wait()
 		os.Remove(filepath.Join(p.dir, p.inst+sockSuffix))
+		p.openMu.Lock()
+		p.closing = true
+		for c := range p.open {
+			c.Close() // a master's connection waiting for its next request
+		}
+		p.openMu.Unlock()
 		p.conns.Wait()
 	})
 	return p.closeErr
@@ -209,12 +220,35 @@ func (p *Publisher) accept() {
 	}
 }
 
-// answer writes a fresh snapshot to c and closes it.
+// answer serves a connection of the master: a fresh snapshot at once, then
+// one for every byte the master sends (a request on a connection it
+// keeps), until the master closes it or Close.
 func (p *Publisher) answer(c net.Conn) {
 	defer p.conns.Done()
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(answerTimeout))
-	p.writeSnapshot(c)
+	p.openMu.Lock()
+	if p.closing {
+		p.openMu.Unlock()
+		return
+	}
+	p.open[c] = struct{}{}
+	p.openMu.Unlock()
+	defer func() {
+		p.openMu.Lock()
+		delete(p.open, c)
+		p.openMu.Unlock()
+	}()
+	var req [1]byte
+	for {
+		c.SetDeadline(time.Now().Add(answerTimeout))
+		if p.writeSnapshot(c) != nil {
+			return
+		}
+		c.SetDeadline(time.Time{})
+		if _, err := io.ReadFull(c, req[:]); err != nil {
+			return
+		}
+	}
 }
 
 // writeSnapshot gathers, encodes and writes a numbered snapshot to w, in a
