@@ -61,6 +61,7 @@ type Gatherer struct {
 	dead     []family             // dead workers' counters and histograms, summed
 	nDead    int                  // workers folded into dead
 	logged   map[string]string    // what -> the last message logged
+	les      leTexts              // rendered bucket bounds (see renderer)
 }
 
 type snapshot struct {

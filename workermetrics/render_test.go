@@ -129,6 +129,7 @@ func sortedLabels(lps []*dto.LabelPair) []*dto.LabelPair {
 func TestRenderMatchesExpfmt(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	direct := 0
+	var les leTexts // kept across rounds and formats, as a Gatherer keeps it
 	for round := range 300 {
 		m := &merger{perWorker: DefaultPerWorker}
 		m.reserve(nil)
@@ -148,6 +149,7 @@ func TestRenderMatchesExpfmt(t *testing.T) {
 					want = nil
 				}
 				rd := newRenderer(nil, format)
+				rd.les = &les
 				if rd.family(&fams[i]) {
 					direct++
 				} else {
