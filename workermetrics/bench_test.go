@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/herdhttp/herd/metrics"
@@ -21,21 +22,44 @@ import (
 // 300 gauges and 100 histograms (client_golang's default 11 buckets),
 // each with two labels.
 func benchRegistry() *prometheus.Registry {
+	reg, _ := benchSeries()
+	return reg
+}
+
+// benchSeries is benchRegistry and a function that changes the value of
+// every series.
+func benchSeries() (*prometheus.Registry, func()) {
 	reg := prometheus.NewRegistry()
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "app_requests_total", Help: "Requests."}, []string{"route", "code"})
 	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "app_pool_connections", Help: "Connections."}, []string{"pool", "state"})
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "app_query_seconds", Help: "Query time."}, []string{"table", "op"})
 	reg.MustRegister(c, g, h)
+	var counters []prometheus.Counter
+	var gauges []prometheus.Gauge
+	var hists []prometheus.Observer
 	for i := range 600 {
-		c.WithLabelValues(fmt.Sprintf("/route/%d", i/6), fmt.Sprint(200+i%6)).Add(float64(i))
+		counters = append(counters, c.WithLabelValues(fmt.Sprintf("/route/%d", i/6), fmt.Sprint(200+i%6)))
+		counters[i].Add(float64(i))
 	}
 	for i := range 300 {
-		g.WithLabelValues(fmt.Sprintf("pool%d", i/3), fmt.Sprint("state", i%3)).Set(float64(i))
+		gauges = append(gauges, g.WithLabelValues(fmt.Sprintf("pool%d", i/3), fmt.Sprint("state", i%3)))
+		gauges[i].Set(float64(i))
 	}
 	for i := range 100 {
-		h.WithLabelValues(fmt.Sprintf("table%d", i/4), fmt.Sprint("op", i%4)).Observe(float64(i) / 100)
+		hists = append(hists, h.WithLabelValues(fmt.Sprintf("table%d", i/4), fmt.Sprint("op", i%4)))
+		hists[i].Observe(float64(i) / 100)
 	}
-	return reg
+	return reg, func() {
+		for _, x := range counters {
+			x.Inc()
+		}
+		for _, x := range gauges {
+			x.Inc()
+		}
+		for i, x := range hists {
+			x.Observe(float64(i) / 100)
+		}
+	}
 }
 
 // cpuTime is the CPU time this process has used: on a shared machine it
@@ -83,15 +107,21 @@ func herdRunDir(b *testing.B) string {
 // worker processes (this test binary re-executed) exporting 1,000
 // client_golang series each, against the same scrape of herd's own
 // families without them: the difference is what the bridge adds.
+// "with-4x1000" workers' series do not change between scrapes (a family
+// the master decoded before costs a comparison);
+// "with-4x1000-changing" workers change every series before each snapshot,
+// so every family is decoded at every scrape.
 // cpu-ms/op is the master's CPU time; the workers gather on the other
 // CPUs, as they do under herd. "with-4x1000" alternates the two scrapes,
 // so that both see the same load: bridge-cpu-ms/op is the difference
 // between them, and herd-cpu-ms/op the scrape without export.
 func BenchmarkMasterScrape(b *testing.B) {
 	run := herdRunDir(b)
-	dir := filepath.Join(run, "export")
+	dir, changingDir := filepath.Join(run, "export"), filepath.Join(b.TempDir(), "export")
 	for i := range 4 {
 		c := startChild(b, dir, fmt.Sprintf("%da\tbench", i))
+		b.Cleanup(func() { c.in.Close(); c.wait() })
+		c = startChild(b, changingDir, fmt.Sprintf("%da\tbench-changing", i))
 		b.Cleanup(func() { c.in.Close(); c.wait() })
 	}
 	herd := metrics.NewDirGatherer(run, metrics.GathererOpts{})
@@ -117,21 +147,26 @@ func BenchmarkMasterScrape(b *testing.B) {
 		}
 	}
 	b.Run("herd-only", func(b *testing.B) { loop(b, scrape(herd)) })
-	b.Run("with-4x1000", func(b *testing.B) {
-		without, with := scrape(herd), scrape(g)
-		var herdCPU, allCPU time.Duration
-		for b.Loop() {
-			t0 := cpuTime()
-			without()
-			t1 := cpuTime()
-			with()
-			herdCPU += t1 - t0
-			allCPU += cpuTime() - t1
-		}
-		b.ReportMetric(ms(allCPU)/float64(b.N), "cpu-ms/op")
-		b.ReportMetric(ms(herdCPU)/float64(b.N), "herd-cpu-ms/op")
-		b.ReportMetric(ms(allCPU-herdCPU)/float64(b.N), "bridge-cpu-ms/op")
-	})
+	b.Run("with-4x1000", func(b *testing.B) { against(b, scrape(herd), scrape(g)) })
+	changing := NewGatherer(changingDir, herd, GathererOpts{})
+	b.Run("with-4x1000-changing", func(b *testing.B) { against(b, scrape(herd), scrape(changing)) })
+}
+
+// against runs without and with alternately and reports their CPU time
+// and the difference.
+func against(b *testing.B, without, with func()) {
+	var herdCPU, allCPU time.Duration
+	for b.Loop() {
+		t0 := cpuTime()
+		without()
+		t1 := cpuTime()
+		with()
+		herdCPU += t1 - t0
+		allCPU += cpuTime() - t1
+	}
+	b.ReportMetric(ms(allCPU)/float64(b.N), "cpu-ms/op")
+	b.ReportMetric(ms(herdCPU)/float64(b.N), "herd-cpu-ms/op")
+	b.ReportMetric(ms(allCPU-herdCPU)/float64(b.N), "bridge-cpu-ms/op")
 }
 
 // BenchmarkWorkerSnapshot is a worker's snapshot of 1,000 client_golang
@@ -182,9 +217,12 @@ func BenchmarkWorkerSnapshot(b *testing.B) {
 
 // BenchmarkMasterScrapeParts splits the master's side of that scrape, in
 // one process: decoding one worker's snapshot of 1,000 series ("decode",
-// steady state: the decoder has seen the series before), merging 4 of them
-// ("merge"), and encoding the merged families as text ("text", herd's
-// handler: 600 summed counters, 100 summed histograms, 4 x 300 gauges).
+// steady state: the decoder has seen the snapshot before;
+// "decode-changed": every value changed), merging 4 of them ("merge"),
+// rendering the merged families as text ("render": 600 summed counters,
+// 100 summed histograms, 4 x 300 gauges) and, for comparison, encoding
+// them as Gather returns them with herd's handler ("text": dto families and
+// expfmt, as protobuf scrapes and the path before rendering).
 func BenchmarkMasterScrapeParts(b *testing.B) {
 	fams, err := benchRegistry().Gather()
 	if err != nil {
@@ -223,7 +261,22 @@ func BenchmarkMasterScrapeParts(b *testing.B) {
 			}
 		})
 	})
-	b.Run("merge", func(b *testing.B) { loop(b, func() { m.merge(srcs, nil) }) })
+	b.Run("merge", func(b *testing.B) { loop(b, func() { m.mergeServed(srcs, nil) }) })
+	served, _ := m.mergeServed(srcs, nil)
+	var les leTexts
+	var buf2 []byte
+	b.Run("render", func(b *testing.B) {
+		loop(b, func() {
+			r := newRenderer(buf2[:0], expfmt.NewFormat(expfmt.TypeTextPlain))
+			r.les = &les
+			for i := range served {
+				if !r.family(&served[i]) {
+					r.encode(served[i].dto())
+				}
+			}
+			buf2 = r.b
+		})
+	})
 	out, _ := m.merge(srcs, nil)
 	h := metrics.Handler(metrics.GathererFunc(func() ([]*dto.MetricFamily, error) { return out, nil }),
 		metrics.HandlerOpts{DisableCompression: true})
