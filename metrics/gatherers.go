@@ -74,6 +74,7 @@ type family struct {
 	fa   *famAgg // with gen; valid while its DirGatherer's lock is held
 	gen  uint64
 	mf   *dto.MetricFamily
+	pre  []byte // a Renderer's family, rendered (see appendRendered)
 }
 
 // dto returns the family as a dto family, building it from the merger's state if needed.

@@ -51,18 +51,25 @@ var offered = [...]expfmt.Format{
 // workers' files beside its own families), text and OpenMetrics scrapes are rendered straight
 // from the merged files, with each family's and series' names and labels rendered once and
 // kept across scrapes: the same bytes as encoding the gathered families with expfmt, at a
-// fraction of the cost. Protobuf goes through the gathered families.
+// fraction of the cost. Protobuf goes through the gathered families. When g is a Renderer,
+// text and OpenMetrics scrapes render the families of its Beside as above and append the
+// Renderer's own, pre-rendered.
 func Handler(g Gatherer, opts HandlerOpts) http.Handler {
-	h := &handler{g: g, opts: opts, free: make(chan *exposer, 2)}
-	h.dir, h.dirAt = fastGatherer(g)
+	h := &handler{g: g, inner: g, opts: opts, free: make(chan *exposer, 2)}
+	if r, ok := g.(Renderer); ok {
+		h.r, h.inner = r, r.Beside()
+	}
+	h.dir, h.dirAt = fastGatherer(h.inner)
 	return h
 }
 
 type handler struct {
 	g     Gatherer
+	r     Renderer // g, if it renders its own families
+	inner Gatherer // g, or r's Beside (may be nil)
 	opts  HandlerOpts
 	dir   *DirGatherer // rendered directly, if not nil
-	dirAt int          // its index in g, a Gatherers; -1 if g is dir
+	dirAt int          // its index in inner, a Gatherers; -1 if inner is dir
 	free  chan *exposer
 }
 
@@ -97,6 +104,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch ft := format.FormatType(); {
 	case h.dir != nil && (ft == expfmt.TypeTextPlain || ft == expfmt.TypeOpenMetrics):
 		err = h.renderFast(e, ft == expfmt.TypeOpenMetrics)
+	case h.r != nil && (ft == expfmt.TypeTextPlain || ft == expfmt.TypeOpenMetrics):
+		err = h.renderBeside(e)
 	default:
 		err = h.renderGathered(e)
 	}
@@ -146,11 +155,35 @@ func (h *handler) renderGathered(e *exposer) error {
 	return nil
 }
 
+// renderBeside renders a Renderer's families and those its Beside gathers, when that holds
+// no DirGatherer.
+func (h *handler) renderBeside(e *exposer) error {
+	var fams []family
+	if h.inner != nil {
+		mfs, err := h.inner.Gather()
+		if err := h.gathered(err, len(mfs)); err != nil {
+			return err
+		}
+		fams = dtoSource(h.inner, mfs, nil).fams
+	}
+	fams = appendRendered(h.r, e, fams)
+	sortFamilyList(fams)
+	for i := range fams {
+		if f := &fams[i]; f.pre != nil {
+			e.b = append(e.b, f.pre...)
+		} else {
+			e.encode(f.mf, h.opts.Logger)
+		}
+	}
+	return nil
+}
+
 // renderFast renders the DirGatherer's families from its merged state, and those of the
-// other gatherers (if g is Gatherers) joined with them as Gatherers.Gather joins them.
+// other gatherers (if inner is Gatherers) joined with them as Gatherers.Gather joins them,
+// and a Renderer's own families.
 func (h *handler) renderFast(e *exposer, om bool) error {
 	var srcs []source
-	gs, _ := h.g.(Gatherers)
+	gs, _ := h.inner.(Gatherers)
 	if h.dirAt >= 0 {
 		// The other gatherers first: one of them may hold the DirGatherer too.
 		srcs = make([]source, len(gs))
@@ -174,9 +207,16 @@ func (h *handler) renderFast(e *exposer, om bool) error {
 	if err := h.gathered(err, len(fams)); err != nil {
 		return err
 	}
+	if h.r != nil {
+		fams = appendRendered(h.r, e, fams)
+	}
 	sortFamilyList(fams)
 	for i := range fams {
 		f := &fams[i]
+		if f.pre != nil {
+			e.b = append(e.b, f.pre...)
+			continue
+		}
 		if f.fa != nil {
 			var ok bool
 			if e.b, ok = f.fa.render(e.b, f.gen, om, &h.dir.les); ok {
@@ -193,6 +233,7 @@ func (h *handler) renderFast(e *exposer, om bool) error {
 // exposer is the buffers of one response.
 type exposer struct {
 	b      []byte         // the body
+	pre    []byte         // a Renderer's families
 	format expfmt.Format  // of enc
 	enc    expfmt.Encoder // appends to b
 	z      bytes.Buffer   // the gzipped body

@@ -39,8 +39,10 @@ type labelSet struct {
 	hasWorker  bool
 	hasLe      bool
 	hasQuant   bool
-	lastFam    uint64 // the last family that used it, to find a series given twice
-	lastUse    uint64 // the last snapshot that used it, to forget sets no longer sent
+	lastFam    uint64    // the last family that used it, to find a series given twice
+	lastUse    uint64    // the last snapshot that used it, to forget sets no longer sent
+	plain      labelText // labels, rendered (see renderer)
+	worker     labelText // withWorker, rendered
 }
 
 // decoder decodes the snapshots of one worker process. It interns strings
@@ -57,6 +59,9 @@ type decoder struct {
 	used      int                     // label sets used by the current snapshot
 	names     map[*string]bool        // interned family names -> valid
 	famSets   map[*string][]*labelSet // interned family names -> label sets of the last decode
+	// cache holds the last snapshot's families by position, with their
+	// messages (see decodeSnapshot).
+	cache []cachedFamily
 	// scratch, reused
 	body    []byte
 	metrics [][]byte
@@ -67,6 +72,28 @@ type decoder struct {
 func newDecoder(worker string, perWorker func(string, dto.MetricType) bool) *decoder {
 	return &decoder{worker: worker, perWorker: perWorker, strs: map[string]*string{}, sets: map[string]*labelSet{},
 		names: map[*string]bool{}, famSets: map[*string][]*labelSet{}}
+}
+
+// cachedFamily is a family of the last snapshot and the message it was
+// decoded from.
+type cachedFamily struct {
+	msg []byte
+	f   family
+}
+
+// reuse takes up a family of the last snapshot again, as decodeFamily
+// would have made it: its label sets count as used.
+func (d *decoder) reuse(f family) family {
+	if f.mf.Name != nil {
+		d.famSets[f.mf.Name] = f.sets
+	}
+	for _, set := range f.sets {
+		if set.lastUse != d.useSerial {
+			set.lastUse = d.useSerial
+			d.used++
+		}
+	}
+	return f
 }
 
 // str interns a string.

@@ -14,12 +14,14 @@
 // are those already in the file, only its sequence number newer, is not
 // written again: the file says the same); and it listens on a unix
 // socket (mode 0600) in that directory, answering every connection with a
-// fresh snapshot. Each snapshot carries a sequence number, so the newer of
+// fresh snapshot at once, then with another for every byte the master
+// sends on it. Each snapshot carries a sequence number, so the newer of
 // two is known.
 //
-// The master serves a Gatherer. At each scrape it connects to every live
-// worker's socket at once and waits for the fresh snapshots for a short
-// time (GathererOpts.Timeout, 250ms by default, counted from the start of
+// The master serves a Gatherer. At each scrape it asks every live worker
+// at once (on the connection kept from the last scrape, or a new one: a
+// broken connection is replaced once) and waits for the fresh snapshots for
+// a short time (GathererOpts.Timeout, 250ms by default, counted from the start of
 // the scrape); a worker that has not answered by then is served from its
 // snapshot file (or from its last answer, if that is newer). A worker whose
 // socket refuses connections or is gone is dead: its last snapshot is folded
@@ -78,7 +80,18 @@
 // MetricFamily messages). Both sides encode and decode it by hand, without
 // reflection, and the master interns each worker's label sets: at every
 // scrape it reads every worker's snapshot, and generic protobuf decoding
-// would cost more than the merge.
+// would cost more than the merge. A family whose message did not change
+// since the worker's last snapshot is not decoded again.
+//
+// # Rendering
+//
+// Gather returns dto families, as protobuf scrapes need. A Gatherer is also
+// a metrics.Renderer: metrics.Handler serves text and OpenMetrics scrapes
+// by rendering herd's families as without export (straight from the metric
+// files) and appending the workers' families, which the Gatherer writes
+// straight from the merge (counters, gauges and classic histograms whose
+// names and labels are of the legacy character set, each label set rendered
+// once) or encodes with expfmt (any other). Both give the same bytes.
 //
 // # Self metrics
 //

@@ -55,11 +55,13 @@ type Gatherer struct {
 	mu       sync.Mutex // guards the fields below; held for a whole scrape
 	merger   merger
 	decoders map[string]*decoder  // live instance -> its decoder
+	conns    map[string]net.Conn  // live instance -> the connection kept from the last scrape
 	last     map[string]*snapshot // live instance -> the newest snapshot seen
 	folded   map[string]int       // instance folded into dead -> its pid
 	dead     []family             // dead workers' counters and histograms, summed
 	nDead    int                  // workers folded into dead
 	logged   map[string]string    // what -> the last message logged
+	les      leTexts              // rendered bucket bounds (see renderer)
 }
 
 type snapshot struct {
@@ -78,7 +80,7 @@ func NewGatherer(dir string, herd metrics.Gatherer, opts GathererOpts) *Gatherer
 	}
 	return &Gatherer{dir: dir, herd: herd, opts: opts,
 		merger:   merger{perWorker: opts.PerWorker},
-		decoders: map[string]*decoder{}, last: map[string]*snapshot{}, folded: map[string]int{}, logged: map[string]string{}}
+		decoders: map[string]*decoder{}, conns: map[string]net.Conn{}, last: map[string]*snapshot{}, folded: map[string]int{}, logged: map[string]string{}}
 }
 
 // files is what the directory holds of one worker process.
@@ -92,6 +94,7 @@ type files struct {
 type fetched struct {
 	files
 	dec   *decoder
+	conn  net.Conn  // the connection kept from the last scrape, and for the next
 	dead  bool      // its socket refuses connections, or is gone
 	fresh *snapshot // its answer, if it answered in time
 	file  *snapshot // its snapshot file, read when it did not answer
@@ -104,13 +107,42 @@ type fetched struct {
 // are counted in herd_export_* families and logged, never an error.
 func (g *Gatherer) Gather() ([]*dto.MetricFamily, error) {
 	start := time.Now()
+	// Herd's families first, outside g.mu: metrics.Handler holds a
+	// DirGatherer's lock while it renders, then calls RenderFamilies, which
+	// takes g.mu; gathering the DirGatherer under g.mu could deadlock.
+	var herdFams []*dto.MetricFamily
+	var herdErr error
+	if g.herd != nil {
+		herdFams, herdErr = g.herd.Gather()
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	c := g.collectLocked(start)
+	g.merger.reserve(familyTypes(herdFams))
+	exported, drops := g.merger.merge(c.srcs, g.dead)
+	out := make([]*dto.MetricFamily, 0, len(herdFams)+len(exported)+6)
+	out = append(out, herdFams...)
+	out = append(out, exported...)
+	out = append(out, g.selfMetrics(c.fresh, c.stale, c.skipped, drops, time.Since(start))...)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
+	return out, herdErr
+}
+
+// collected is what a scrape collected of the workers.
+type collected struct {
+	srcs                  []source // the live workers' snapshots
+	fresh, stale, skipped int      // counts for the self metrics
+}
+
+// collectLocked fetches every live worker's snapshot, folds the dead ones
+// into the totals and returns the live ones. The caller holds g.mu.
+func (g *Gatherer) collectLocked(start time.Time) collected {
 	procs, foldedSeen, skipped := g.list()
 	got := make([]fetched, len(procs))
 	var wg sync.WaitGroup
 	for i, f := range procs {
 		got[i].files = f
+		got[i].conn = g.conns[f.inst.name]
 		got[i].dec = g.decoders[f.inst.name]
 		if got[i].dec == nil {
 			got[i].dec = newDecoder(f.inst.id, g.merger.perWorkerFamily)
@@ -122,12 +154,14 @@ func (g *Gatherer) Gather() ([]*dto.MetricFamily, error) {
 			g.fetch(&got[i], start.Add(g.opts.Timeout))
 		}()
 	}
-	var herdFams []*dto.MetricFamily
-	var herdErr error
-	if g.herd != nil {
-		herdFams, herdErr = g.herd.Gather()
-	}
 	wg.Wait()
+	for i := range got {
+		if c := got[i].conn; c != nil {
+			g.conns[got[i].inst.name] = c
+		} else {
+			delete(g.conns, got[i].inst.name)
+		}
+	}
 
 	var srcs []source
 	fresh, stale := 0, 0
@@ -173,15 +207,7 @@ func (g *Gatherer) Gather() ([]*dto.MetricFamily, error) {
 	}
 	g.pruneFolded(foldedSeen)
 	markDuplicateIDs(srcs)
-
-	g.merger.reserve(herdFams)
-	exported, drops := g.merger.merge(srcs, g.dead)
-	out := make([]*dto.MetricFamily, 0, len(herdFams)+len(exported)+6)
-	out = append(out, herdFams...)
-	out = append(out, exported...)
-	out = append(out, g.selfMetrics(fresh, stale, skipped, drops, time.Since(start))...)
-	sort.SliceStable(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
-	return out, herdErr
+	return collected{srcs: srcs, fresh: fresh, stale: stale, skipped: skipped}
 }
 
 // list reads the directory: the worker processes whose files it holds, the
@@ -240,8 +266,12 @@ func (g *Gatherer) list() (procs []files, foldedSeen map[string]bool, skipped in
 func (g *Gatherer) fetch(f *fetched, deadline time.Time) {
 	if !f.sock {
 		f.dead = true
+		if f.conn != nil {
+			f.conn.Close()
+			f.conn = nil
+		}
 	} else {
-		f.fresh, f.dead, f.err = g.ask(f.inst, f.dec, deadline)
+		f.fresh, f.dead, f.err = g.ask(f, deadline)
 	}
 	if f.fresh != nil || !f.snap {
 		return
@@ -256,11 +286,30 @@ func (g *Gatherer) fetch(f *fetched, deadline time.Time) {
 	}
 }
 
-// ask connects to a worker's socket and reads its answer. dead is true when
-// nothing listens on the socket any more.
-func (g *Gatherer) ask(in instance, d *decoder, deadline time.Time) (s *snapshot, dead bool, err error) {
+// ask asks a worker for a fresh snapshot: with a request byte on the
+// connection kept from the last scrape, or on a new connection, which the
+// worker answers at once. The connection is kept in f.conn for the next
+// scrape when the answer was read whole. dead is true when nothing listens
+// on the socket any more.
+func (g *Gatherer) ask(f *fetched, deadline time.Time) (s *snapshot, dead bool, err error) {
+	if c := f.conn; c != nil {
+		f.conn = nil
+		c.SetDeadline(deadline)
+		if _, err = c.Write([]byte{1}); err == nil {
+			if s, err = readAnswer(c, f.dec); err == nil {
+				f.conn = c
+				return s, false, nil
+			}
+		}
+		c.Close()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, false, err // slow: served from its file
+		}
+		// Broken (the worker stopped, or answers once per connection, as
+		// a worker of an older binary does): connect again.
+	}
 	var c net.Conn
-	err = withSockPath(g.dir, in.name+sockSuffix, func(path string) error {
+	err = withSockPath(g.dir, f.inst.name+sockSuffix, func(path string) error {
 		var err error
 		c, err = net.DialTimeout("unix", path, time.Until(deadline))
 		return err
@@ -268,13 +317,21 @@ func (g *Gatherer) ask(in instance, d *decoder, deadline time.Time) (s *snapshot
 	if err != nil {
 		return nil, errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT), err
 	}
-	defer c.Close()
 	c.SetDeadline(deadline)
-	seq, fams, err := readSnapshot(c, d)
-	if err != nil {
+	if s, err = readAnswer(c, f.dec); err != nil {
+		c.Close()
 		return nil, false, err
 	}
-	return &snapshot{seq, fams}, false, nil
+	f.conn = c
+	return s, false, nil
+}
+
+func readAnswer(c net.Conn, d *decoder) (*snapshot, error) {
+	seq, fams, err := readSnapshot(c, d)
+	if err != nil {
+		return nil, err
+	}
+	return &snapshot{seq, fams}, nil
 }
 
 // foldLocked adds a dead worker's last snapshot to the dead workers'
@@ -285,6 +342,10 @@ func (g *Gatherer) foldLocked(in instance, last *snapshot) {
 	}
 	g.nDead++
 	g.folded[in.name] = in.pid
+	if c := g.conns[in.name]; c != nil {
+		c.Close()
+		delete(g.conns, in.name)
+	}
 	delete(g.last, in.name)
 	delete(g.decoders, in.name)
 	g.removeFiles(in)

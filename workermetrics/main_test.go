@@ -43,10 +43,19 @@ func TestMain(m *testing.M) {
 func runTestWorker(spec string) int {
 	dir, id, _ := strings.Cut(spec, "\t")
 	id, mode, _ := strings.Cut(id, "\t")
-	if mode == "bench" {
+	if mode == "bench" || mode == "bench-changing" {
 		// A worker of the benchmarks: 1,000 series, the default interval,
-		// until stdin closes.
-		p, err := NewPublisher(dir, id, benchRegistry(), PublisherOpts{})
+		// until stdin closes; bench-changing changes every series before
+		// each snapshot.
+		reg, change := benchSeries()
+		var g metrics.Gatherer = reg
+		if mode == "bench-changing" {
+			g = metrics.GathererFunc(func() ([]*dto.MetricFamily, error) {
+				change()
+				return reg.Gather()
+			})
+		}
+		p, err := NewPublisher(dir, id, g, PublisherOpts{})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1

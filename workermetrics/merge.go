@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/herdhttp/herd/metrics"
 )
 
 // source is one live worker's snapshot as the merge sees it.
@@ -82,16 +84,25 @@ func (m *merger) clashes(name string, t dto.MetricType) bool {
 }
 
 // reserve records the names of herd's families.
-func (m *merger) reserve(fams []*dto.MetricFamily) {
+func (m *merger) reserve(fams []metrics.FamilyType) {
 	clear(m.reserved)
 	if m.reserved == nil {
 		m.reserved = make(map[string]bool)
 	}
-	for _, mf := range fams {
-		for _, n := range expositionNames(mf.GetName(), mf.GetType()) {
+	for _, f := range fams {
+		for _, n := range expositionNames(f.Name, f.Type) {
 			m.reserved[n] = true
 		}
 	}
+}
+
+// familyTypes lists the names and types of fams.
+func familyTypes(fams []*dto.MetricFamily) []metrics.FamilyType {
+	out := make([]metrics.FamilyType, len(fams))
+	for i, mf := range fams {
+		out[i] = metrics.FamilyType{Name: mf.GetName(), Type: mf.GetType()}
+	}
+	return out
 }
 
 // expositionNames lists the names a family occupies: its own, its samples'
@@ -112,10 +123,38 @@ func expositionNames(name string, t dto.MetricType) []string {
 	return []string{name}
 }
 
+// mergedFamily is a family of the merge as served: a sum (counters and
+// histograms not per worker), or the per-worker series of the live workers.
+type mergedFamily struct {
+	sum   family    // a summed family; for a per-worker one, only sum.mf (name, help, type, unit)
+	parts []*family // a per-worker family: the live workers' families, whose mf.Metric carry the worker label
+}
+
+func (s *mergedFamily) perWorker() bool { return s.parts != nil }
+
+// dto returns the family as a dto family. It points into the merge's
+// families, which must not change.
+func (s *mergedFamily) dto() *dto.MetricFamily {
+	if s.perWorker() {
+		return perWorkerSeries(s.sum.mf, s.parts)
+	}
+	return summedDTO(&s.sum)
+}
+
 // merge merges the live workers' snapshots and the dead workers' totals
 // into families sorted by name, and counts the families it dropped by
 // reason. Series come in the workers' order (client_golang sorts them).
 func (m *merger) merge(srcs []source, dead []family) (out []*dto.MetricFamily, drops [numDropReasons]int) {
+	fams, drops := m.mergeServed(srcs, dead)
+	out = make([]*dto.MetricFamily, len(fams))
+	for i := range fams {
+		out[i] = fams[i].dto()
+	}
+	return out, drops
+}
+
+// mergeServed is merge, its families as served.
+func (m *merger) mergeServed(srcs []source, dead []family) (out []mergedFamily, drops [numDropReasons]int) {
 	byName := make(map[string][]part, 2*len(dead)+16)
 	var names []string
 	add := func(src int, f *family) {
@@ -135,7 +174,7 @@ func (m *merger) merge(srcs []source, dead []family) (out []*dto.MetricFamily, d
 		add(-1, &dead[j])
 	}
 	sort.Strings(names)
-	out = make([]*dto.MetricFamily, 0, len(names))
+	out = make([]mergedFamily, 0, len(names))
 	for _, name := range names {
 		parts := byName[name]
 		t := parts[0].f.mf.GetType()
@@ -151,23 +190,20 @@ func (m *merger) merge(srcs []source, dead []family) (out []*dto.MetricFamily, d
 		for _, p := range parts {
 			why = min(why, p.f.drop)
 		}
-		var mf *dto.MetricFamily
+		var s mergedFamily
 		if why == noDrop {
 			if parts[0].f.perWorker {
-				mf = perWorkerSeries(srcs, parts)
+				s = mergedFamily{sum: family{mf: parts[0].f.mf}, parts: liveParts(srcs, parts)}
 			} else {
-				var f family
-				if f, why = sum(parts); why == noDrop {
-					mf = summedDTO(&f)
-				}
+				s.sum, why = sum(parts)
 			}
 		}
 		if why != noDrop {
 			drops[why]++
 			continue
 		}
-		if len(mf.Metric) > 0 {
-			out = append(out, mf)
+		if s.perWorker() && len(s.parts) > 0 || !s.perWorker() && len(s.sum.sets) > 0 {
+			out = append(out, s)
 		}
 	}
 	return out, drops
@@ -354,27 +390,34 @@ func summedDTO(f *family) *dto.MetricFamily {
 	return out
 }
 
-// perWorkerSeries gives every live worker's series of the family, which
-// carry their worker label since decoding. The dead workers' totals have
-// none.
-func perWorkerSeries(srcs []source, parts []part) *dto.MetricFamily {
-	first := parts[0].f.mf
-	var live []part
-	n := 0
+// liveParts returns the parts of a per-worker family from live workers
+// that serve their per-worker series, and have some. The dead workers'
+// totals have none. Nil if none.
+func liveParts(srcs []source, parts []part) []*family {
+	var live []*family
 	for _, p := range parts {
-		if p.src >= 0 && srcs[p.src].perWorker {
-			live = append(live, p)
-			n += len(p.f.mf.Metric)
+		if p.src >= 0 && srcs[p.src].perWorker && len(p.f.mf.Metric) > 0 {
+			live = append(live, p.f)
 		}
 	}
+	return live
+}
+
+// perWorkerSeries gives every live worker's series of the family, which
+// carry their worker label since decoding.
+func perWorkerSeries(first *dto.MetricFamily, live []*family) *dto.MetricFamily {
 	out := &dto.MetricFamily{Name: first.Name, Help: first.Help, Type: first.Type, Unit: first.Unit}
 	if len(live) == 1 {
-		out.Metric = live[0].f.mf.Metric
+		out.Metric = live[0].mf.Metric
 		return out
 	}
+	n := 0
+	for _, f := range live {
+		n += len(f.mf.Metric)
+	}
 	out.Metric = make([]*dto.Metric, 0, n)
-	for _, p := range live {
-		out.Metric = append(out.Metric, p.f.mf.Metric...)
+	for _, f := range live {
+		out.Metric = append(out.Metric, f.mf.Metric...)
 	}
 	return out
 }

@@ -86,7 +86,7 @@ func mfs(fs []family) []*dto.MetricFamily {
 func newTestMerger(herd string, t *testing.T) *merger {
 	m := &merger{perWorker: DefaultPerWorker}
 	if herd != "" {
-		m.reserve(parse(t, herd))
+		m.reserve(familyTypes(parse(t, herd)))
 	} else {
 		m.reserve(nil)
 	}

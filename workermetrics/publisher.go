@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -51,11 +52,15 @@ type Publisher struct {
 	ln    net.Listener
 	quit  chan struct{}
 	loops sync.WaitGroup // the ticker and the accept loop
-	conns sync.WaitGroup // the answers in progress
+	conns sync.WaitGroup // the connections being served
 
-	mu      sync.Mutex // guards seq and the gathers: snapshots are numbered in gather order
-	seq     uint64
-	lastLen int // size of the last snapshot, to size the next buffer
+	openMu  sync.Mutex            // guards open and closing
+	open    map[net.Conn]struct{} // the connections being served, closed by Close
+	closing bool
+
+	mu   sync.Mutex // guards seq and the gathers: snapshots are numbered in gather order
+	seq  uint64
+	bufs chan []byte // buffers of past answers, for the next ones
 
 	fileMu   sync.Mutex // serialises writeFile and guards the fields below
 	fileBuf  []byte     // the snapshot being written, reused
@@ -88,6 +93,8 @@ func NewPublisher(dir, id string, g metrics.Gatherer, opts PublisherOpts) (*Publ
 		interval: opts.Interval,
 		logger:   opts.Logger,
 		quit:     make(chan struct{}),
+		bufs:     make(chan []byte, 2),
+		open:     map[net.Conn]struct{}{},
 		lastLog:  map[string]string{},
 	}
 	if p.interval <= 0 {
@@ -153,6 +160,12 @@ func (p *Publisher) Close() error {
 		p.ln.Close()
 		p.loops.Wait()
 		os.Remove(filepath.Join(p.dir, p.inst+sockSuffix))
+		p.openMu.Lock()
+		p.closing = true
+		for c := range p.open {
+			c.Close() // a master's connection waiting for its next request
+		}
+		p.openMu.Unlock()
 		p.conns.Wait()
 	})
 	return p.closeErr
@@ -207,22 +220,57 @@ func (p *Publisher) accept() {
 	}
 }
 
-// answer writes a fresh snapshot to c and closes it.
+// answer serves a connection of the master: a fresh snapshot at once, then
+// one for every byte the master sends (a request on a connection it
+// keeps), until the master closes it or Close.
 func (p *Publisher) answer(c net.Conn) {
 	defer p.conns.Done()
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(answerTimeout))
-	p.mu.Lock()
-	b := p.snapshotLocked(make([]byte, 0, p.lastLen+p.lastLen/8+headerSize))
-	p.mu.Unlock()
-	c.Write(b)
+	p.openMu.Lock()
+	if p.closing {
+		p.openMu.Unlock()
+		return
+	}
+	p.open[c] = struct{}{}
+	p.openMu.Unlock()
+	defer func() {
+		p.openMu.Lock()
+		delete(p.open, c)
+		p.openMu.Unlock()
+	}()
+	var req [1]byte
+	for {
+		c.SetDeadline(time.Now().Add(answerTimeout))
+		if p.writeSnapshot(c) != nil {
+			return
+		}
+		c.SetDeadline(time.Time{})
+		if _, err := io.ReadFull(c, req[:]); err != nil {
+			return
+		}
+	}
 }
 
-// snapshot gathers and encodes a numbered snapshot.
-func (p *Publisher) snapshot() []byte {
+// writeSnapshot gathers, encodes and writes a numbered snapshot to w, in a
+// buffer kept for the next answers.
+func (p *Publisher) writeSnapshot(w io.Writer) error {
+	var b []byte
+	select {
+	case b = <-p.bufs:
+	default:
+	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.snapshotLocked(make([]byte, 0, p.lastLen+p.lastLen/8+headerSize))
+	b = p.snapshotLocked(b[:0])
+	keep := cap(b) <= 2*len(b)+4096 // not one of a much larger past
+	p.mu.Unlock()
+	_, err := w.Write(b)
+	if keep {
+		select {
+		case p.bufs <- b:
+		default:
+		}
+	}
+	return err
 }
 
 // snapshotLocked gathers and appends a numbered snapshot to b. The caller
@@ -238,7 +286,6 @@ func (p *Publisher) snapshotLocked(b []byte) []byte {
 	}
 	p.seq++
 	b = appendSnapshot(b, p.seq, fams)
-	p.lastLen = len(b)
 	return b
 }
 

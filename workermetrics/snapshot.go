@@ -1,6 +1,7 @@
 package workermetrics
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -83,20 +84,37 @@ func readSnapshot(r io.Reader, d *decoder) (seq uint64, fams []family, err error
 
 // decodeSnapshot decodes a snapshot's body: delimited MetricFamily
 // messages. A name given twice makes both families invalid.
+//
+// A family whose message is, byte for byte, the one at the same position in
+// the worker's last snapshot is that snapshot's decoded family again (the
+// merge never changes a decoded family): a worker whose families did not
+// change since the last scrape costs a comparison.
 func (d *decoder) decodeSnapshot(body []byte) ([]family, error) {
-	var fams []family
+	fams := make([]family, 0, len(d.cache))
 	for len(body) > 0 {
 		l, n := binary.Uvarint(body)
 		if n <= 0 || l > uint64(len(body)-n) {
 			return nil, fmt.Errorf("family %d: %w", len(fams), errWire)
 		}
-		f, err := d.decodeFamily(body[n : n+int(l)])
-		if err != nil {
-			return nil, fmt.Errorf("family %d: %w", len(fams), err)
+		msg := body[n : n+int(l)]
+		i := len(fams)
+		if i < len(d.cache) && bytes.Equal(d.cache[i].msg, msg) {
+			fams = append(fams, d.reuse(d.cache[i].f))
+		} else {
+			f, err := d.decodeFamily(msg)
+			if err != nil {
+				return nil, fmt.Errorf("family %d: %w", len(fams), err)
+			}
+			if i == len(d.cache) {
+				d.cache = append(d.cache, cachedFamily{})
+			}
+			d.cache[i] = cachedFamily{msg: append(d.cache[i].msg[:0], msg...), f: f}
+			fams = append(fams, f)
 		}
-		fams = append(fams, f)
 		body = body[n+int(l):]
 	}
+	clear(d.cache[len(fams):])
+	d.cache = d.cache[:len(fams)]
 	d.endSnapshot()
 	seen := make(map[string]int, len(fams))
 	for i := range fams {
