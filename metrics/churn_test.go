@@ -1,7 +1,6 @@
 package metrics_test
 
 import (
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -9,10 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herdhttp/herd/internal/testutil"
 	"github.com/herdhttp/herd/metrics"
 	"github.com/herdhttp/herd/metrics/metricstest"
-	"github.com/herdhttp/herd/mmapstore"
 )
 
 // churn simulates herd's workers being replaced again and again, as prefork does on
@@ -54,18 +51,7 @@ func churnRoute(i int) string { return "/api/v1/items/" + strconv.Itoa(i/4) + "/
 // a later one increments a few (touch) of them.
 func (c *churn) start(slot int, lane byte) *metrics.Registry {
 	id := strconv.Itoa(slot) + string(lane)
-	// The lane's previous worker has released its files, but a process
-	// that another test of this binary forks inherits their descriptors,
-	// and so their locks, until it execs: wait that moment out.
-	var w *metrics.Registry
-	var err error
-	testutil.WaitUntil(10*time.Second, func() error {
-		w, err = metrics.NewRegistry(metrics.Options{Dir: c.dir, ID: id})
-		if errors.Is(err, mmapstore.ErrLocked) {
-			return err
-		}
-		return nil
-	})
+	w, err := metrics.NewRegistry(metrics.Options{Dir: c.dir, ID: id})
 	if err != nil {
 		c.tb.Fatal(err)
 	}

@@ -29,6 +29,8 @@ type Options struct {
 	// fallocate replaces fallocate(2) for tests (nil: the system call), so that the
 	// fallback for filesystems without it runs everywhere.
 	fallocate func(fd int, mode uint32, off, n int64) error
+	// flock replaces flock(2) for tests (nil: the system call).
+	flock func(fd int, how int) error
 }
 
 // Errors of the writer side.
@@ -57,6 +59,8 @@ type File struct {
 	noLock  bool
 	// fallocate is fallocate(2), or the test seam of Options.
 	fallocate func(fd int, mode uint32, off, n int64) error
+	// flock is flock(2), or the test seam of Options.
+	flock func(fd int, how int) error
 
 	mu         sync.Mutex // guards the fields below
 	layout     Layout

@@ -3,9 +3,17 @@ package mmapstore
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
+
+// lockPatience is how long Open waits for a lock held by another open file
+// description before it reports ErrLocked. A writer that closed the file a
+// moment ago may still hold it through a child process it forked just
+// before: the child shares the descriptor, and so the lock, until it execs.
+// A lock held by a live second writer is held longer than this.
+const lockPatience = time.Second
 
 // lock takes the File's exclusive lock on fd without waiting: ErrLocked if
 // another open file description of the file holds it.
@@ -13,8 +21,12 @@ func (f *File) lock(fd *os.File) error {
 	if f.noLock {
 		return nil
 	}
+	flock := unix.Flock
+	if f.flock != nil {
+		flock = f.flock
+	}
 	for {
-		err := unix.Flock(int(fd.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		err := flock(int(fd.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		switch err {
 		case nil:
 			return nil
@@ -24,6 +36,21 @@ func (f *File) lock(fd *os.File) error {
 			return ErrLocked
 		}
 		return fmt.Errorf("flock: %w", err)
+	}
+}
+
+// lockPatiently is lock, trying again for up to lockPatience while the
+// lock is held, at growing intervals from 1 ms to 50 ms.
+func (f *File) lockPatiently(fd *os.File) error {
+	deadline := time.Now().Add(lockPatience)
+	pause := time.Millisecond
+	for {
+		err := f.lock(fd)
+		if err != ErrLocked || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 50*time.Millisecond)
 	}
 }
 

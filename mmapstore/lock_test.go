@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // Two Files on one path would both append entries at the same offsets and corrupt each
@@ -149,5 +151,33 @@ func TestPythonReadsHeldFile(t *testing.T) {
 	got := pythonRead(t, dir)
 	if e := got["counter_0a.db"]; len(e) != 1 || e[0][1] != 5.0 {
 		t.Errorf("python read %v", got)
+	}
+}
+
+// A lock that is released a moment after Open finds it held (a closed
+// writer's descriptor still shared with a child process that has not yet
+// exec'd) is waited for, not reported as a second writer.
+func TestOpenWaitsOutABrieflyHeldLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "counter_1.db")
+	f, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	held := 3
+	flock := func(fd int, how int) error {
+		if held > 0 {
+			held--
+			return unix.EWOULDBLOCK
+		}
+		return unix.Flock(fd, how)
+	}
+	g, err := Open(path, Options{flock: flock})
+	if err != nil {
+		t.Fatalf("Open while the lock is held for three tries: %v", err)
+	}
+	g.Close()
+	if held != 0 {
+		t.Errorf("%d tries left, want 0", held)
 	}
 }

@@ -23,7 +23,7 @@ import (
 // not ending in ".db", see MovedAside) and a new one created; an empty one is
 // replaced.
 func Open(path string, opts Options) (*File, error) {
-	f := &File{path: path, mode: opts.Mode, layout: opts.Layout, noLock: opts.noLock, fallocate: opts.fallocate}
+	f := &File{path: path, mode: opts.Mode, layout: opts.Layout, noLock: opts.noLock, fallocate: opts.fallocate, flock: opts.flock}
 	if f.fallocate == nil {
 		f.fallocate = unix.Fallocate
 	}
@@ -45,7 +45,7 @@ func Open(path string, opts Options) (*File, error) {
 		case err == nil:
 			// Lock before looking: a file another writer holds must be neither
 			// continued nor, if it looks corrupt, moved aside or replaced.
-			if err := f.lock(fd); err != nil {
+			if err := f.lockPatiently(fd); err != nil {
 				fd.Close()
 				return nil, fmt.Errorf("mmapstore: open %s: %w", path, err)
 			}
