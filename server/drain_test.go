@@ -114,11 +114,17 @@ func TestMaxHeaderBytes(t *testing.T) {
 // 127.0.0.1:0; the test drains it.
 func startDrainer(t *testing.T, h http.Handler) (*drainer, string) {
 	t.Helper()
+	return startDrainerWith(t, Config{}, h)
+}
+
+// startDrainerWith is startDrainer with cfg (its defaults applied here).
+func startDrainerWith(t *testing.T, cfg Config, h http.Handler) (*drainer, string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := newDrainer(h, Config{}.withDefaults(), 0, nil, log.New(io.Discard, "", 0))
+	d := newDrainer(h, cfg.withDefaults(), 0, nil, log.New(io.Discard, "", 0))
 	d.serve([]net.Listener{ln})
 	return d, ln.Addr().String()
 }
