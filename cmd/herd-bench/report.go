@@ -268,6 +268,9 @@ const legend = `- **req/s**: successful responses per second, median over the cl
 - **processes**: "2 × 1P" is two serving processes with GOMAXPROCS 1 each; the herd master is not
   counted (it idles).
 - **worker shares**: each herd worker's share of the requests, from the master's GET /workers.
+- **timeouts**: the Go peers of bench/ (bench-nethttp, bench-chi, bench-chiherd) have herd's
+  default read timeouts when their command says ` + "`-timeouts herd`" + ` (read-header 10s, read 60s,
+  idle 120s, as herd's workers), ReadHeaderTimeout alone with ` + "`-timeouts header`" + `.
 `
 
 func (rep report) writeRatiosMarkdown(b *strings.Builder) {
