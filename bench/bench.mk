@@ -33,10 +33,14 @@ BENCH_DEBS    := $(BENCH_GO_DEBS) gunicorn python3-uvicorn python3-fastapi \
 
 # The Go peers: plain net/http, bare chi, chi with herd's middleware in one
 # process, fasthttp's prefork and Fiber's prefork (one child per server CPU).
+# The net/http ones have herd's default read timeouts (-timeouts herd), as
+# herd's workers; net/http-header-timeout is plain net/http again with
+# ReadHeaderTimeout alone, as many net/http programs are set up.
 BENCH_GO_PEERS := \
-	-peer 'net/http=$(BIN)/bench-nethttp -bind {addr}' \
-	-peer 'chi=$(BIN)/bench-chi -bind {addr}' \
-	-peer 'chi+herd=$(BIN)/bench-chiherd -bind {addr}' \
+	-peer 'net/http=$(BIN)/bench-nethttp -bind {addr} -timeouts herd' \
+	-peer 'net/http-header-timeout=$(BIN)/bench-nethttp -bind {addr} -timeouts header' \
+	-peer 'chi=$(BIN)/bench-chi -bind {addr} -timeouts herd' \
+	-peer 'chi+herd=$(BIN)/bench-chiherd -bind {addr} -timeouts herd' \
 	-peer 'fasthttp=$(BIN)/bench-fasthttp -bind {addr} -workers {workers}' \
 	-peer 'fiber=$(BIN)/bench-fiber -bind {addr} -workers {workers}'
 # Where a request's CPU time goes, from the cheapest server up.

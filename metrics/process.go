@@ -56,9 +56,10 @@ type processSample struct {
 const clkTck = 100
 
 // readProcess reads the calling process's resources from the Go runtime and /proc/self.
-// rt is reused between calls (Read fills it). The error says what could not be read; the
-// sample holds what could.
-func readProcess(rt []rtmetrics.Sample) (processSample, error) {
+// rt is reused between calls (Read fills it). *boot is the machine's boot time in Unix
+// seconds, read from /proc/stat when it is 0 and kept for the next call (it never changes).
+// The error says what could not be read; the sample holds what could.
+func readProcess(rt []rtmetrics.Sample, boot *float64) (processSample, error) {
 	var s processSample
 	set := func(i int, v float64) { s.v[i], s.known[i] = v, true }
 	rtmetrics.Read(rt)
@@ -88,8 +89,11 @@ func readProcess(rt []rtmetrics.Sample) (processSample, error) {
 	num := func(b []byte) float64 { v, _ := strconv.ParseFloat(string(b), 64); return v }
 	set(procCPU, (num(f[11])+num(f[12]))/clkTck)
 	set(procRSS, num(f[21])*float64(os.Getpagesize()))
-	if boot, ok := bootTime(); ok {
-		set(procStart, boot+num(f[19])/clkTck)
+	if *boot == 0 {
+		*boot, _ = bootTime()
+	}
+	if *boot != 0 {
+		set(procStart, *boot+num(f[19])/clkTck)
 	}
 	return s, nil
 }
@@ -104,8 +108,9 @@ func runtimeSamples() []rtmetrics.Sample {
 // sampled by Update (or by Run, periodically), not at scrape time: the master cannot run
 // code in a worker. Linux only (it reads /proc/self).
 type ProcessMetrics struct {
-	g  [numProcessFamilies]*Gauge
-	rt []rtmetrics.Sample
+	g    [numProcessFamilies]*Gauge
+	rt   []rtmetrics.Sample
+	boot float64 // the machine's boot time, once read
 }
 
 // NewProcessMetrics registers the process families on r with the const label worker=worker
@@ -131,7 +136,7 @@ func (r *Registry) NewProcessMetrics(worker string) (*ProcessMetrics, error) {
 
 // Update samples the process now. Not safe for concurrent use with itself.
 func (p *ProcessMetrics) Update() error {
-	s, err := readProcess(p.rt)
+	s, err := readProcess(p.rt, &p.boot)
 	for i, g := range p.g {
 		if s.known[i] {
 			g.Set(s.v[i])
@@ -161,7 +166,8 @@ func (p *ProcessMetrics) Run(ctx context.Context, interval time.Duration) {
 // for concurrent use.
 func ProcessGatherer(pid string) Gatherer {
 	return GathererFunc(func() ([]*dto.MetricFamily, error) {
-		s, _ := readProcess(runtimeSamples())
+		var boot float64
+		s, _ := readProcess(runtimeSamples(), &boot)
 		fams := make([]*dto.MetricFamily, 0, numProcessFamilies)
 		for i, f := range processFamilies() {
 			if s.known[i] {

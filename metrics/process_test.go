@@ -20,6 +20,9 @@ func TestProcessMetrics(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if err := p.Update(); err != nil { // a second sample: the boot time is kept, not read again
+			t.Fatal(err)
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { p.Run(ctx, time.Millisecond); close(done) }()

@@ -31,8 +31,12 @@ type drainer struct {
 	retire func()
 	once   sync.Once
 
-	mu    sync.Mutex // guards conns
-	conns map[net.Conn]connInfo
+	// conns holds every open connection (net.Conn to *connState), added
+	// when net/http reports it new and removed when it is closed or
+	// hijacked. Only those two changes write to the map; a request's
+	// Active and Idle changes only read it and store into the entry.
+	conns sync.Map
+	epoch time.Time // idle times are read as time.Since(epoch): the monotonic clock only
 
 	serving sync.WaitGroup // one per Serve goroutine
 	lns     []net.Listener
@@ -40,16 +44,18 @@ type drainer struct {
 	proxy   *proxyPolicy // with -proxy-protocol: the PROXY headers to read
 }
 
-type connInfo struct {
-	state http.ConnState
-	since time.Time
+// connState is what the drainer knows of one connection: since when it has
+// been idle (or new, without a request yet), in nanoseconds since the
+// drainer's epoch plus one, or 0 while a request is being served on it.
+type connState struct {
+	idleSince atomic.Int64
 }
 
 // newDrainer serves h with cfg's timeouts and header limit (cfg has its
 // defaults applied). errLog receives net/http's own errors (a handler's
 // panic, accept errors).
 func newDrainer(h http.Handler, cfg Config, limit uint64, retire func(), errLog *log.Logger) *drainer {
-	d := &drainer{limit: limit, retire: retire, conns: map[net.Conn]connInfo{}}
+	d := &drainer{limit: limit, retire: retire, epoch: time.Now()}
 	d.srv = &http.Server{
 		Handler:           d.wrap(h),
 		ReadHeaderTimeout: httpTimeout(cfg.ReadHeaderTimeout),
@@ -91,16 +97,30 @@ func (d *drainer) wrap(h http.Handler) http.Handler {
 	})
 }
 
+// track follows net/http's connection states: twice per request (active,
+// then idle again) it costs one lookup and one store, and a read of the
+// monotonic clock when the connection becomes idle.
 func (d *drainer) track(c net.Conn, s http.ConnState) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	switch s {
+	case http.StateNew:
+		cs := new(connState)
+		cs.idleSince.Store(d.now())
+		d.conns.Store(c, cs)
+	case http.StateActive:
+		if v, ok := d.conns.Load(c); ok {
+			v.(*connState).idleSince.Store(0)
+		}
+	case http.StateIdle:
+		if v, ok := d.conns.Load(c); ok {
+			v.(*connState).idleSince.Store(d.now())
+		}
 	case http.StateClosed, http.StateHijacked:
-		delete(d.conns, c)
-	default:
-		d.conns[c] = connInfo{state: s, since: time.Now()}
+		d.conns.Delete(c)
 	}
 }
+
+// now is the time since the drainer's epoch, plus one (never 0).
+func (d *drainer) now() int64 { return int64(time.Since(d.epoch)) + 1 }
 
 // serve starts serving on every listener, over TLS the TCP listeners when
 // d.srv.TLSConfig is set; it returns at once.
@@ -157,7 +177,7 @@ func (d *drainer) drain(timeout time.Duration) error {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for time.Now().Before(deadline) {
-		if d.closeIdle(time.Now()) == 0 {
+		if d.closeIdle() == 0 {
 			break
 		}
 		<-tick.C
@@ -171,16 +191,19 @@ func (d *drainer) drain(timeout time.Duration) error {
 	return err
 }
 
-// closeIdle closes connections idle for at least idleClose and returns how
-// many connections remain open.
-func (d *drainer) closeIdle(now time.Time) int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for c, ci := range d.conns {
-		if (ci.state == http.StateIdle || ci.state == http.StateNew) && now.Sub(ci.since) >= idleClose {
-			c.Close()
-			delete(d.conns, c)
+// closeIdle closes connections idle (or new) for at least idleClose and
+// returns how many connections remain open.
+func (d *drainer) closeIdle() int {
+	now := d.now()
+	open := 0
+	d.conns.Range(func(k, v any) bool {
+		if since := v.(*connState).idleSince.Load(); since != 0 && time.Duration(now-since) >= idleClose {
+			k.(net.Conn).Close()
+			d.conns.Delete(k)
+			return true
 		}
-	}
-	return len(d.conns)
+		open++
+		return true
+	})
+	return open
 }

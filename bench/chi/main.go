@@ -3,7 +3,10 @@
 // middleware. Beside bench/nethttp (no router) and bench/chiherd (the same
 // router with herd's middleware) it tells what the router costs.
 //
-//	chi -bind 127.0.0.1:8085
+//	chi -bind 127.0.0.1:8085 [-timeouts herd|header]
+//
+// -timeouts herd (the default) gives the server herd's default read
+// timeouts, -timeouts header ReadHeaderTimeout alone.
 //
 // GET /healthz answers 200 for readiness probes.
 package main
@@ -15,10 +18,10 @@ import (
 )
 
 func main() {
-	peer.Main("chi", "127.0.0.1:8085", func(bind string) error {
+	peer.Main("chi", "127.0.0.1:8085", func(f peer.Flags) error {
 		r := chi.NewRouter()
 		r.Get("/hello", peer.Hello)
 		r.Get("/healthz", peer.Healthz)
-		return peer.Serve(bind, r)
+		return peer.Serve(f, r)
 	})
 }

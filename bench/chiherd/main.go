@@ -5,7 +5,10 @@
 // without the middleware) and herd's own layouts it tells what the
 // middleware and what the prefork machinery cost.
 //
-//	chiherd -bind 127.0.0.1:8086
+//	chiherd -bind 127.0.0.1:8086 [-timeouts herd|header]
+//
+// -timeouts herd (the default) gives the server herd's default read
+// timeouts, -timeouts header ReadHeaderTimeout alone.
 //
 // The metric files go to a private directory (under /dev/shm when it
 // exists), removed at exit. GET /healthz answers 200 for readiness probes
@@ -24,7 +27,7 @@ import (
 
 func main() { peer.Main("chiherd", "127.0.0.1:8086", run) }
 
-func run(bind string) error {
+func run(f peer.Flags) error {
 	reg, err := metrics.NewRegistry(metrics.Options{})
 	if err != nil {
 		return err
@@ -33,5 +36,5 @@ func run(bind string) error {
 	r.Use(middleware.Instrument(reg))
 	r.Get("/hello", peer.Hello)
 	r.Get("/healthz", peer.Healthz)
-	return errors.Join(peer.Serve(bind, r), reg.Close())
+	return errors.Join(peer.Serve(f, r), reg.Close())
 }

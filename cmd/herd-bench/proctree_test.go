@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -38,7 +39,7 @@ func TestParseProcStat(t *testing.T) {
 		want procStat
 	}{
 		{"plain", statLine(42, "hello", 'S', 1, 100, 50, 7, 3, 9999),
-			procStat{PID: 42, PPID: 1, State: 'S', Ticks: 160, Start: 9999}},
+			procStat{PID: 42, PPID: 1, State: 'S', Ticks: 160, ChildTicks: 10, Start: 9999}},
 		{"comm with spaces and parens", statLine(7, "a (b) c)", 'R', 42, 1, 2, 0, 0, 5),
 			procStat{PID: 7, PPID: 42, State: 'R', Ticks: 3, Start: 5}},
 		{"zombie", statLine(8, "x", 'Z', 42, 0, 0, 0, 0, 6),
@@ -138,6 +139,89 @@ func TestProcTreeAndCPU(t *testing.T) {
 	b1, _ := after.busy()
 	if b1-b0 != 3*time.Second {
 		t.Errorf("busy delta = %v, want 3s", b1-b0)
+	}
+}
+
+// writeSchedstat gives pid of a fake tree threads with these CPU times.
+func writeSchedstat(t *testing.T, p procFS, pid int, threads ...time.Duration) {
+	t.Helper()
+	for i, d := range threads {
+		dir := filepath.Join(p.root, strconv.Itoa(pid), "task", strconv.Itoa(pid+i))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "schedstat"), fmt.Appendf(nil, "%d 12345 678\n", d.Nanoseconds()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// The CPU time comes from the threads' schedstat, to the nanosecond, where
+// both snapshots have it; from the ticks of /proc/PID/stat otherwise; a
+// reaped child's time from its parent's cutime and cstime.
+func TestProcTreeCPUFromSchedstat(t *testing.T) {
+	before := fakeProc(t, map[int]string{
+		10: statLine(10, "master", 'S', 1, 10, 10, 0, 0, 100),
+		11: statLine(11, "worker", 'R', 10, 100, 50, 0, 0, 110),
+		12: statLine(12, "no schedstat", 'R', 10, 7, 0, 0, 0, 111),
+	}, "cpu 0 0 0 0 0 0 0 0\n")
+	writeSchedstat(t, before, 10, 203_000_001*time.Nanosecond, 1_000_000*time.Nanosecond)
+	writeSchedstat(t, before, 11, 1_000_000_000*time.Nanosecond, 499_999_999*time.Nanosecond, 3*time.Millisecond)
+	after := fakeProc(t, map[int]string{
+		10: statLine(10, "master", 'S', 1, 10, 11, 2, 1, 100), // a child reaped since: 3 ticks
+		11: statLine(11, "worker", 'R', 10, 130, 70, 0, 0, 110),
+		12: statLine(12, "no schedstat", 'R', 10, 9, 0, 0, 0, 111), // +2 ticks
+		13: statLine(13, "new worker", 'R', 10, 1, 0, 0, 0, 200),   // new: all its schedstat
+	}, "cpu 0 0 0 0 0 0 0 0\n")
+	writeSchedstat(t, after, 10, 204_500_001*time.Nanosecond, 1_000_000*time.Nanosecond)                                // +1.5 ms
+	writeSchedstat(t, after, 11, 1_400_000_000*time.Nanosecond, 599_999_999*time.Nanosecond, 3_000_123*time.Nanosecond) // +500.000123 ms
+	writeSchedstat(t, after, 13, 4_200_000*time.Nanosecond)
+	tb, err := before.tree(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta, err := after.tree(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tb[10].Exec != 204_000_001*time.Nanosecond || tb[12].Exec != 0 {
+		t.Errorf("Exec of the master %v (want 204.000001ms), of a process without schedstat %v (want 0)", tb[10].Exec, tb[12].Exec)
+	}
+	want := 1500*time.Microsecond + 30*time.Millisecond + // master: threads, reaped child
+		500_000_123*time.Nanosecond + // worker
+		20*time.Millisecond + // no schedstat: ticks
+		4_200_000*time.Nanosecond // new worker
+	if got := cpuBetween(tb, ta); got != want {
+		t.Errorf("cpuBetween = %v, want %v", got, want)
+	}
+	for _, bad := range []string{"", "12 34", "x 1 2"} {
+		if _, err := parseSchedstat([]byte(bad)); err == nil {
+			t.Errorf("parseSchedstat(%q): no error", bad)
+		}
+	}
+}
+
+// On this machine's /proc, the test process's threads' CPU time agrees with
+// the kernel's rusage of the process (to a few ms: rusage is read around it).
+func TestExecOfThisProcess(t *testing.T) {
+	x := 0
+	for start := time.Now(); time.Since(start) < 50*time.Millisecond; {
+		x++ // some CPU time of our own
+	}
+	_ = x
+	var r0, r1 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
+	tree, err := procFS{root: "/proc"}.tree(os.Getpid())
+	syscall.Getrusage(syscall.RUSAGE_SELF, &r1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu := func(r syscall.Rusage) time.Duration {
+		return time.Duration(r.Utime.Nano() + r.Stime.Nano())
+	}
+	got := tree[os.Getpid()].Exec
+	if slack := 5 * time.Millisecond; got < cpu(r0)-slack || got > cpu(r1)+slack {
+		t.Errorf("threads' schedstat %v, rusage %v .. %v", got, cpu(r0), cpu(r1))
 	}
 }
 

@@ -252,8 +252,9 @@ const legend = `- **req/s**: successful responses per second, median over the cl
 - **p50, p99, p99.9**: wrk's latency percentiles (p99.9 from a wrk Lua done callback), median
   over the rounds.
 - **server CPU, wrk CPU**: cores busy (CPU time ÷ wall time) during the measured run: the
-  server's whole process tree from /proc/PID/stat (utime+stime, plus reaped children), wrk's own
-  rusage; **other CPU** is every other process on the machine (from /proc/stat): above about
+  server's whole process tree, master and workers, to the nanosecond from their threads'
+  /proc/PID/task/TID/schedstat (plus reaped children's time from /proc/PID/stat, in 10 ms
+  ticks), wrk's own rusage; **other CPU** is every other process on the machine (from /proc/stat): above about
   0.05 the machine was not quiet and the figures are noisy. **req/CPU-s** is successful
   responses per second of the server's own CPU time (median over the rounds): another job on
   the machine that takes CPU time from the server lowers req/s, but hardly this.
@@ -267,6 +268,9 @@ const legend = `- **req/s**: successful responses per second, median over the cl
 - **processes**: "2 × 1P" is two serving processes with GOMAXPROCS 1 each; the herd master is not
   counted (it idles).
 - **worker shares**: each herd worker's share of the requests, from the master's GET /workers.
+- **timeouts**: the Go peers of bench/ (bench-nethttp, bench-chi, bench-chiherd) have herd's
+  default read timeouts when their command says ` + "`-timeouts herd`" + ` (read-header 10s, read 60s,
+  idle 120s, as herd's workers), ReadHeaderTimeout alone with ` + "`-timeouts header`" + `.
 `
 
 func (rep report) writeRatiosMarkdown(b *strings.Builder) {
