@@ -5,7 +5,7 @@
 #                           minutes): scrape against client_python, the middleware's
 #                           cost over chi, and the per-core and all-core comparison
 #                           with net/http, chi, fasthttp and Fiber
-#   make bench-scrape       the scrape benchmarks (metrics)
+#   make bench-scrape       the scrape benchmarks (metrics, workermetrics)
 #   make bench-middleware   herd's middleware over bare chi, runs alternating
 #   make bench-percore      herd-bench: master + 1 worker pinned to one core (wrk on
 #                           the other) and 2 workers on both cores, against the Go peers,
@@ -71,7 +71,9 @@ bench-tools:
 # The scrape against client_python and the master's scrape of 16 x 5,000
 # series (the metrics package's benchmarks).
 bench-scrape:
-	$(GO) test -run '^$$' -bench 'ScrapeVsPython|Gather' -benchmem -benchtime 20x -count 3 ./metrics/
+	$(GO) test -run '^$$' -bench 'ScrapeVsPython' -benchtime 8x -count 3 ./metrics/
+	$(GO) test -run '^$$' -bench 'Scrape$$/(fast|master)/(text|prom)$$|Scrape$$/cold/(fast|master)/text' -benchmem -benchtime 20x -count 3 ./metrics/
+	$(GO) test -run '^$$' -bench 'WorkerSnapshot|MasterScrape$$' -benchtime 300x ./workermetrics/
 
 # What herd's middleware adds to a chi route: five runs of each, alternating,
 # then the medians of the differences.
