@@ -225,7 +225,7 @@ func TestHooksAndWorkerInfo(t *testing.T) {
 		return total == 10
 	})
 	for _, w := range tm.Workers() {
-		if w.Started.IsZero() || w.Ready.Before(w.Started) || time.Since(w.LastHeartbeat) > time.Second {
+		if w.Started.IsZero() || w.Ready.Before(w.Started) || w.LastHeartbeat.Before(w.Ready) {
 			t.Errorf("worker info %+v", w)
 		}
 	}
