@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/herdhttp/herd/internal/expo"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 )
@@ -263,7 +263,7 @@ func (h *handler) release(e *exposer) {
 func (e *exposer) reset(format expfmt.Format) {
 	e.b = e.b[:0]
 	if e.enc == nil || e.format != format {
-		e.format, e.enc = format, expfmt.NewEncoder(appender{&e.b}, format)
+		e.format, e.enc = format, expfmt.NewEncoder(expo.Appender{B: &e.b}, format)
 	}
 }
 
@@ -289,30 +289,6 @@ func (e *exposer) gzip() []byte {
 	e.zw.Write(e.b)
 	e.zw.Close()
 	return e.z.Bytes()
-}
-
-// appender is an io.Writer (with the methods expfmt looks for) that appends to a slice.
-type appender struct{ b *[]byte }
-
-func (a appender) Write(p []byte) (int, error) {
-	*a.b = append(*a.b, p...)
-	return len(p), nil
-}
-
-func (a appender) WriteString(s string) (int, error) {
-	*a.b = append(*a.b, s...)
-	return len(s), nil
-}
-
-func (a appender) WriteByte(c byte) error {
-	*a.b = append(*a.b, c)
-	return nil
-}
-
-func (a appender) WriteRune(r rune) (int, error) {
-	n := len(*a.b)
-	*a.b = utf8.AppendRune(*a.b, r)
-	return len(*a.b) - n, nil
 }
 
 // acceptsGzip reports whether an Accept-Encoding header value allows gzip (q > 0).

@@ -1,11 +1,11 @@
 package metrics
 
 import (
-	"bytes"
 	"math"
 	"slices"
 	"strconv"
 
+	"github.com/herdhttp/herd/internal/expo"
 	"github.com/prometheus/common/model"
 )
 
@@ -47,7 +47,7 @@ func (sa *seriesAgg) appendLabels(b []byte) []byte {
 		}
 		b = append(b, lp.Name...)
 		b = append(b, '=', '"')
-		b = appendEscaped(b, lp.Value, true)
+		b = expo.AppendEscaped(b, lp.Value, true)
 		b = append(b, '"')
 	}
 	return b
@@ -102,7 +102,7 @@ func (fa *famAgg) head() *heads {
 	t := append(h.text[:0], "# HELP "...)
 	t = append(t, fa.name...)
 	t = append(t, ' ')
-	t = appendEscaped(t, fa.help, false)
+	t = expo.AppendEscaped(t, fa.help, false)
 	t = append(t, "\n# TYPE "...)
 	t = append(t, fa.name...)
 	t = append(t, ' ')
@@ -116,7 +116,7 @@ func (fa *famAgg) head() *heads {
 	o := append(h.om[:0], "# HELP "...)
 	o = append(o, name...)
 	o = append(o, ' ')
-	o = appendEscaped(o, fa.help, true)
+	o = expo.AppendEscaped(o, fa.help, true)
 	o = append(o, "\n# TYPE "...)
 	o = append(o, name...)
 	o = append(o, ' ')
@@ -154,7 +154,7 @@ func (c *leTexts) get(j int, le float64, om bool) string {
 			if c.m == nil {
 				c.m = make(map[uint64]*[2]string)
 			}
-			t = &[2]string{string(appendFloat(nil, le, false)), string(appendFloat(nil, le, true))}
+			t = &[2]string{string(expo.AppendFloat(nil, le, false)), string(expo.AppendFloat(nil, le, true))}
 			c.m[bits] = t
 		}
 		c.last[j] = leText{bits, t}
@@ -201,16 +201,16 @@ func (fa *famAgg) render(b []byte, gen uint64, om bool, les *leTexts) ([]byte, b
 		}
 		switch fa.typ {
 		case typeCounter, typeGauge:
-			b = appendSeries(b, name, "", lt.s)
-			b = appendFloat(b, sa.v, om)
+			b = expo.AppendSeries(b, name, "", lt.s)
+			b = expo.AppendFloat(b, sa.v, om)
 		case typeSummary:
-			b = appendSeries(b, name, "_sum", lt.s)
-			b = append(appendFloat(b, sa.sum, om), '\n')
-			b = appendSeries(b, name, "_count", lt.s)
+			b = expo.AppendSeries(b, name, "_sum", lt.s)
+			b = append(expo.AppendFloat(b, sa.sum, om), '\n')
+			b = expo.AppendSeries(b, name, "_count", lt.s)
 			if n := summaryCount(sa.v); om {
 				b = strconv.AppendUint(b, n, 10)
 			} else {
-				b = appendFloat(b, float64(n), false)
+				b = expo.AppendFloat(b, float64(n), false)
 			}
 		case typeHistogram:
 			var ok bool
@@ -243,10 +243,10 @@ func appendHistogram(b []byte, name, labels string, sa *seriesAgg, om bool, les 
 	if b = appendBucket(b, name, labels, "+Inf"); !appendCount(&b, acc, om) {
 		return b, false
 	}
-	b = appendSeries(b, name, "_sum", labels)
-	b = appendFloat(b, sa.sum, om)
+	b = expo.AppendSeries(b, name, "_sum", labels)
+	b = expo.AppendFloat(b, sa.sum, om)
 	b = append(b, '\n')
-	b = appendSeries(b, name, "_count", labels)
+	b = expo.AppendSeries(b, name, "_count", labels)
 	ok := appendCount(&b, acc, om)
 	return b, ok
 }
@@ -256,7 +256,7 @@ func appendHistogram(b []byte, name, labels string, sa *seriesAgg, om bool, les 
 // other (false: the count is none).
 func appendCount(b *[]byte, v float64, om bool) bool {
 	if !om {
-		*b = append(appendFloat(*b, v, false), '\n')
+		*b = append(expo.AppendFloat(*b, v, false), '\n')
 		return true
 	}
 	if !(v >= 0 && v <= 1<<53 && v == math.Trunc(v)) {
@@ -278,18 +278,6 @@ func appendBucket(b []byte, name, labels, le string) []byte {
 	return append(b, '"', '}', ' ')
 }
 
-// appendSeries appends a sample's name and labels and the space before its value.
-func appendSeries(b []byte, name, suffix, labels string) []byte {
-	b = append(b, name...)
-	b = append(b, suffix...)
-	if labels != "" {
-		b = append(b, '{')
-		b = append(b, labels...)
-		b = append(b, '}')
-	}
-	return append(b, ' ')
-}
-
 // summaryCount is the count of a merged summary as build stores it (batch.count without a
 // float field).
 func summaryCount(v float64) uint64 {
@@ -300,55 +288,4 @@ func summaryCount(v float64) uint64 {
 		return uint64(math.Round(v))
 	}
 	return 0
-}
-
-// appendFloat appends f as expfmt writes a sample value: in the text format as strconv's
-// shortest 'g' form; in OpenMetrics the same with ".0" added to what looks like an integer.
-// Integers below a million (the 'g' form writes larger ones with an exponent) are written
-// without strconv's float formatting, which is the costly part of a scrape.
-func appendFloat(b []byte, f float64, om bool) []byte {
-	switch {
-	case f == 0: // and -0
-		if om {
-			return append(b, "0.0"...)
-		}
-		return append(b, '0')
-	case math.IsNaN(f):
-		return append(b, "NaN"...)
-	case math.IsInf(f, 1):
-		return append(b, "+Inf"...)
-	case math.IsInf(f, -1):
-		return append(b, "-Inf"...)
-	case f > -1e6 && f < 1e6 && f == math.Trunc(f):
-		b = strconv.AppendInt(b, int64(f), 10)
-		if om {
-			b = append(b, '.', '0')
-		}
-		return b
-	}
-	start := len(b)
-	b = strconv.AppendFloat(b, f, 'g', -1, 64)
-	if om && !bytes.ContainsAny(b[start:], "e.") {
-		b = append(b, '.', '0')
-	}
-	return b
-}
-
-// appendEscaped appends s with backslash and newline escaped, and double quotes if quote.
-func appendEscaped(b []byte, s string, quote bool) []byte {
-	start := 0 // s[start:i] needs no escaping
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '\\':
-			b = append(append(b, s[start:i]...), '\\', '\\')
-		case c == '\n':
-			b = append(append(b, s[start:i]...), '\\', 'n')
-		case c == '"' && quote:
-			b = append(append(b, s[start:i]...), '\\', '"')
-		default:
-			continue
-		}
-		start = i + 1
-	}
-	return append(b, s[start:]...)
 }
