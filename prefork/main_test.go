@@ -319,6 +319,12 @@ type load struct {
 }
 
 func startLoad(addr string, clients int) *load {
+	return startLoadWith(clients, func() error { _, err := getInfo(addr); return err })
+}
+
+// startLoadWith runs clients goroutines that call get in a loop until stop,
+// counting its successes and keeping its errors.
+func startLoadWith(clients int, get func() error) *load {
 	l := &load{stop: make(chan struct{})}
 	for range clients {
 		l.wg.Add(1)
@@ -330,7 +336,7 @@ func startLoad(addr string, clients int) *load {
 					return
 				default:
 				}
-				if _, err := getInfo(addr); err != nil {
+				if err := get(); err != nil {
 					l.mu.Lock()
 					l.errs = append(l.errs, err)
 					l.mu.Unlock()

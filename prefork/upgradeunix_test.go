@@ -71,28 +71,7 @@ func getUnixInfo(path string) (workerInfo, error) {
 
 // startUnixLoad is startLoad over the unix socket at path.
 func startUnixLoad(path string, clients int) *load {
-	l := &load{stop: make(chan struct{})}
-	for range clients {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				if _, err := getUnixInfo(path); err != nil {
-					l.mu.Lock()
-					l.errs = append(l.errs, err)
-					l.mu.Unlock()
-				} else {
-					l.ok.Add(1)
-				}
-			}
-		}()
-	}
-	return l
+	return startLoadWith(clients, func() error { _, err := getUnixInfo(path); return err })
 }
 
 func TestUpgradeHandsOverTheUnixSocket(t *testing.T) {
