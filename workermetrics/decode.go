@@ -79,6 +79,9 @@ func newDecoder(worker string, perWorker func(string, dto.MetricType) bool) *dec
 type cachedFamily struct {
 	msg []byte
 	f   family
+	// layout is where msg has its values, once a changed message was
+	// decoded by value (see decoder.revalue).
+	layout []valueAt
 }
 
 // reuse takes up a family of the last snapshot again, as decodeFamily
