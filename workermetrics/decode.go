@@ -25,6 +25,9 @@ type family struct {
 	// perWorker: mf.Metric carry a worker label (see
 	// merger.perWorkerFamily); otherwise the family is summed.
 	perWorker bool
+	// oldValues: a per-worker family's mf.Metric have its labels and
+	// timestamps but older values; vals has its values (see metrics).
+	oldValues bool
 	// drop is why the family cannot be served (noDrop: it can).
 	drop dropReason
 }

@@ -13,8 +13,9 @@ import (
 // it walks both side by side and requires every field to have the same
 // number and wire type, and every byte but the values' to be equal; then
 // the new family is the cached one with new values, and its label sets,
-// strings and checks are the cached ones. The values take one allocation
-// of each kind per family, none per series. Anything else (a label, a
+// strings, checks and (per-worker families) Metric messages are the cached
+// ones. The values take one allocation of each kind per family, none per
+// series. Anything else (a label, a
 // series or a timestamp changed, summaries, float or native histograms,
 // per-worker histograms) makes it give up, and the family is decoded in
 // full.
@@ -53,12 +54,14 @@ func revalueFamily(msg, old []byte, f *family, lay *[]valueAt) (_ family, ok boo
 	if i != n {
 		return family{}, false
 	}
-	return out, finishValues(&out, f)
+	return out, true
 }
 
 // freshValues returns f with storage of its own for the values (zero),
-// which the caller fills in and finishes with finishValues. False if f has
-// values that only a full decode reads.
+// which the caller fills in. A per-worker family keeps the Metric messages
+// of f, which have its labels and timestamps (the caller checks they did
+// not change), with its values in vals (see family.metrics). False if f
+// has values that only a full decode reads.
 func freshValues(f *family) (family, bool) {
 	out := *f
 	if f.vals != nil {
@@ -67,19 +70,18 @@ func freshValues(f *family) (family, bool) {
 	if f.hists != nil && !freshHists(&out, f.hists) {
 		return family{}, false
 	}
-	if f.perWorker && (f.vals == nil || len(f.mf.Metric) != len(f.vals)) {
-		return family{}, false
-	}
-	return out, true
-}
-
-// finishValues gives a per-worker family out its Metric messages with the
-// new values.
-func finishValues(out, f *family) bool {
 	if f.perWorker {
-		out.mf = perWorkerValues(f, out.vals)
+		switch f.mf.GetType() {
+		case dto.MetricType_COUNTER, dto.MetricType_GAUGE, dto.MetricType_UNTYPED:
+		default:
+			return family{}, false
+		}
+		if f.vals == nil || len(f.mf.Metric) != len(f.vals) {
+			return family{}, false
+		}
 	}
-	return out.mf != nil
+	out.oldValues = f.perWorker
+	return out, true
 }
 
 // freshHists gives out histograms of their own for the values: those of
@@ -107,16 +109,22 @@ func freshHists(out *family, hists []hist) bool {
 	return true
 }
 
-// perWorkerValues returns the Metric messages of a per-worker family f with
-// its values replaced by vals; nil if f is not a family of counters,
-// gauges or untyped.
-func perWorkerValues(f *family, vals []float64) *dto.MetricFamily {
-	old := f.mf
-	n := len(old.Metric)
-	if vals == nil || n != len(vals) {
-		return nil
+// metrics returns the Metric messages of a per-worker family as served: a
+// family decoded by value gets them made with its values at every call.
+// Neither f nor what they point to may change.
+func (f *family) metrics() []*dto.Metric {
+	if !f.oldValues {
+		return f.mf.Metric
 	}
-	mf := &dto.MetricFamily{Name: old.Name, Help: old.Help, Type: old.Type, Unit: old.Unit, Metric: make([]*dto.Metric, n)}
+	return withValues(f.mf, f.vals)
+}
+
+// withValues returns the Metric messages of a per-worker family of
+// counters, gauges or untyped, old, with their values replaced by vals,
+// of the same length.
+func withValues(old *dto.MetricFamily, vals []float64) []*dto.Metric {
+	n := len(old.Metric)
+	out := make([]*dto.Metric, n)
 	ms := make([]dto.Metric, n)
 	var counters []dto.Counter
 	var gauges []dto.Gauge
@@ -126,10 +134,8 @@ func perWorkerValues(f *family, vals []float64) *dto.MetricFamily {
 		counters = make([]dto.Counter, n)
 	case dto.MetricType_GAUGE:
 		gauges = make([]dto.Gauge, n)
-	case dto.MetricType_UNTYPED:
-		untyped = make([]dto.Untyped, n)
 	default:
-		return nil
+		untyped = make([]dto.Untyped, n)
 	}
 	for i, om := range old.Metric {
 		m := &ms[i]
@@ -145,9 +151,9 @@ func perWorkerValues(f *family, vals []float64) *dto.MetricFamily {
 			m.Untyped = &untyped[i]
 			m.Untyped.Value = &vals[i]
 		}
-		mf.Metric[i] = m
+		out[i] = m
 	}
-	return mf
+	return out
 }
 
 // nextPair reads the next field of both readers.
@@ -359,7 +365,7 @@ func (d *decoder) revalue(msg []byte, i int) (family, bool) {
 	c := &d.cache[i]
 	if c.layout != nil {
 		out, ok := freshValues(&c.f)
-		if ok && readValues(msg, c.msg, c.layout, &out) && finishValues(&out, &c.f) {
+		if ok && readValues(msg, c.msg, c.layout, &out) {
 			copy(c.msg, msg) // of the same length
 			c.f = out
 			return d.reuse(out), true

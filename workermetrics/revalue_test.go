@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 )
@@ -200,6 +201,11 @@ func TestRevalueMatchesFullDecode(t *testing.T) {
 			if g, w := describeFamilies(got), describeFamilies(want); g != w {
 				t.Fatalf("seed %d round %d: the cached decoder gives\n%s\nwant\n%s", seed, round, g, w)
 			}
+			for _, format := range []expfmt.Format{expfmt.NewFormat(expfmt.TypeTextPlain), expfmt.NewFormat(expfmt.TypeOpenMetrics)} {
+				if g, w := rendered(got, format), rendered(want, format); g != w {
+					t.Fatalf("seed %d round %d: the cached decoder's families render as\n%s\nwant\n%s", seed, round, g, w)
+				}
+			}
 			if prev != nil && describeFamilies(prev) != prevText {
 				t.Fatalf("seed %d round %d: the last snapshot's families changed", seed, round)
 			}
@@ -211,6 +217,21 @@ func TestRevalueMatchesFullDecode(t *testing.T) {
 	if byPlace < 1000 || byWalk < 200 || full < 200 {
 		t.Fatalf("changed families: %d read by the places of their values, %d by walking them, %d decoded in full: the test does not exercise all three", byPlace, byWalk, full)
 	}
+}
+
+// rendered is the scrape of one worker's families, as the handler renders
+// it.
+func rendered(fams []family, format expfmt.Format) string {
+	m := &merger{perWorker: DefaultPerWorker}
+	m.reserve(nil)
+	served, _ := m.mergeServed([]source{{worker: "0a", fams: fams, perWorker: true}}, nil)
+	r := newRenderer(nil, format)
+	for i := range served {
+		if !r.family(&served[i]) {
+			r.encode(served[i].dto())
+		}
+	}
+	return string(r.b)
 }
 
 // nextDelimited splits the first delimited message off a snapshot body.
