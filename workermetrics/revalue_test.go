@@ -244,3 +244,34 @@ func nextDelimited(t *testing.T, body []byte) (msg, rest []byte) {
 	}
 	return r.b[:l], r.b[l:]
 }
+
+// FuzzRevalue decodes two arbitrary snapshot bodies of one worker in turn
+// with one decoder, as the master does, and the second again with a fresh
+// one: both must fail, or decode to the same families. Its seeds are whole
+// snapshots, slow to minimize: fuzz it with -fuzzminimizetime 0.
+func FuzzRevalue(f *testing.F) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 4 {
+		fams := randomFamilies(r)
+		first := appendSnapshot(nil, 1, fams)
+		for _, mf := range fams {
+			changeValues(r, mf)
+		}
+		second := appendSnapshot(nil, 2, fams)
+		f.Add(first[headerSize:], second[headerSize:])
+	}
+	f.Fuzz(func(t *testing.T, first, second []byte) {
+		d := testDecoder()
+		if _, err := d.decodeSnapshot(first); err != nil {
+			return
+		}
+		got, gotErr := d.decodeSnapshot(second)
+		want, wantErr := testDecoder().decodeSnapshot(second)
+		if (gotErr != nil) != (wantErr != nil) {
+			t.Fatalf("the cached decoder's error %v, a fresh one's %v", gotErr, wantErr)
+		}
+		if gotErr == nil && describeFamilies(got) != describeFamilies(want) {
+			t.Fatalf("the cached decoder gives\n%s\nwant\n%s", describeFamilies(got), describeFamilies(want))
+		}
+	})
+}
