@@ -10,15 +10,16 @@ import (
 // A family whose message changed since the worker's last snapshot usually
 // changed in its values only: the same series, with the same labels, in
 // the same order. revalue decodes such a message against the last one:
-// it walks both side by side and requires every field to have the same
-// number and wire type, and every byte but the values' to be equal; then
+// by the places of the values in the last message, when the message has
+// the same length and every other byte equal; else by walking both side by
+// side, which requires every field to have the same number and wire type
+// and every byte but the values' to be equal, and records the places. Then
 // the new family is the cached one with new values, and its label sets,
 // strings, checks and (per-worker families) Metric messages are the cached
 // ones. The values take one allocation of each kind per family, none per
-// series. Anything else (a label, a
-// series or a timestamp changed, summaries, float or native histograms,
-// per-worker histograms) makes it give up, and the family is decoded in
-// full.
+// series. Anything else (a label, a series or a timestamp changed,
+// summaries, float or native histograms, per-worker histograms) makes it
+// give up, and the family is decoded in full.
 
 // revalueFamily decodes msg, whose last version old decoded to f, in which
 // only values may have changed, and appends where msg has its values to
@@ -374,6 +375,9 @@ func (d *decoder) revalue(msg []byte, i int) (family, bool) {
 	lay := c.layout[:0]
 	f, ok := revalueFamily(msg, c.msg, &c.f, &lay)
 	if !ok {
+		// The walk wrote over the places of c.msg's values; if msg then
+		// fails to decode, c stays.
+		c.layout = nil
 		return family{}, false
 	}
 	c.msg, c.f, c.layout = append(c.msg[:0], msg...), f, lay

@@ -190,6 +190,13 @@ func TestRevalueMatchesFullDecode(t *testing.T) {
 					full++
 				}
 			}
+			if r.IntN(3) == 0 {
+				// A snapshot with a byte changed: an error, or whatever it
+				// decodes to; the decoder must decode the next one right.
+				bad := append([]byte(nil), snap[headerSize:]...)
+				bad[r.IntN(len(bad))] = byte(r.IntN(256))
+				d.decodeSnapshot(bad)
+			}
 			got, err := d.decodeSnapshot(snap[headerSize:])
 			if err != nil {
 				t.Fatal(err)
