@@ -25,6 +25,9 @@ type family struct {
 	// perWorker: mf.Metric carry a worker label (see
 	// merger.perWorkerFamily); otherwise the family is summed.
 	perWorker bool
+	// oldValues: a per-worker family's mf.Metric have its labels and
+	// timestamps but older values; vals has its values (see metrics).
+	oldValues bool
 	// drop is why the family cannot be served (noDrop: it can).
 	drop dropReason
 }
@@ -79,6 +82,9 @@ func newDecoder(worker string, perWorker func(string, dto.MetricType) bool) *dec
 type cachedFamily struct {
 	msg []byte
 	f   family
+	// layout is where msg has its values, once a changed message was
+	// decoded by value (see decoder.revalue).
+	layout []valueAt
 }
 
 // reuse takes up a family of the last snapshot again, as decodeFamily

@@ -81,7 +81,10 @@
 // reflection, and the master interns each worker's label sets: at every
 // scrape it reads every worker's snapshot, and generic protobuf decoding
 // would cost more than the merge. A family whose message did not change
-// since the worker's last snapshot is not decoded again.
+// since the worker's last snapshot is not decoded again; one whose values
+// alone changed (the same series with the same labels in the same order)
+// has only its values read, at their places in the last message, and
+// keeps that decode's label sets; any other change decodes it in full.
 //
 // # Rendering
 //

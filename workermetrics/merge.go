@@ -408,7 +408,7 @@ func liveParts(srcs []source, parts []part) []*family {
 func perWorkerSeries(first *dto.MetricFamily, live []*family) *dto.MetricFamily {
 	out := &dto.MetricFamily{Name: first.Name, Help: first.Help, Type: first.Type, Unit: first.Unit}
 	if len(live) == 1 {
-		out.Metric = live[0].mf.Metric
+		out.Metric = live[0].metrics()
 		return out
 	}
 	n := 0
@@ -417,7 +417,7 @@ func perWorkerSeries(first *dto.MetricFamily, live []*family) *dto.MetricFamily 
 	}
 	out.Metric = make([]*dto.Metric, 0, n)
 	for _, f := range live {
-		out.Metric = append(out.Metric, f.mf.Metric...)
+		out.Metric = append(out.Metric, f.metrics()...)
 	}
 	return out
 }

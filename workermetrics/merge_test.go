@@ -69,7 +69,7 @@ func workers(t *testing.T, m *merger, texts ...string) []source {
 // served returns a decoded or summed family as the master serves it.
 func served(f *family) *dto.MetricFamily {
 	if f.perWorker {
-		return f.mf
+		return perWorkerSeries(f.mf, []*family{f})
 	}
 	return summedDTO(f)
 }

@@ -88,7 +88,8 @@ func readSnapshot(r io.Reader, d *decoder) (seq uint64, fams []family, err error
 // A family whose message is, byte for byte, the one at the same position in
 // the worker's last snapshot is that snapshot's decoded family again (the
 // merge never changes a decoded family): a worker whose families did not
-// change since the last scrape costs a comparison.
+// change since the last scrape costs a comparison. A family that changed
+// in its values only is decoded against that one (see revalue).
 func (d *decoder) decodeSnapshot(body []byte) ([]family, error) {
 	fams := make([]family, 0, len(d.cache))
 	for len(body) > 0 {
@@ -100,6 +101,8 @@ func (d *decoder) decodeSnapshot(body []byte) ([]family, error) {
 		i := len(fams)
 		if i < len(d.cache) && bytes.Equal(d.cache[i].msg, msg) {
 			fams = append(fams, d.reuse(d.cache[i].f))
+		} else if f, ok := d.revalue(msg, i); ok {
+			fams = append(fams, f)
 		} else {
 			f, err := d.decodeFamily(msg)
 			if err != nil {
