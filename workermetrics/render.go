@@ -1,17 +1,16 @@
 package workermetrics
 
 import (
-	"bytes"
 	"math"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/herdhttp/herd/internal/expo"
 	"github.com/herdhttp/herd/metrics"
 )
 
@@ -65,7 +64,7 @@ type renderer struct {
 
 func newRenderer(b []byte, format expfmt.Format) *renderer {
 	r := &renderer{b: b, om: format.FormatType() == expfmt.TypeOpenMetrics}
-	r.enc = expfmt.NewEncoder(appender{&r.b}, format)
+	r.enc = expfmt.NewEncoder(expo.Appender{B: &r.b}, format)
 	return r
 }
 
@@ -134,7 +133,7 @@ func (r *renderer) head(name, help string, t dto.MetricType) {
 	r.b = append(r.b, "# HELP "...)
 	r.b = append(r.b, family...)
 	r.b = append(r.b, ' ')
-	r.b = appendEscaped(r.b, help, r.om)
+	r.b = expo.AppendEscaped(r.b, help, r.om)
 	r.b = append(r.b, "\n# TYPE "...)
 	r.b = append(r.b, family...)
 	r.b = append(r.b, ' ')
@@ -164,8 +163,8 @@ func (r *renderer) values(name string, f *family, withWorker bool) bool {
 			}
 			labels = lt.s
 		}
-		r.b = appendSeries(r.b, name, "", labels)
-		r.b = append(appendFloat(r.b, f.vals[i], r.om), '\n')
+		r.b = expo.AppendSeries(r.b, name, "", labels)
+		r.b = append(expo.AppendFloat(r.b, f.vals[i], r.om), '\n')
 	}
 	return true
 }
@@ -184,9 +183,9 @@ func (r *renderer) histogram(name string, set *labelSet, h *hist) bool {
 	}
 	r.bucket(name, lt.s, math.Inf(1))
 	r.count(uint64(h.count))
-	r.b = appendSeries(r.b, name, "_sum", lt.s)
-	r.b = append(appendFloat(r.b, h.sum, r.om), '\n')
-	r.b = appendSeries(r.b, name, "_count", lt.s)
+	r.b = expo.AppendSeries(r.b, name, "_sum", lt.s)
+	r.b = append(expo.AppendFloat(r.b, h.sum, r.om), '\n')
+	r.b = expo.AppendSeries(r.b, name, "_count", lt.s)
 	r.count(uint64(h.count))
 	return true
 }
@@ -202,7 +201,7 @@ func (r *renderer) bucket(name, labels string, le float64) {
 	if r.les != nil {
 		r.b = append(r.b, r.les.get(le, r.om)...)
 	} else {
-		r.b = appendFloat(r.b, le, r.om)
+		r.b = expo.AppendFloat(r.b, le, r.om)
 	}
 	r.b = append(r.b, '"', '}', ' ')
 }
@@ -220,7 +219,7 @@ func (c *leTexts) get(le float64, om bool) string {
 		if c.m == nil || len(c.m) >= 4096 { // bounds are few; this guards against a worker's churn
 			c.m = make(map[uint64]*[2]string)
 		}
-		t = &[2]string{string(appendFloat(nil, le, false)), string(appendFloat(nil, le, true))}
+		t = &[2]string{string(expo.AppendFloat(nil, le, false)), string(expo.AppendFloat(nil, le, true))}
 		c.m[bits] = t
 	}
 	if om {
@@ -235,7 +234,7 @@ func (r *renderer) count(c uint64) {
 	if r.om {
 		r.b = strconv.AppendUint(r.b, c, 10)
 	} else {
-		r.b = appendFloat(r.b, float64(c), false)
+		r.b = expo.AppendFloat(r.b, float64(c), false)
 	}
 	r.b = append(r.b, '\n')
 }
@@ -268,97 +267,9 @@ func (s *labelSet) text(lps []*dto.LabelPair, withWorker bool) *labelText {
 		}
 		b = append(b, n...)
 		b = append(b, '=', '"')
-		b = appendEscaped(b, lp.GetValue(), true)
+		b = expo.AppendEscaped(b, lp.GetValue(), true)
 		b = append(b, '"')
 	}
 	lt.s, lt.done = string(b), true
 	return lt
-}
-
-// appendSeries appends a sample's name and labels and the space before its
-// value.
-func appendSeries(b []byte, name, suffix, labels string) []byte {
-	b = append(b, name...)
-	b = append(b, suffix...)
-	if labels != "" {
-		b = append(b, '{')
-		b = append(b, labels...)
-		b = append(b, '}')
-	}
-	return append(b, ' ')
-}
-
-// appendFloat appends f as expfmt writes a sample value: strconv's shortest
-// 'g' form; in OpenMetrics with ".0" added to what looks like an integer.
-// Integers below a million (which the 'g' form writes without exponent)
-// skip strconv's float formatting.
-func appendFloat(b []byte, f float64, om bool) []byte {
-	switch {
-	case f == 0: // and -0
-		if om {
-			return append(b, "0.0"...)
-		}
-		return append(b, '0')
-	case math.IsNaN(f):
-		return append(b, "NaN"...)
-	case math.IsInf(f, 1):
-		return append(b, "+Inf"...)
-	case math.IsInf(f, -1):
-		return append(b, "-Inf"...)
-	case f > -1e6 && f < 1e6 && f == math.Trunc(f):
-		b = strconv.AppendInt(b, int64(f), 10)
-		if om {
-			b = append(b, '.', '0')
-		}
-		return b
-	}
-	start := len(b)
-	b = strconv.AppendFloat(b, f, 'g', -1, 64)
-	if om && !bytes.ContainsAny(b[start:], "e.") {
-		b = append(b, '.', '0')
-	}
-	return b
-}
-
-// appendEscaped appends s with backslash and newline escaped, and double
-// quotes if quote.
-func appendEscaped(b []byte, s string, quote bool) []byte {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '\\':
-			b = append(b, '\\', '\\')
-		case c == '\n':
-			b = append(b, '\\', 'n')
-		case c == '"' && quote:
-			b = append(b, '\\', '"')
-		default:
-			b = append(b, c)
-		}
-	}
-	return b
-}
-
-// appender is an io.Writer (with the methods expfmt looks for) that
-// appends to a slice.
-type appender struct{ b *[]byte }
-
-func (a appender) Write(p []byte) (int, error) {
-	*a.b = append(*a.b, p...)
-	return len(p), nil
-}
-
-func (a appender) WriteString(s string) (int, error) {
-	*a.b = append(*a.b, s...)
-	return len(s), nil
-}
-
-func (a appender) WriteByte(c byte) error {
-	*a.b = append(*a.b, c)
-	return nil
-}
-
-func (a appender) WriteRune(r rune) (int, error) {
-	n := len(*a.b)
-	*a.b = utf8.AppendRune(*a.b, r)
-	return len(*a.b) - n, nil
 }

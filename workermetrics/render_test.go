@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/herdhttp/herd/internal/expo"
 	"github.com/herdhttp/herd/metrics"
 )
 
@@ -144,7 +145,7 @@ func TestRenderMatchesExpfmt(t *testing.T) {
 		for _, format := range []expfmt.Format{expfmt.NewFormat(expfmt.TypeTextPlain), expfmt.NewFormat(expfmt.TypeOpenMetrics)} {
 			for i := range fams {
 				var want []byte
-				enc := expfmt.NewEncoder(appender{&want}, format)
+				enc := expfmt.NewEncoder(expo.Appender{B: &want}, format)
 				if err := enc.Encode(fams[i].dto()); err != nil {
 					want = nil
 				}
