@@ -107,16 +107,12 @@ func removeLeftover(path string, tmp bool) error {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return fs.ErrNotExist // replaced by something else meanwhile: not ours to remove
 	}
-	for {
-		err := unix.Flock(int(fd.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		switch err {
-		case nil:
-			return os.Remove(path)
-		case unix.EINTR:
-			continue
-		case unix.EWOULDBLOCK:
-			return ErrLocked
-		}
-		return fmt.Errorf("flock %s: %w", path, err)
+	switch err := tryLock(unix.Flock, fd); err {
+	case nil:
+		return os.Remove(path)
+	case ErrLocked:
+		return err
+	default:
+		return fmt.Errorf("%s: %w", path, err)
 	}
 }

@@ -21,10 +21,12 @@ func (f *File) lock(fd *os.File) error {
 	if f.noLock {
 		return nil
 	}
-	flock := unix.Flock
-	if f.flock != nil {
-		flock = f.flock
-	}
+	return tryLock(f.flock, fd)
+}
+
+// tryLock takes an exclusive flock on fd through flock without waiting:
+// ErrLocked if another open file description of the file holds it.
+func tryLock(flock func(fd int, how int) error, fd *os.File) error {
 	for {
 		err := flock(int(fd.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		switch err {

@@ -27,6 +27,9 @@ func Open(path string, opts Options) (*File, error) {
 	if f.fallocate == nil {
 		f.fallocate = unix.Fallocate
 	}
+	if f.flock == nil {
+		f.flock = unix.Flock
+	}
 	if f.mode == 0 {
 		f.mode = 0o600
 	}
