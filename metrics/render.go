@@ -128,8 +128,8 @@ func (fa *famAgg) head() *heads {
 // leTexts caches the rendered "le" label values of histogram bounds: by float bits, and by
 // position for the series just rendered (consecutive series usually have the same bounds).
 type leTexts struct {
-	m    map[uint64]*[2]string // [text, OpenMetrics]
-	last []leText
+	bounds expo.Bounds
+	last   []leText
 	// labels is labelTexts' scratch: the render caches of one gatherer share it.
 	labels labelScratch
 }
@@ -147,16 +147,7 @@ func (c *leTexts) get(j int, le float64, om bool) string {
 	}
 	t := c.last[j].t
 	if t == nil || c.last[j].bits != bits {
-		if t = c.m[bits]; t == nil {
-			if len(c.m) > 4096 { // bounds are few; this only guards against a hostile file
-				clear(c.m)
-			}
-			if c.m == nil {
-				c.m = make(map[uint64]*[2]string)
-			}
-			t = &[2]string{string(expo.AppendFloat(nil, le, false)), string(expo.AppendFloat(nil, le, true))}
-			c.m[bits] = t
-		}
+		t = c.bounds.Texts(le)
 		c.last[j] = leText{bits, t}
 	}
 	if om {
@@ -236,11 +227,11 @@ func appendHistogram(b []byte, name, labels string, sa *seriesAgg, om bool, les 
 		if math.IsInf(bk.le, 1) {
 			continue
 		}
-		if b = appendBucket(b, name, labels, les.get(j, bk.le, om)); !appendCount(&b, acc, om) {
+		if b = expo.AppendBucket(b, name, labels, les.get(j, bk.le, om)); !appendCount(&b, acc, om) {
 			return b, false
 		}
 	}
-	if b = appendBucket(b, name, labels, "+Inf"); !appendCount(&b, acc, om) {
+	if b = expo.AppendBucket(b, name, labels, "+Inf"); !appendCount(&b, acc, om) {
 		return b, false
 	}
 	b = expo.AppendSeries(b, name, "_sum", labels)
@@ -264,18 +255,6 @@ func appendCount(b *[]byte, v float64, om bool) bool {
 	}
 	*b = append(strconv.AppendUint(*b, uint64(v), 10), '\n')
 	return true
-}
-
-func appendBucket(b []byte, name, labels, le string) []byte {
-	b = append(b, name...)
-	b = append(b, "_bucket{"...)
-	if labels != "" {
-		b = append(b, labels...)
-		b = append(b, ',')
-	}
-	b = append(b, `le="`...)
-	b = append(b, le...)
-	return append(b, '"', '}', ' ')
 }
 
 // summaryCount is the count of a merged summary as build stores it (batch.count without a

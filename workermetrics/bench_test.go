@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/herdhttp/herd/internal/expo"
 	"github.com/herdhttp/herd/metrics"
 )
 
@@ -263,7 +264,7 @@ func BenchmarkMasterScrapeParts(b *testing.B) {
 	})
 	b.Run("merge", func(b *testing.B) { loop(b, func() { m.mergeServed(srcs, nil) }) })
 	served, _ := m.mergeServed(srcs, nil)
-	var les leTexts
+	var les expo.Bounds
 	var buf2 []byte
 	b.Run("render", func(b *testing.B) {
 		loop(b, func() {

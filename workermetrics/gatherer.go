@@ -15,6 +15,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/herdhttp/herd/internal/expo"
 	"github.com/herdhttp/herd/metrics"
 )
 
@@ -61,7 +62,7 @@ type Gatherer struct {
 	dead     []family             // dead workers' counters and histograms, summed
 	nDead    int                  // workers folded into dead
 	logged   map[string]string    // what -> the last message logged
-	les      leTexts              // rendered bucket bounds (see renderer)
+	les      expo.Bounds          // rendered bucket bounds (see renderer)
 }
 
 type snapshot struct {

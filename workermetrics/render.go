@@ -57,7 +57,7 @@ func (g *Gatherer) RenderFamilies(b []byte, format expfmt.Format, beside []metri
 type renderer struct {
 	b   []byte
 	om  bool
-	les *leTexts       // nil: none kept
+	les *expo.Bounds   // nil: none kept
 	enc expfmt.Encoder // for what it does not write itself
 	err error          // of the last encode that failed
 }
@@ -191,41 +191,11 @@ func (r *renderer) histogram(name string, set *labelSet, h *hist) bool {
 }
 
 func (r *renderer) bucket(name, labels string, le float64) {
-	r.b = append(r.b, name...)
-	r.b = append(r.b, "_bucket{"...)
-	if labels != "" {
-		r.b = append(r.b, labels...)
-		r.b = append(r.b, ',')
-	}
-	r.b = append(r.b, `le="`...)
 	if r.les != nil {
-		r.b = append(r.b, r.les.get(le, r.om)...)
+		r.b = expo.AppendBucket(r.b, name, labels, r.les.Get(le, r.om))
 	} else {
-		r.b = expo.AppendFloat(r.b, le, r.om)
+		r.b = expo.AppendBucket(r.b, name, labels, string(expo.AppendFloat(nil, le, r.om)))
 	}
-	r.b = append(r.b, '"', '}', ' ')
-}
-
-// leTexts keeps the rendered bucket bounds: histograms share a few bounds,
-// and formatting a fraction is the costly part of rendering a bucket.
-type leTexts struct {
-	m map[uint64]*[2]string // by float bits: [text, OpenMetrics]
-}
-
-func (c *leTexts) get(le float64, om bool) string {
-	bits := math.Float64bits(le)
-	t := c.m[bits]
-	if t == nil {
-		if c.m == nil || len(c.m) >= 4096 { // bounds are few; this guards against a worker's churn
-			c.m = make(map[uint64]*[2]string)
-		}
-		t = &[2]string{string(expo.AppendFloat(nil, le, false)), string(expo.AppendFloat(nil, le, true))}
-		c.m[bits] = t
-	}
-	if om {
-		return t[1]
-	}
-	return t[0]
 }
 
 // count appends a histogram count and a newline: a number in the text

@@ -130,7 +130,7 @@ func sortedLabels(lps []*dto.LabelPair) []*dto.LabelPair {
 func TestRenderMatchesExpfmt(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	direct := 0
-	var les leTexts // kept across rounds and formats, as a Gatherer keeps it
+	var les expo.Bounds // kept across rounds and formats, as a Gatherer keeps it
 	for round := range 300 {
 		m := &merger{perWorker: DefaultPerWorker}
 		m.reserve(nil)

@@ -62,3 +62,29 @@ func TestAppenderAppends(t *testing.T) {
 		t.Errorf("got %q", b)
 	}
 }
+
+func TestBucketsAndBounds(t *testing.T) {
+	var c Bounds
+	for _, le := range []float64{0.005, 0.1, 1, 2.5, 1e6, math.Inf(1)} {
+		for _, om := range []bool{false, true} {
+			if got, want := c.Get(le, om), string(AppendFloat(nil, le, om)); got != want {
+				t.Errorf("Get(%v, %v) = %q, want %q", le, om, got, want)
+			}
+		}
+	}
+	if got := c.Texts(0.1); got != c.Texts(0.1) {
+		t.Error("a bound rendered twice")
+	}
+	for i := range maxBounds + 10 {
+		c.Get(float64(i)+0.5, false)
+	}
+	if len(c.m) > maxBounds {
+		t.Errorf("%d bounds kept, want at most %d", len(c.m), maxBounds)
+	}
+	if got := string(AppendBucket(nil, "x", `a="b"`, "0.1")); got != `x_bucket{a="b",le="0.1"} ` {
+		t.Errorf("with labels: %q", got)
+	}
+	if got := string(AppendBucket(nil, "x", "", "+Inf")); got != `x_bucket{le="+Inf"} ` {
+		t.Errorf("without labels: %q", got)
+	}
+}
