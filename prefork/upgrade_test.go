@@ -477,9 +477,7 @@ func TestFailedUpgradeKeepsTheOldMaster(t *testing.T) {
 		oldPID := p.cmd.Process.Pid
 		before := p.waitReady(t, 2)
 		l := startLoad(p.addr, 4)
-		syscall.Kill(oldPID, syscall.SIGUSR2)
-		line := p.waitLog(t, "upgrade failed: the new master was not ready in time; stopping it, this master keeps serving")
-		newPID, _ := strconv.Atoi(regexp.MustCompile(`new_pid=(\d+)`).FindStringSubmatch(line)[1])
+		newPID := p.failedUpgrade(t, oldPID)
 		p.waitLog(t, "upgrade: the failed new master exited with status 0")
 		if !gone(newPID) {
 			t.Errorf("failed new master pid %d still running", newPID)
@@ -568,7 +566,7 @@ func TestStopDuringUpgradeStopsTheNewMaster(t *testing.T) {
 	p.waitReady(t, 2)
 	syscall.Kill(oldPID, syscall.SIGUSR2)
 	line := p.waitLog(t, "upgrade: new master started")
-	newPID, _ := strconv.Atoi(regexp.MustCompile(`new_pid=(\d+)`).FindStringSubmatch(line)[1])
+	newPID := newPIDIn(t, line)
 	syscall.Kill(oldPID, syscall.SIGTERM)
 	p.waitLog(t, "upgrade abandoned: this master stops; stopping the new master")
 	if err := os.WriteFile(gate, nil, 0o600); err != nil { // too late: it must not take over

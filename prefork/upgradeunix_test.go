@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -140,10 +138,7 @@ func TestFailedUpgradeLeavesTheUnixSocket(t *testing.T) {
 	uds := startUnixLoad(sock, 2)
 	testutil.EventuallyTrue(t, 20*time.Second, "load flowing", func() bool { return uds.ok.Load() > 50 })
 
-	syscall.Kill(oldPID, syscall.SIGUSR2)
-	line := p.waitLog(t, "upgrade failed: the new master was not ready in time; stopping it, this master keeps serving")
-	newPID, _ := strconv.Atoi(regexp.MustCompile(`new_pid=(\d+)`).FindStringSubmatch(line)[1])
-	p.waitLog(t, "upgrade: the failed new master exited")
+	newPID := p.failedUpgrade(t, oldPID)
 	if !gone(newPID) {
 		t.Errorf("failed new master pid %d still running", newPID)
 	}
@@ -159,13 +154,7 @@ func TestFailedUpgradeLeavesTheUnixSocket(t *testing.T) {
 	}
 
 	// The old master still owns the file: it removes it at its exit.
-	syscall.Kill(oldPID, syscall.SIGTERM)
-	if code := p.exitCode(t, 30*time.Second); code != 0 {
-		t.Errorf("old master exit status %d after SIGTERM, want 0", code)
-	}
-	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
-		t.Errorf("socket file after the old master exited: %v, want it removed", err)
-	}
+	p.stopOwner(t, oldPID, sock)
 }
 
 // The old master's upgrade timeout fires just as the new master reports ready: the old
@@ -185,10 +174,7 @@ func TestUpgradeTimeoutAtReadyLeavesTheFilesToTheOldMaster(t *testing.T) {
 		t.Fatalf("no socket file at %s", sock)
 	}
 
-	syscall.Kill(oldPID, syscall.SIGUSR2)
-	line := p.waitLog(t, "upgrade failed: the new master was not ready in time; stopping it, this master keeps serving")
-	newPID, _ := strconv.Atoi(regexp.MustCompile(`new_pid=(\d+)`).FindStringSubmatch(line)[1])
-	p.waitLog(t, "upgrade: the failed new master exited")
+	newPID := p.failedUpgrade(t, oldPID)
 	testutil.EventuallyTrue(t, 10*time.Second, "the new master's exit line", func() bool {
 		return strings.Contains(p.stdout(), fmt.Sprintf("exit pid %d ", newPID))
 	})
@@ -213,13 +199,7 @@ func TestUpgradeTimeoutAtReadyLeavesTheFilesToTheOldMaster(t *testing.T) {
 		t.Errorf("workers %+v after the failed upgrade, want %+v", now, before)
 	}
 
-	syscall.Kill(oldPID, syscall.SIGTERM)
-	if code := p.exitCode(t, 30*time.Second); code != 0 {
-		t.Errorf("old master exit status %d after SIGTERM, want 0", code)
-	}
-	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
-		t.Errorf("socket file after the old master exited: %v, want it removed", err)
-	}
+	p.stopOwner(t, oldPID, sock)
 }
 
 // A new master that takes over sets its own socket mode on the socket file it inherited:
