@@ -110,11 +110,10 @@ type readerFile struct {
 	layoutKnown bool
 	parsed      int    // offset up to which entries are parsed
 	seq         uint64 // FileSamples.Seq: changes whenever the entries start over
-	// The entries, in file order, as parallel arrays: a scan reads only offs and
-	// keys (12 bytes an entry), iks is for releasing them.
+	// The entries, in file order, as parallel arrays: a scan reads offs and iks
+	// (12 bytes an entry; an entry's key is &iks[i].key, found without a load).
 	offs    []uint32       // value offsets
-	keys    []*Key         // &iks[i].key
-	iks     []*internedKey // for the reference counts
+	iks     []*internedKey // the entries' keys, and their reference counts
 	samples []Sample       // entries' samples for ScanDir, refilled in place by every scan
 	seen    uint64         // the Reader's gen of the last scan that listed the file
 }
@@ -310,11 +309,11 @@ func (r *Reader) readLocked(path string, rf *readerFile, fs *FileSamples, keep b
 	// Only values change between scans. Keys are stored only where they
 	// differ (new entries; in the scratch buffer, a file whose entries are
 	// not in the previous file's order), so a steady scan writes no pointers.
-	keys, data := rf.keys[:n], rf.data
+	iks, data := rf.iks[:n], rf.data
 	if rf.layout == Current {
 		for i, off := range rf.offs {
 			s := &ss[i]
-			if k := keys[i]; s.Key != k {
+			if k := &iks[i].key; s.Key != k {
 				s.Key = k
 			}
 			p := word(data, int(off))
@@ -325,7 +324,7 @@ func (r *Reader) readLocked(path string, rf *readerFile, fs *FileSamples, keep b
 	}
 	for i, off := range rf.offs {
 		s := &ss[i]
-		if k := keys[i]; s.Key != k {
+		if k := &iks[i].key; s.Key != k {
 			s.Key = k
 		}
 		s.Value = math.Float64frombits(atomic.LoadUint64(word(data, int(off))))
@@ -481,7 +480,6 @@ func (r *Reader) parseEntriesLocked(rf *readerFile, used int, l Layout) error {
 		if _, _, end, ok := frame(data, pos, used, vb); ok {
 			if want := n + (used-pos)/(end-pos)*9/8 + 1; cap(rf.offs) < want {
 				rf.offs = slices.Grow(rf.offs, want-n)
-				rf.keys = slices.Grow(rf.keys, want-n)
 				rf.iks = slices.Grow(rf.iks, want-n)
 			}
 		}
@@ -505,7 +503,6 @@ func (r *Reader) parseEntriesLocked(rf *readerFile, used int, l Layout) error {
 		}
 		ik.refs++
 		rf.offs = append(rf.offs, uint32(valueOff))
-		rf.keys = append(rf.keys, &ik.key)
 		rf.iks = append(rf.iks, ik)
 		pos = end
 	}
@@ -546,7 +543,7 @@ func (r *Reader) releaseEntriesLocked(rf *readerFile) {
 			ik.raw, ik.key = "", Key{} // its slab may live on: keep nothing alive
 		}
 	}
-	rf.offs, rf.keys, rf.iks, rf.samples = nil, nil, nil, nil
+	rf.offs, rf.iks, rf.samples = nil, nil, nil
 	rf.parsed = headerSize
 	rf.layoutKnown = false
 	r.seq++
