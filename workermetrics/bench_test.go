@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"google.golang.org/protobuf/proto"
@@ -176,6 +177,8 @@ func against(b *testing.B, without, with func()) {
 // ("answer"). Each alternates with a gather alone ("gather-only" on its
 // own), so that both see the same load: gather-cpu-ms/op is client_golang's
 // Registry.Gather, over-gather-cpu-ms/op what the snapshot adds to it.
+// "promhttp" is one scrape of the same registry through client_golang's own
+// handler, what the worker would spend if Prometheus scraped it directly.
 func BenchmarkWorkerSnapshot(b *testing.B) {
 	reg := benchRegistry()
 	p, err := NewPublisher(filepath.Join(b.TempDir(), "export"), "0a", reg, PublisherOpts{Interval: time.Hour})
@@ -213,6 +216,20 @@ func BenchmarkWorkerSnapshot(b *testing.B) {
 	})
 	b.Run("gather-only", func(b *testing.B) {
 		loop(b, func() { reg.Gather() })
+	})
+	// For comparison: what one Prometheus scrape of the same registry costs a
+	// process that serves it with client_golang's own handler (text format).
+	b.Run("promhttp", func(b *testing.B) {
+		h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+		req := httptest.NewRequest("GET", "/metrics", nil)
+		req.Header.Set("Accept", "text/plain;version=0.0.4")
+		loop(b, func() {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if w.Code != 200 {
+				b.Fatalf("promhttp: %d", w.Code)
+			}
+		})
 	})
 }
 
