@@ -1,7 +1,12 @@
 package prefork_test
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -237,6 +242,52 @@ func TestSocketActivation(t *testing.T) {
 		seen[wi.PID] = true
 		return len(seen) == 2
 	})
+}
+
+// Under socket activation the master serves the sockets systemd passes, a unix socket as
+// well as TCP, and opens none of the addresses of its own configuration.
+func TestSocketActivationUnix(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "activated.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetUnlinkOnClose(false) // the socket stays, as systemd's does
+	f, err := l.File()
+	l.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	own := filepath.Join(dir, "own.sock")
+	sm := startSubMaster(t, masterSpec{Workers: 2, Activation: true, Unix: own}, f)
+	if sm.addr != path {
+		t.Errorf("master serves %s, want the activated socket %s", sm.addr, path)
+	}
+	sm.waitReady(t, 2, 10*time.Second)
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", path)
+		}}}
+	seen := map[int]bool{}
+	testutil.EventuallyTrue(t, 10*time.Second, "both workers answering on the activated unix socket", func() bool {
+		resp, err := c.Get("http://herd/info")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var wi workerInfo
+		if err := json.NewDecoder(resp.Body).Decode(&wi); err != nil {
+			t.Fatal(err)
+		}
+		seen[wi.PID] = true
+		return len(seen) == 2
+	})
+	if _, err := os.Lstat(own); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the master opened its own unix socket %s beside the activated one (%v)", own, err)
+	}
 }
 
 func TestSdNotify(t *testing.T) {
