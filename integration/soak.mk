@@ -4,7 +4,7 @@
 #                        goroutines, open fds and RSS of every process, the metric files and
 #                        the series stay flat (integration/soak_test.go, TestSoak).
 # make soak SOAK=60s     what CI runs.
-# make fuzz-flags        bounded fuzzing of the server's flag parsing (FUZZTIME).
+# make fuzz-flags        bounded fuzzing of the server's flag parsing (FUZZTIME, Makefile).
 SOAK         ?= 10m
 SOAK_TIMEOUT ?= 2h
 
@@ -14,4 +14,4 @@ soak:
 	$(GO) test -run '^TestSoak$$' -count=1 -v -timeout $(SOAK_TIMEOUT) ./integration/ -soak $(SOAK)
 
 fuzz-flags:
-	$(GO) test -run '^$$' -fuzz '^FuzzFlags$$' -fuzztime $(FUZZTIME) ./server/
+	$(GO) test -run '^$$' -fuzz '^FuzzFlags$$' $(call fuzzlimit,30000x) ./server/
