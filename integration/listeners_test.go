@@ -23,19 +23,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// sockDir is a short directory for unix sockets: t.TempDir's paths can be
-// longer than a socket address holds (108 bytes).
-func sockDir(t *testing.T) string {
-	t.Helper()
-	d, err := os.MkdirTemp("", "herd-sock-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
-}
+	"github.com/herdhttp/herd/internal/testutil"
+)
 
 // unixTransport dials the unix socket at path whatever the URL's host.
 func unixTransport(path string, keepAlive bool) *http.Transport {
@@ -148,7 +138,7 @@ func TestEveryWorkerServesEveryAddress(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			sock := filepath.Join(sockDir(t), "app.sock")
+			sock := filepath.Join(testutil.SockDir(t), "app.sock")
 			p := startHello(t, "-workers", "3", "-listener-mode", mode, "-bind", "[::1]:0", "-bind", "unix:"+sock)
 			ws := p.waitReady(3)
 			binds := p.binds(t)
@@ -224,7 +214,7 @@ func TestUnixSocketModeAndRemoval(t *testing.T) {
 	for _, workers := range []string{"0", "2"} {
 		t.Run("workers="+workers, func(t *testing.T) {
 			t.Parallel()
-			sock := filepath.Join(sockDir(t), "app.sock")
+			sock := filepath.Join(testutil.SockDir(t), "app.sock")
 			p := startHello(t, "-workers", workers, "-bind", "unix:"+sock, "-bind-mode", "0600")
 			if workers == "2" {
 				p.waitReady(2)
@@ -254,7 +244,7 @@ func TestStaleAndLiveSocketFiles(t *testing.T) {
 	for _, workers := range []string{"0", "2"} {
 		t.Run("workers="+workers, func(t *testing.T) {
 			t.Parallel()
-			dir := sockDir(t)
+			dir := testutil.SockDir(t)
 			stale := filepath.Join(dir, "stale.sock")
 			fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
 			if err != nil {
@@ -325,7 +315,7 @@ func TestBadBindIsOneLine(t *testing.T) {
 func TestEveryListenerLosesNothing(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
-			sock := filepath.Join(sockDir(t), "app.sock")
+			sock := filepath.Join(testutil.SockDir(t), "app.sock")
 			p := startHello(t, "-workers", "2", "-listener-mode", mode, "-bind", "unix:"+sock)
 			p.waitReady(2)
 			tcp := startLoad(t, p.app, "/hello", 4, 2*time.Minute)

@@ -41,7 +41,7 @@ func TestTLSAndHTTP2WithCurl(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	cert, key, _ := selfSigned(t, dir)
-	sock := filepath.Join(sockDir(t), "app.sock")
+	sock := filepath.Join(testutil.SockDir(t), "app.sock")
 	p := startHello(t, "-workers", "2", "-tls-cert", cert, "-tls-key", key, "-bind", "unix:"+sock)
 	ws := p.waitReady(2)
 	url := p.httpsURL() + "/hello"
@@ -106,7 +106,7 @@ func TestHTTP2OffWithCurl(t *testing.T) {
 // unix socket, counted and logged like any request.
 func TestH2CWithCurl(t *testing.T) {
 	t.Parallel()
-	sock := filepath.Join(sockDir(t), "app.sock")
+	sock := filepath.Join(testutil.SockDir(t), "app.sock")
 	alog := filepath.Join(t.TempDir(), "access.log")
 	p := startHello(t, "-workers", "2", "-h2c", "-bind", "unix:"+sock, "-access-log", alog)
 	p.waitReady(2)

@@ -41,7 +41,7 @@ func (p *upgradable) hupAndWait(pid, n int) {
 func TestUpgradeEveryListenerKind(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
-			sock := filepath.Join(sockDir(t), "app.sock")
+			sock := filepath.Join(testutil.SockDir(t), "app.sock")
 			common := []string{"-workers", "2", "-listener-mode", mode, "-graceful-timeout", "20s"}
 			plain := startUpgradableHello(t, append(common, "-bind", "unix:"+sock)...)
 			cert, key, pool := selfSigned(t, t.TempDir())

@@ -37,7 +37,7 @@ func unixLoad(t *testing.T, path string, clients int) *load {
 func TestUpgradeWithAUnixSocketUnderLoad(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
-			sock := filepath.Join(sockDir(t), "app.sock")
+			sock := filepath.Join(testutil.SockDir(t), "app.sock")
 			p := startUpgradableHello(t, "-workers", "2", "-listener-mode", mode, "-graceful-timeout", "20s", "-bind", "unix:"+sock)
 			oldPID := p.cmd.Process.Pid
 			p.readyWorkers(2)
@@ -99,7 +99,7 @@ func TestUpgradeWithAUnixSocketUnderLoad(t *testing.T) {
 // master adopts the unix socket, exits, and leaves the file to the old master, which serves
 // on without a failed request.
 func TestFailedUpgradeWithAUnixSocketKeepsServing(t *testing.T) {
-	sock := filepath.Join(sockDir(t), "app.sock")
+	sock := filepath.Join(testutil.SockDir(t), "app.sock")
 	p := startUpgradableHello(t, "-workers", "2", "-graceful-timeout", "20s", "-bind", "unix:"+sock)
 	oldPID := p.cmd.Process.Pid
 	old := p.readyWorkers(2)
@@ -142,7 +142,7 @@ func TestUpgradeWithOnlyAUnixSocket(t *testing.T) {
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {
 			dir := t.TempDir()
-			sock := filepath.Join(sockDir(t), "app.sock")
+			sock := filepath.Join(testutil.SockDir(t), "app.sock")
 			bin := filepath.Join(dir, "hello")
 			installBinary(t, bin, helloBin)
 			pidfile := filepath.Join(dir, "hello.pid")

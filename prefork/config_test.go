@@ -1,12 +1,9 @@
 package prefork_test
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"io/fs"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -248,7 +245,7 @@ func TestSocketActivation(t *testing.T) {
 // well as TCP, and opens none of the addresses of its own configuration.
 func TestSocketActivationUnix(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
+	dir := testutil.SockDir(t)
 	path := filepath.Join(dir, "activated.sock")
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
@@ -267,19 +264,10 @@ func TestSocketActivationUnix(t *testing.T) {
 		t.Errorf("master serves %s, want the activated socket %s", sm.addr, path)
 	}
 	sm.waitReady(t, 2, 10*time.Second)
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", path)
-		}}}
 	seen := map[int]bool{}
 	testutil.EventuallyTrue(t, 10*time.Second, "both workers answering on the activated unix socket", func() bool {
-		resp, err := c.Get("http://herd/info")
+		wi, err := getUnixInfo(path)
 		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var wi workerInfo
-		if err := json.NewDecoder(resp.Body).Decode(&wi); err != nil {
 			t.Fatal(err)
 		}
 		seen[wi.PID] = true

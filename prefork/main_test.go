@@ -52,9 +52,14 @@ func gone(pid int) bool {
 
 // getInfo asks whichever worker accepts a new connection for its /info.
 func getInfo(addr string) (workerInfo, error) {
-	var wi workerInfo
 	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + addr + "/info")
+	return fetchInfo(c, "http://"+addr+"/info")
+}
+
+// fetchInfo gets a worker's /info at url through c and decodes it.
+func fetchInfo(c *http.Client, url string) (workerInfo, error) {
+	var wi workerInfo
+	resp, err := c.Get(url)
 	if err != nil {
 		return wi, err
 	}

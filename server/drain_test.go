@@ -17,14 +17,9 @@ import (
 // serveDrainer serves h through a drainer with cfg on 127.0.0.1:0.
 func serveDrainer(t *testing.T, cfg Config, h http.Handler) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := newDrainer(h, cfg.withDefaults(), 0, nil, log.New(io.Discard, "", 0))
-	d.serve([]net.Listener{ln})
+	d, addr := startDrainerWith(t, cfg, h)
 	t.Cleanup(func() { d.drain(time.Second) })
-	return ln.Addr().String()
+	return addr
 }
 
 func TestReadTimeoutEndsASlowBody(t *testing.T) {

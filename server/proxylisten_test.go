@@ -166,11 +166,7 @@ func TestProxyProtocolWithTLS(t *testing.T) {
 // Every peer of a unix socket may (and must) send a header.
 func TestProxyProtocolOnAUnixSocket(t *testing.T) {
 	t.Parallel()
-	dir, err := os.MkdirTemp("", "herd-sock-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
+	dir := testutil.SockDir(t)
 	sock := filepath.Join(dir, "app.sock")
 	startQuiet(t, Config{Bind: []string{"unix:" + sock}, ProxyProtocol: true, ProxyProtocolFrom: []string{"192.0.2.0/24"}}, remoteApp, nil)
 	get := func(header string) (string, error) {

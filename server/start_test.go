@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 // A test learns where Start's server listens and keeps its files, and
@@ -111,11 +113,7 @@ func TestStartStopsWithItsContext(t *testing.T) {
 // first, and removes the socket's file when it stops.
 func TestStartOnTCPAndUnixSocket(t *testing.T) {
 	t.Parallel()
-	dir, err := os.MkdirTemp("", "herd-sock-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
+	dir := testutil.SockDir(t)
 	sock := filepath.Join(dir, "app.sock")
 	srv, err := Start(context.Background(), Config{Bind: []string{"unix:" + sock, "127.0.0.1:0"}, BindMode: 0o600,
 		MetricsBind: "off", MetricsDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)}, testApp(nil, nil))

@@ -76,11 +76,7 @@ func TestAppTLSServesHTTP2AndReloadsItsCertificate(t *testing.T) {
 	t.Parallel()
 	ca := newTestCA(t, "app CA")
 	certFile, keyFile := ca.files(t, 1)
-	sdir, err := os.MkdirTemp("", "herd-sock-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(sdir)
+	sdir := testutil.SockDir(t)
 	sock := filepath.Join(sdir, "app.sock")
 	var logs testutil.SyncBuffer
 	srv := startQuiet(t, Config{Bind: []string{"127.0.0.1:0", "unix:" + sock}, TLSCert: certFile, TLSKey: keyFile}, protoApp, &logs)

@@ -22,6 +22,19 @@ func Mkdir(t testing.TB, base, name string, mode os.FileMode) string {
 	return d
 }
 
+// SockDir returns a fresh directory whose path is short enough for unix
+// socket addresses (108 bytes; t.TempDir's paths can be longer), removed at
+// cleanup.
+func SockDir(t testing.TB) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "herd-sock-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
 // MountTmpfs mounts a tmpfs of the given size (a "size=" value: "16k",
 // "1m") with the given mode on a fresh directory, and unmounts it at
 // cleanup, after the processes using it stopped (cleanups run last-in
