@@ -2,7 +2,6 @@ package prefork_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -22,12 +21,7 @@ import (
 // shortSockPath returns a unix socket path in a fresh directory short enough for sun_path.
 func shortSockPath(t *testing.T) string {
 	t.Helper()
-	d, err := os.MkdirTemp("", "herd-up-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return filepath.Join(d, "app.sock")
+	return filepath.Join(testutil.SockDir(t), "app.sock")
 }
 
 // sockInode returns the inode of the socket file at path, or 0 if there is none.
@@ -50,21 +44,10 @@ func sockMode(path string) os.FileMode {
 
 // getUnixInfo asks whichever worker accepts a new connection on the unix socket for its /info.
 func getUnixInfo(path string) (workerInfo, error) {
-	var wi workerInfo
 	tr := &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", path)
 	}}
-	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-	resp, err := c.Get("http://unix/info")
-	if err != nil {
-		return wi, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return wi, fmt.Errorf("status %s", resp.Status)
-	}
-	err = json.NewDecoder(resp.Body).Decode(&wi)
-	return wi, err
+	return fetchInfo(&http.Client{Transport: tr, Timeout: 5 * time.Second}, "http://unix/info")
 }
 
 // startUnixLoad is startLoad over the unix socket at path.
