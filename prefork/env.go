@@ -32,6 +32,9 @@ type env struct {
 	// master's "ready" arrives, before the supervisor hears of it; timeout posts the
 	// upgrade's timeout event then (a test's way to make the two meet).
 	upgradeReady func(timeout func())
+	// beforeTakeOver, if set, runs in a new master when the old master's "ack" reaches the
+	// supervisor, before it takes over (a test's way to hold the take-over back).
+	beforeTakeOver func()
 }
 
 func newStdEnv() *env {

@@ -4,6 +4,9 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
+
+	"github.com/herdhttp/herd/internal/testutil"
 )
 
 // FakeSignals delivers control signals to a master started by NewMasterForTest instead of
@@ -87,4 +90,16 @@ func SetForkForTest(m *Master, seam func(*ForkCall) error) {
 // reaches the supervisor just before the ready one. Call it before Run.
 func SetUpgradeTimeoutAtReadyForTest(m *Master) {
 	m.env.upgradeReady = func(timeout func()) { timeout() }
+}
+
+// SetTakeOverGateForTest makes m, as the new master of a binary upgrade, take over only once
+// the file gate exists (waiting up to a minute, its supervisor held meanwhile). Call it
+// before Run.
+func SetTakeOverGateForTest(m *Master, gate string) {
+	m.env.beforeTakeOver = func() {
+		testutil.Until(time.Minute, func() bool {
+			_, err := os.Stat(gate)
+			return err == nil
+		})
+	}
 }

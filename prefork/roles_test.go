@@ -232,6 +232,7 @@ type masterSpec struct {
 	// (prefork.SetUpgradeTimeoutAtReadyForTest).
 	UpgradeTimeoutAtReady bool
 	UpgradeSocketMode     uint32 // > 0: a new master's Config.SocketMode
+	TakeOverGate          string // a new master takes over only once this file exists
 }
 
 // runTestMaster runs a master configured by spec (JSON). It prints "admin ADDR" and
@@ -314,6 +315,9 @@ func runTestMaster(spec string) int {
 	}
 	if sp.UpgradeTimeoutAtReady && !upgraded {
 		prefork.SetUpgradeTimeoutAtReadyForTest(m)
+	}
+	if sp.TakeOverGate != "" && upgraded {
+		prefork.SetTakeOverGateForTest(m, sp.TakeOverGate)
 	}
 	var held []int // descriptors taken by /fill, kept for the whole run
 	var heldMu sync.Mutex

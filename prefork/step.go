@@ -109,6 +109,9 @@ func (s *supervisor) nextDeadline(now time.Time) time.Time {
 		}
 	}
 	s.ageDeadlines(earlier)
+	if !s.up.takeOverBy.IsZero() && !s.up.taken {
+		earlier(s.up.takeOverBy)
+	}
 	if s.reloading && s.canary.w != nil {
 		earlier(s.canary.until)
 	}

@@ -199,7 +199,7 @@ func (s *supervisor) run(ctx context.Context) error {
 		s.stepUpgrade(now)
 		s.steer()
 		s.publish()
-		if s.stopping && len(s.workers) == 0 {
+		if s.stopping && len(s.workers) == 0 && !s.awaitingTakeOver(now) {
 			break
 		}
 		timer.Reset(max(s.nextDeadline(now).Sub(now), time.Millisecond))

@@ -383,7 +383,38 @@ func (s *supervisor) takeOver() {
 	s.up.notify = newNotifier(in.notify, s.log)
 	s.notify = s.up.notify
 	s.notify.send("MAINPID=" + strconv.Itoa(pid) + "\nREADY=1\nSTATUS=" + s.statusText())
+	if s.up.pred != nil {
+		// The old master exits only after this line (or after takeOverWait).
+		s.up.pred.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		s.up.pred.WriteString(ctlTaken + "\n")
+	}
 	s.log.Info("upgrade: took over from the old master", "old_pid", in.state.Master)
+}
+
+// takeOverWait bounds how long an old master that handed over waits, once its last worker
+// was reaped, for the new master to confirm that it took over (a new master of an older
+// herd never does; one that dies closes the socket, which ends the wait too).
+const takeOverWait = 5 * time.Second
+
+// awaitingTakeOver reports whether this master, having handed over and stopped its workers,
+// still waits for the new master's "taken": it exits after it, so that the pidfile and
+// systemd's main pid never name a master that is gone.
+func (s *supervisor) awaitingTakeOver(now time.Time) bool {
+	u := &s.up
+	if !s.m.handedOver.Load() || u.taken {
+		return false
+	}
+	if u.takeOverBy.IsZero() {
+		u.takeOverBy = now.Add(takeOverWait)
+		s.log.Info("upgrade: waiting for the new master to take over", "new_pid", u.pid)
+	}
+	if now.Before(u.takeOverBy) {
+		return true
+	}
+	s.log.Warn("upgrade: the new master did not confirm that it took over; exiting anyway",
+		"new_pid", u.pid, "waited", takeOverWait)
+	u.taken = true // logged once
+	return false
 }
 
 // predecessorGone runs when the old master closed the control socket: after its last
@@ -411,4 +442,21 @@ func (s *supervisor) writeStartPIDFile() error {
 	pf, err := writePIDFile(s.cfg.PIDFile, s.env.getpid())
 	s.pidFile = pf
 	return err
+}
+
+// holdLanes returns, per slot, the lane its workers use ('-': none and none to come), and
+// makes that the lane its next worker (a respawn) uses. Every slot has one worker at most.
+func (s *supervisor) holdLanes() string {
+	b := make([]byte, len(s.slots))
+	for i, sl := range s.slots {
+		b[i] = '-'
+		if i < s.n {
+			b[i] = sl.lastLane
+		}
+	}
+	for _, w := range s.workers {
+		b[w.slot.index] = w.lane
+		w.slot.lastLane = w.lane
+	}
+	return string(b)
 }

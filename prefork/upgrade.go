@@ -33,15 +33,16 @@ import (
 //  4. The old master decides, once, on its supervising goroutine: if the upgrade is still
 //     under way it answers "ack" and hands over; if it has already given up (the new master
 //     was not ready in time) it never answers. Only on "ack" does the new master take
-//     over: it writes its pidfile, sends MAINPID= and READY=1 to systemd, and owns the unix
-//     socket files and the run directory it inherited (TookOver). Without "ack" it owns
-//     none of them, so a new master stopped while its "ready" crossed the old master's
-//     timeout leaves them all to the old master, which keeps serving.
+//     over: it writes its pidfile, sends MAINPID= and READY=1 to systemd, answers "taken",
+//     and owns the unix socket files and the run directory it inherited (TookOver). Without
+//     "ack" it owns none of them, so a new master stopped while its "ready" crossed the old
+//     master's timeout leaves them all to the old master, which keeps serving.
 //  5. Having answered, the old master stops its workers gracefully (without STOPPING=1:
-//     the service is not stopping) and exits; Run returns nil and HandedOver reports true.
-//     It closes the control socket last, when its last worker was reaped: until then the
-//     new master refuses reloads, scaling and upgrades, which would start workers in the
-//     old lanes. A new master that sees the control socket close without "ack" after it
+//     the service is not stopping) and exits once the new master has answered "taken" or
+//     closed the socket, at most takeOverWait after its last worker was reaped: the pidfile
+//     and systemd never name a master that is gone. Run returns nil and HandedOver reports
+//     true. It closes the control socket last, as it exits: until then the new master
+//     refuses reloads, scaling and upgrades, which would start workers in the old lanes. A new master that sees the control socket close without "ack" after it
 //     was ready takes over too: the old master is gone (it died), and nobody else serves.
 //
 // If the new master exits, or is not ready within GracefulTimeout, the old master stops it
@@ -52,6 +53,7 @@ import (
 const (
 	ctlReady = "ready"
 	ctlAck   = "ack"
+	ctlTaken = "taken"
 )
 
 type upgradePhase int
@@ -75,6 +77,10 @@ type upgrader struct {
 	timer   *time.Timer
 	reaped  chan struct{} // closed once the new master was reaped
 	waitLog bool          // the wait for replacements to finish was logged
+	// Handed over, its workers gone: until taken, or takeOverBy, the old master waits for
+	// the new master to confirm that it took over (awaitingTakeOver).
+	taken      bool
+	takeOverBy time.Time
 
 	// The new master's side.
 	pred    *os.File // control socket to the old master; nil once it is gone
@@ -92,6 +98,7 @@ const (
 	evKill                                    // GracefulTimeout passed since it was told to stop
 	evPredecessorGone                         // the old master closed the control socket
 	evAcked                                   // the old master answered "ack": take over
+	evTaken                                   // the new master wrote "taken", or closed the socket
 )
 
 type upgradeEvent struct {
@@ -132,6 +139,9 @@ func (s *supervisor) onUpgradeEvent(ev upgradeEvent) {
 		s.predecessorGone()
 		return
 	case evAcked:
+		if s.env.beforeTakeOver != nil {
+			s.env.beforeTakeOver()
+		}
 		s.takeOver()
 		return
 	}
@@ -143,6 +153,8 @@ func (s *supervisor) onUpgradeEvent(ev upgradeEvent) {
 		if u.phase == upgradeStarted {
 			s.handOver()
 		}
+	case evTaken:
+		u.taken = true
 	case evTimeout:
 		if u.phase == upgradeStarted {
 			s.log.Error("upgrade failed: the new master was not ready in time; stopping it, this master keeps serving",
@@ -381,12 +393,16 @@ func (s *supervisor) startNewMaster() error {
 	u.timer = time.AfterFunc(s.cfg.GracefulTimeout, func() { post(upgradeEvent{kind: evTimeout}) })
 	onReady := s.env.upgradeReady
 	go func(ctl *os.File) {
-		line, err := bufio.NewReader(ctl).ReadString('\n')
+		r := bufio.NewReader(ctl)
+		line, err := r.ReadString('\n')
 		if err == nil && line == ctlReady+"\n" {
 			if onReady != nil {
 				onReady(func() { post(upgradeEvent{kind: evTimeout}) })
 			}
 			post(upgradeEvent{kind: evReady})
+			// "taken" once it took over; end-of-file if it exits or the socket is closed.
+			r.ReadString('\n')
+			post(upgradeEvent{kind: evTaken})
 		}
 	}(u.ctl)
 	go func(reaped chan struct{}) {
@@ -401,23 +417,6 @@ func (s *supervisor) startNewMaster() error {
 		post(upgradeEvent{kind: evExited, status: ws})
 	}(u.reaped)
 	return nil
-}
-
-// holdLanes returns, per slot, the lane its workers use ('-': none and none to come), and
-// makes that the lane its next worker (a respawn) uses. Every slot has one worker at most.
-func (s *supervisor) holdLanes() string {
-	b := make([]byte, len(s.slots))
-	for i, sl := range s.slots {
-		b[i] = '-'
-		if i < s.n {
-			b[i] = sl.lastLane
-		}
-	}
-	for _, w := range s.workers {
-		b[w.slot.index] = w.lane
-		w.slot.lastLane = w.lane
-	}
-	return string(b)
 }
 
 // handOver runs when the new master is ready and this master has not given up on it: it
