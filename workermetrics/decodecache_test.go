@@ -51,14 +51,7 @@ func TestDecodeCache(t *testing.T) {
 			fams[0].Metric = append(fams[0].Metric, extra)
 		}
 		snap := appendSnapshot(nil, uint64(round+1), fams)
-		got, err := d.decodeSnapshot(snap[headerSize:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := testDecoder().decodeSnapshot(snap[headerSize:])
-		if err != nil {
-			t.Fatal(err)
-		}
+		got, want := decodeBoth(t, d, snap)
 		gotText := mergedText(t, m, []source{{worker: "0a", fams: got, perWorker: true}})
 		wantText := mergedText(t, m, []source{{worker: "0a", fams: want, perWorker: true}})
 		if gotText != wantText {

@@ -197,14 +197,7 @@ func TestRevalueMatchesFullDecode(t *testing.T) {
 				bad[r.IntN(len(bad))] = byte(r.IntN(256))
 				d.decodeSnapshot(bad)
 			}
-			got, err := d.decodeSnapshot(snap[headerSize:])
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := testDecoder().decodeSnapshot(snap[headerSize:])
-			if err != nil {
-				t.Fatal(err)
-			}
+			got, want := decodeBoth(t, d, snap)
 			if g, w := describeFamilies(got), describeFamilies(want); g != w {
 				t.Fatalf("seed %d round %d: the cached decoder gives\n%s\nwant\n%s", seed, round, g, w)
 			}

@@ -20,6 +20,21 @@ func testDecoderFor(id string) *decoder {
 	return newDecoder(id, (&merger{perWorker: DefaultPerWorker}).perWorkerFamily)
 }
 
+// decodeBoth decodes the body of snap with d, which may hold what it decoded
+// before, and with a fresh decoder, the reference.
+func decodeBoth(t *testing.T, d *decoder, snap []byte) (got, want []family) {
+	t.Helper()
+	got, err := d.decodeSnapshot(snap[headerSize:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err = testDecoder().decodeSnapshot(snap[headerSize:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got, want
+}
+
 // richFamilies gathers every kind of client_golang metric: counters with
 // exemplars, gauges, untyped, summaries, classic and native histograms
 // (negative and zero observations too), an explicit timestamp, the Go
