@@ -156,3 +156,38 @@ func TestFileCannotShadowSelfMetrics(t *testing.T) {
 		t.Errorf("logged %d times, want once for each of 3 families:\n%s", n, logs.String())
 	}
 }
+
+// GathererOpts.Reserved keeps the names a caller serves beside the gatherer's: a file's
+// family named so, as written or as exposed (a counter's with _total), is left out of both
+// the rendered scrape and Gather, and counted in herd_metrics_families_dropped.
+func TestReservedNamesAreLeftOutOfTheFiles(t *testing.T) {
+	t.Parallel()
+	w := metricstest.NewRegistry(t)
+	w.MustNewGauge(metrics.GaugeOpts{Name: "exporter_status", Help: "Forged.", Mode: metrics.GaugeMax}).Set(42)
+	w.MustNewCounter(metrics.CounterOpts{Name: "exporter_errors_total", Help: "Forged."}).Inc()
+	w.MustNewCounter(metrics.CounterOpts{Name: "jobs_total", Help: "Jobs."}).Add(3)
+	g := metrics.NewDirGatherer(w.Dir(), metrics.GathererOpts{Reserved: []string{"exporter_status", "exporter_errors_total"}})
+	defer g.Close()
+	for range 2 {
+		rec := httptest.NewRecorder()
+		metrics.Handler(g, metrics.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		body := rec.Body.String()
+		for _, name := range []string{"exporter_status", "exporter_errors"} {
+			if strings.Contains(body, name) {
+				t.Errorf("the scrape serves the files' %s:\n%s", name, body)
+			}
+		}
+		if !strings.Contains(body, "\njobs_total 3\n") || !strings.Contains(body, "\nherd_metrics_families_dropped 2\n") {
+			t.Errorf("want jobs_total 3 and herd_metrics_families_dropped 2:\n%s", body)
+		}
+		fams, err := g.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range fams {
+			if strings.HasPrefix(mf.GetName(), "exporter_") {
+				t.Errorf("Gather returns the files' %s", mf.GetName())
+			}
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -40,6 +41,11 @@ type GathererOpts struct {
 	// owners (mmapstore.NewReaderWith); the gatherer's Close closes it. Zero:
 	// mmapstore.NewReader(), with the default limits.
 	Reader *mmapstore.Reader
+	// Reserved names the families the caller serves beside the gatherer's (a Renderer's
+	// own, say). A family of the files with one of these names, as written or as exposed,
+	// is left out, logged once and counted in herd_metrics_families_dropped, like one
+	// named after the gatherer's own families: a file cannot shadow or duplicate them.
+	Reserved []string
 }
 
 // DirGatherer merges every metric file of one directory, the way client_python's
@@ -76,7 +82,9 @@ func NewDirGatherer(dir string, opts GathererOpts) *DirGatherer {
 	if reader == nil {
 		reader = mmapstore.NewReader()
 	}
-	return &DirGatherer{dir: dir, opts: opts, reader: reader, merger: newMerger(),
+	m := newMerger()
+	m.reservedNames = slices.Clone(opts.Reserved)
+	return &DirGatherer{dir: dir, opts: opts, reader: reader, merger: m,
 		logged: make(map[string]string), once: newOnceLogger(opts.Logger)}
 }
 
@@ -150,7 +158,7 @@ func (g *DirGatherer) mergeLocked(start time.Time) ([]*famAgg, []*dto.MetricFami
 	}
 	g.logSkipped(skipped)
 	for _, name := range g.merger.reserved {
-		g.once.warn("reserved\x00"+name, "metrics: left out a metric family of the files that uses one of the gatherer's own families' names", "family", name)
+		g.once.warn("reserved\x00"+name, "metrics: left out a metric family of the files that uses a reserved name (one of the gatherer's own families' or GathererOpts.Reserved)", "family", name)
 	}
 	if g.opts.OmitSelfMetrics {
 		return fas, nil, nil

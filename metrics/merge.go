@@ -63,9 +63,10 @@ type merger struct {
 	slab    []seriesAgg // where new series are allocated
 	kslab   []keyInfo   // where new key information is allocated
 	// reserved lists the families of the last merge left out because they use the name
-	// of one of the DirGatherer's own families.
-	reserved []string
-	out      []*famAgg // end's result, reused
+	// of one of the DirGatherer's own families, or one of reservedNames.
+	reserved      []string
+	reservedNames []string  // GathererOpts.Reserved
+	out           []*famAgg // end's result, reused
 	// prev is the file merged last in this merge, with its type and mode: the files of one
 	// directory usually hold the same keys in the same order (the workers of one app), so
 	// resolve takes an entry's resolution from the same position there when the key is the
@@ -241,7 +242,7 @@ func (m *merger) end() []*famAgg {
 	m.reserved = m.reserved[:0]
 	for _, fa := range m.touched {
 		switch {
-		case selfFamily(fa.family):
+		case selfFamily(fa.family) || slices.Contains(m.reservedNames, fa.family) || slices.Contains(m.reservedNames, fa.name):
 			m.reserved = append(m.reserved, fa.family)
 		case fa.name != "" && fa.hasOutput(m.gen):
 			out = append(out, fa)
