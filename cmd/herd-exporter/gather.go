@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"sync"
 
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/herdhttp/herd/metrics"
 	"github.com/herdhttp/herd/mmapstore"
@@ -24,12 +26,15 @@ const (
 	logExamples = 3
 )
 
-// gatherer reads the directory for a scrape: the directory rules first (a
-// directory that became unsafe is refused), then every file through a
-// DirGatherer with a Reader of the exporter's limits and trusted owners. It
-// adds herd_exporter_files_skipped{reason} and logs, per scrape, one line per
-// reason for the files newly skipped: a directory of 20,000 bad files costs a
-// few lines, not 20,000.
+// gatherer reads every file of the directory through a DirGatherer with a
+// Reader of the exporter's limits and trusted owners, and adds
+// herd_exporter_files_skipped{reason}; it logs, per scrape, one line per reason
+// for the files newly skipped: a directory of 20,000 bad files costs a few
+// lines, not 20,000. It is a metrics.Renderer beside its DirGatherer, so that
+// metrics.Handler renders text and OpenMetrics scrapes straight from the merged
+// files, as the master's /metrics does; only protobuf scrapes go through
+// Gather. The directory rules are checked before every scrape by the /metrics
+// handler (see newHandler).
 type gatherer struct {
 	dir     string
 	trusted []int
@@ -37,7 +42,7 @@ type gatherer struct {
 	files   *metrics.DirGatherer
 	log     *slog.Logger
 
-	mu   sync.Mutex        // serialises scrapes, so that Skipped is this scrape's
+	mu   sync.Mutex        // guards prev
 	prev map[string]string // path -> kind, skipped by the previous scrape
 }
 
@@ -52,29 +57,43 @@ func newGatherer(c config, log *slog.Logger) *gatherer {
 		dir:     c.dir,
 		trusted: c.trusted,
 		reader:  r,
-		// No Logger: the skipped files are logged here, summarised.
-		files: metrics.NewDirGatherer(c.dir, metrics.GathererOpts{Reader: r}),
+		// No Logger: the skipped files are logged here, summarised. A family of the
+		// files named like the exporter's own is left out, and counted.
+		files: metrics.NewDirGatherer(c.dir, metrics.GathererOpts{Reader: r, Reserved: []string{skippedName}}),
 		log:   log,
 	}
 }
 
+// Gather returns the directory's families and herd_exporter_files_skipped,
+// sorted by name.
 func (g *gatherer) Gather() ([]*dto.MetricFamily, error) {
-	if err := checkDir(g.dir, g.trusted); err != nil {
-		return nil, fmt.Errorf("refusing to read the directory: %w", err)
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	fams, err := g.files.Gather()
 	if err != nil {
 		return nil, err
 	}
-	counts := g.logSkipped(g.reader.Skipped())
-	fams = slices.DeleteFunc(fams, func(mf *dto.MetricFamily) bool { return mf.GetName() == skippedName })
-	fam := skippedFamily(counts)
+	fam := skippedFamily(g.logSkipped(g.reader.Skipped()))
 	i, _ := slices.BinarySearchFunc(fams, skippedName, func(mf *dto.MetricFamily, name string) int {
 		return cmp.Compare(mf.GetName(), name)
 	})
 	return slices.Insert(fams, i, fam), nil
+}
+
+// Beside is the DirGatherer, whose families metrics.Handler renders itself.
+func (g *gatherer) Beside() metrics.Gatherer { return g.files }
+
+// RenderFamilies appends herd_exporter_files_skipped to b, for the scrape whose
+// directory read has just given the families in beside (the DirGatherer leaves
+// out any of the files named like it).
+func (g *gatherer) RenderFamilies(b []byte, format expfmt.Format, beside []metrics.FamilyType) ([]byte, []metrics.RenderedFamily) {
+	fam := skippedFamily(g.logSkipped(g.reader.Skipped()))
+	buf := bytes.NewBuffer(b)
+	at := buf.Len()
+	enc := expfmt.NewEncoder(buf, format)
+	if err := enc.Encode(fam); err != nil {
+		g.log.Error("metrics: encoding failed", "family", skippedName, "err", err)
+		return b, nil
+	}
+	return buf.Bytes(), []metrics.RenderedFamily{{Name: skippedName, Start: at, End: buf.Len()}}
 }
 
 func (g *gatherer) Close() error { return g.files.Close() }
@@ -83,6 +102,8 @@ func (g *gatherer) Close() error { return g.files.Close() }
 // for that reason by the previous scrape (how many, and the first few), and
 // returns the count of every reason.
 func (g *gatherer) logSkipped(skipped []mmapstore.SkippedFile) map[string]int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	type fresh struct {
 		n        int
 		examples []string
@@ -133,8 +154,18 @@ func skippedFamily(counts map[string]int) *dto.MetricFamily {
 // newHandler serves /metrics (the merged directory) and /healthz.
 func newHandler(c config, log *slog.Logger) http.Handler {
 	g := newGatherer(c, log)
+	scrape := metrics.Handler(g, metrics.HandlerOpts{Logger: log})
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", metrics.Handler(g, metrics.HandlerOpts{Logger: log}))
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		// A directory that became unsafe is not read.
+		if err := checkDir(c.dir, c.trusted); err != nil {
+			err = fmt.Errorf("refusing to read the directory: %w", err)
+			log.Error("metrics: gather failed", "err", err)
+			http.Error(w, "metrics: gather failed: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		scrape.ServeHTTP(w, r)
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if err := checkDir(c.dir, c.trusted); err != nil {
