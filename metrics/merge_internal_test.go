@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"bytes"
+	"strconv"
 	"testing"
 
 	"github.com/prometheus/common/expfmt"
@@ -246,6 +247,41 @@ func TestMergeSharedKeyAcrossFiles(t *testing.T) {
 			if got := text(t, m, c.files...); got != c.want {
 				t.Errorf("%s:\n got %q\nwant %q", c.name, got, c.want)
 			}
+		}
+	}
+}
+
+// The file caches hold ids of series and key information, and the ids of what was
+// forgotten are given again: under churn (every series replaced by new ones over and over,
+// as route or worker labels come and go), the tables stay as large as what is live, and a
+// file that keeps its cache across the churn still merges into its own series.
+func TestMergeIdsAreGivenAgain(t *testing.T) {
+	t.Parallel()
+	for _, seq := range []bool{false, true} {
+		m := newMerger()
+		steady := withSeq(file("counter", "", "1", mmapstore.Sample{Key: key("s", "s_total", "h", "k", "x"), Value: 7}), seq, 1)
+		peak := 0
+		for round := range 20 {
+			var ss []mmapstore.Sample
+			want := "# HELP c_total h\n# TYPE c_total counter\n"
+			for i := range 10 {
+				label := string(rune('a'+i)) + string(rune('a'+round))
+				ss = append(ss, mmapstore.Sample{Key: key("c", "c_total", "h", "k", label), Value: float64(round*10 + i)})
+				want += "c_total{k=\"" + label + "\"} " + strconv.Itoa(round*10+i) + "\n"
+			}
+			churn := withSeq(file("counter", "", "2", ss...), seq, uint64(round+2))
+			want += "# HELP s_total h\n# TYPE s_total counter\ns_total{k=\"x\"} 7\n"
+			for range 70 { // past the 64 merges after which what was not seen is forgotten
+				if got := text(t, m, steady, churn); got != want {
+					t.Fatalf("seq %v, round %d: got\n%s\nwant\n%s", seq, round, got, want)
+				}
+			}
+			peak = max(peak, len(m.series.ptrs), len(m.kinfos.ptrs))
+		}
+		// 11 series are live at a time; what a round left is pruned within 128 merges
+		// (prune runs every 64), so up to two rounds' 10 series wait beside them, with id 0.
+		if peak > 1+11+2*10 {
+			t.Errorf("seq %v: the id tables grew to %d for 11 live series: ids are not given again", seq, peak)
 		}
 	}
 }

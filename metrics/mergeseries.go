@@ -29,6 +29,8 @@ type keyInfo struct {
 	kind  seriesKind
 	sa    *seriesAgg
 	byID  map[string]*seriesAgg // kindPerFile: one slot per file id
+
+	id uint32 // in merger.kinfos
 }
 
 type seriesKind uint8
@@ -115,6 +117,16 @@ type seriesAgg struct {
 	buckets []bucket
 	out     []mmapstore.LabelPair // output labels, sorted (with pid in the all modes)
 	sortKey string
+	id      uint32 // in merger.series
+}
+
+// dropSeries forgets every series of fa and gives up their ids. The caller bumps the
+// merger's stamp, so that no file cache uses those ids again.
+func (m *merger) dropSeries(fa *famAgg) {
+	for _, sa := range fa.series {
+		m.series.drop(sa.id)
+	}
+	clear(fa.series)
 }
 
 // newKeyInfo returns a zero keyInfo from the merger's current slab of them.
@@ -124,6 +136,7 @@ func (m *merger) newKeyInfo() *keyInfo {
 	}
 	ki := &m.kslab[0]
 	m.kslab = m.kslab[1:]
+	ki.id = m.kinfos.add(ki)
 	return ki
 }
 
@@ -134,6 +147,7 @@ func (m *merger) newSeries() *seriesAgg {
 	}
 	sa := &m.slab[0]
 	m.slab = m.slab[1:]
+	sa.id = m.series.add(sa)
 	return sa
 }
 
