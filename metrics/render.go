@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"unsafe"
 
 	"github.com/herdhttp/herd/internal/expo"
 	"github.com/prometheus/common/model"
@@ -65,29 +66,43 @@ func (sa *seriesAgg) setLabelText(s string) {
 
 // labelScratch is the buffers labelTexts reuses.
 type labelScratch struct {
-	b    []byte
 	sas  []*seriesAgg
 	ends []int
 }
 
 // labelTexts renders the label pairs of the family's series that have none yet, all into
-// one string (one allocation for the series added since the last render, not one each).
+// one new string: a first scrape makes the texts of every series at once, and so allocates
+// their size once, not the doublings of a growing buffer and a copy.
 func (fa *famAgg) labelTexts(sc *labelScratch) {
 	fa.textsDue = false
-	b, sas, ends := sc.b[:0], sc.sas[:0], sc.ends[:0]
+	sas, n := sc.sas[:0], 0
 	for _, sa := range fa.sorted {
 		if !sa.text.done {
-			b = sa.appendLabels(b)
-			sas, ends = append(sas, sa), append(ends, len(b))
+			sas, n = append(sas, sa), n+sa.labelsLen()
 		}
 	}
-	all, start := string(b), 0
+	b, ends := make([]byte, 0, n), sc.ends[:0]
+	for _, sa := range sas {
+		b = sa.appendLabels(b)
+		ends = append(ends, len(b))
+	}
+	// b is never written again: the string shares its bytes, as strings.Builder's does.
+	all, start := unsafe.String(unsafe.SliceData(b), len(b)), 0
 	for i, sa := range sas {
 		sa.setLabelText(all[start:ends[i]])
 		start = ends[i]
 	}
 	clear(sas)
-	sc.b, sc.sas, sc.ends = b[:0], sas[:0], ends[:0]
+	sc.sas, sc.ends = sas[:0], ends[:0]
+}
+
+// labelsLen is the length of the series' label text when no value needs an escape.
+func (sa *seriesAgg) labelsLen() int {
+	n := 0
+	for _, lp := range sa.out {
+		n += len(lp.Name) + len(lp.Value) + 4 // =".." and a comma
+	}
+	return n
 }
 
 // head returns the family's rendered HELP and TYPE lines.
