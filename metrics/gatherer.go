@@ -120,6 +120,25 @@ func (g *DirGatherer) Gather() ([]*dto.MetricFamily, error) {
 	return fams, nil
 }
 
+// Warm reads and merges the directory as a scrape does, without building or rendering the
+// families: the files are mapped, their keys parsed, their series made and the series'
+// label text rendered, which is what makes a first scrape slow (tens of milliseconds for
+// 80,000 entries, against about one for a scrape after it). A server calls it in the
+// background when it starts, so that the first scrape finds that work done. It fails only
+// if the directory cannot be read.
+func (g *DirGatherer) Warm() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	fas, _, err := g.mergeLocked(time.Now())
+	for _, fa := range fas {
+		fa.order()
+		if fa.textsDue {
+			fa.labelTexts(&g.les.labels)
+		}
+	}
+	return err
+}
+
 // families merges the directory and returns its families, unsorted, for a scrape that
 // renders them while g.mu is held (see family). The caller holds g.mu.
 func (g *DirGatherer) familiesLocked(start time.Time) ([]family, error) {
