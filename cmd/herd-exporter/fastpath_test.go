@@ -2,13 +2,18 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/herdhttp/herd/internal/testutil"
 	"github.com/herdhttp/herd/metrics"
 )
 
@@ -71,4 +76,79 @@ func TestScrapesRenderTheMergedFiles(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestBinaryWarmsItsCacheWhenItStarts: the exporter does the first scrape's work when it
+// starts (logging the files and entries it read), so that the first scrape parses nothing;
+// a directory that is unsafe to read is not read then either.
+func TestBinaryWarmsItsCacheWhenItStarts(t *testing.T) {
+	dir := t.TempDir()
+	for _, id := range []string{"1", "2"} {
+		reg, err := metrics.NewRegistry(metrics.Options{Dir: dir, ID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := reg.MustNewCounterVec(metrics.CounterOpts{Name: "jobs_total", Help: "Jobs."}, "queue")
+		for q := range 50 {
+			v.With(fmt.Sprint("q", q)).Inc()
+		}
+		if err := reg.Unmap(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := startExporter(t, nil, "-dir", dir, "-bind", "127.0.0.1:0")
+	warmed := regexp.MustCompile(`msg="metrics cache warmed" files=2 entries=(\d+) took=`)
+	testutil.EventuallyTrue(t, 10*time.Second, "the log line of the warmed cache", func() bool {
+		m := warmed.FindStringSubmatch(e.log.String())
+		return m != nil && m[1] != "0"
+	})
+	if v := e.scrape(t)[`jobs_total{queue="q7"}`].value; v != 2 {
+		t.Errorf(`jobs_total{queue="q7"} = %v, want 2`, v)
+	}
+
+}
+
+// TestWarmReadsNoUnsafeDirectory: a directory that became unsafe (here world-writable)
+// after the exporter started is not read by the warm-up either.
+func TestWarmReadsNoUnsafeDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "d")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := metrics.NewRegistry(metrics.Options{Dir: dir, ID: "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.MustNewCounter(metrics.CounterOpts{Name: "jobs_total", Help: "Jobs."}).Inc()
+	if err := reg.Unmap(); err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	g := newGatherer(testConfig(t, dir), slog.New(slog.NewTextHandler(&logWriter{&logs}, nil)))
+	defer g.Close()
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	g.warm()
+	if st := g.reader.Stats(); st.Files != 0 || st.ParsedEntries != 0 {
+		t.Errorf("the warm-up read the world-writable directory: %+v", st)
+	}
+	if !strings.Contains(logs.String(), "metrics cache not warmed: refusing to read the directory") {
+		t.Errorf("no log line says why the cache was not warmed:\n%s", logs.String())
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	g.warm()
+	if st := g.reader.Stats(); st.Files != 1 || st.ParsedEntries == 0 {
+		t.Errorf("the warm-up of the safe directory read %+v, want its file", st)
+	}
+}
+
+// logWriter is an io.Writer over a lockedBuffer.
+type logWriter struct{ b *lockedBuffer }
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.b.WriteString(string(p))
+	return len(p), nil
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -151,9 +152,29 @@ func skippedFamily(counts map[string]int) *dto.MetricFamily {
 	return mf
 }
 
+// warm does the first scrape's work ahead of it, if the directory is safe to
+// read, and logs how long it took.
+func (g *gatherer) warm() {
+	start := time.Now()
+	if err := checkDir(g.dir, g.trusted); err != nil {
+		g.log.Warn("metrics cache not warmed: refusing to read the directory", "err", err)
+		return
+	}
+	if err := g.files.Warm(); err != nil {
+		g.log.Warn("metrics cache not warmed", "err", err)
+		return
+	}
+	st := g.reader.Stats()
+	g.log.Info("metrics cache warmed", "files", st.Files, "entries", st.ParsedEntries, "took", time.Since(start).Round(time.Microsecond))
+}
+
 // newHandler serves /metrics (the merged directory) and /healthz.
 func newHandler(c config, log *slog.Logger) http.Handler {
-	g := newGatherer(c, log)
+	return handlerFor(c, newGatherer(c, log), log)
+}
+
+// handlerFor is newHandler over the gatherer g.
+func handlerFor(c config, g *gatherer, log *slog.Logger) http.Handler {
 	scrape := metrics.Handler(g, metrics.HandlerOpts{Logger: log})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {

@@ -48,10 +48,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return 2
 	}
 	log := newLogger(c.logFormat, stderr)
-	srv := newServer(c, log)
+	g := newGatherer(c, log)
+	srv := newServer(c, g, log)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(newLimitListener(ln, c.maxConns)) }()
 	log.Info(name+" started", "pid", os.Getpid(), "dir", c.dir, "bind", ln.Addr().String())
+	// The first scrape's work, done now: a scrape meanwhile waits for it.
+	go g.warm()
 
 	select {
 	case err := <-served:
@@ -71,9 +74,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 // newServer is the HTTP server, with the timeouts of herd's admin listener:
 // scrapers and probes send small requests and read promptly, and a slow or
 // idle client must not hold the exporter's resources.
-func newServer(c config, log *slog.Logger) *http.Server {
+func newServer(c config, g *gatherer, log *slog.Logger) *http.Server {
 	return &http.Server{
-		Handler:           newHandler(c, log),
+		Handler:           handlerFor(c, g, log),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
