@@ -6,8 +6,10 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/herdhttp/herd/metrics"
+	"github.com/herdhttp/herd/mmapstore"
 	"github.com/herdhttp/herd/prefork"
 )
 
@@ -69,7 +71,9 @@ func run(ctx context.Context, s *settings, app App, env runEnv, log *slog.Logger
 	}
 
 	s.sec.setLogger(log)
-	g := metrics.Gatherers{metrics.NewDirGatherer(dir, metrics.GathererOpts{Logger: log}), spaceGatherer(dir)}
+	reader := mmapstore.NewReader()
+	files := metrics.NewDirGatherer(dir, metrics.GathererOpts{Logger: log, Reader: reader})
+	g := metrics.Gatherers{files, spaceGatherer(dir)}
 	if bg := b.gatherer(); bg != nil {
 		g = append(g, bg)
 	}
@@ -95,10 +99,27 @@ func run(ctx context.Context, s *settings, app App, env runEnv, log *slog.Logger
 	if admin != nil {
 		st.admin = admin.Addr()
 	}
-	if err := b.run(ctx, func() { env.started(st) }); err != nil {
+	ready := func() {
+		env.started(st)
+		// The first scrape's work, now that the workers' files exist (and, after a
+		// binary upgrade, those of the old master's workers).
+		go warmMetrics(files, reader, log)
+	}
+	if err := b.run(ctx, ready); err != nil {
 		return explainFailure(err, dir)
 	}
 	return nil
+}
+
+// warmMetrics warms the cache of the /metrics gatherer and logs what it read.
+func warmMetrics(g *metrics.DirGatherer, r *mmapstore.Reader, log *slog.Logger) {
+	start := time.Now()
+	if err := g.Warm(); err != nil {
+		log.Warn("metrics cache not warmed", "err", err)
+		return
+	}
+	st := r.Stats()
+	log.Info("metrics cache warmed", "files", st.Files, "entries", st.ParsedEntries, "took", time.Since(start).Round(time.Microsecond))
 }
 
 // addrString is an application address as -bind gives it: "unix:/path"
