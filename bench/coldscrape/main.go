@@ -24,7 +24,8 @@
 // the runs with their ranges (min-max), the body's size, and what one page
 // fault of anonymous memory costs on this machine (16 MiB mapped and touched
 // once per 4 KiB page), since much of a new process's first scrape is the
-// faulting-in of its heap.
+// faulting-in of its heap. It also prints the CPU time other processes used
+// while the runs went on (from /proc/stat), so that a busy machine shows.
 //
 // The files are in the page cache (the parent has just written them): this
 // measures a new process, not a cold disk.
@@ -308,6 +309,7 @@ func runParent(cfg config, stdout, stderr io.Writer) int {
 		dir = d
 	}
 	results := make([]childResult, 0, cfg.runs)
+	before := takeCPU()
 	for i := range cfg.runs {
 		res, err := runChild(self, dir, cfg)
 		if err != nil {
@@ -316,13 +318,81 @@ func runParent(cfg config, stdout, stderr io.Writer) int {
 		}
 		results = append(results, res)
 	}
+	other := takeCPU().otherSince(before)
 	perFault, faults, err := faultCost()
 	if err != nil {
 		fmt.Fprintln(stderr, "coldscrape: page-fault cost:", err)
 		return 1
 	}
-	report(stdout, cfg, results, perFault, faults)
+	report(stdout, cfg, results, other, perFault, faults)
 	return 0
+}
+
+// userHZ is the unit of the CPU times in /proc/stat (USER_HZ, which Linux fixes at 100 on
+// every architecture Go supports).
+const userHZ = 100
+
+// cpuSnapshot is the CPU time the machine, this process and its waited-for children had
+// used at one moment, and when.
+type cpuSnapshot struct {
+	at       time.Time
+	machine  time.Duration // every CPU's busy time since boot; -1 when unknown
+	self     time.Duration
+	children time.Duration
+}
+
+// otherCPU is the CPU time other processes than this one and its children used between
+// two snapshots, and the wall time between them.
+type otherCPU struct {
+	cpu, wall time.Duration
+	known     bool // /proc/stat could be read both times
+}
+
+// takeCPU takes a cpuSnapshot now.
+func takeCPU() cpuSnapshot {
+	s := cpuSnapshot{at: time.Now(), machine: machineBusy()}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		s.self = time.Duration(cpuNs(&ru))
+	}
+	if syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru) == nil {
+		s.children = time.Duration(cpuNs(&ru))
+	}
+	return s
+}
+
+// otherSince is the CPU time other processes used from before to s (never below zero:
+// /proc/stat counts in ticks of 10 ms).
+func (s cpuSnapshot) otherSince(before cpuSnapshot) otherCPU {
+	if s.machine < 0 || before.machine < 0 {
+		return otherCPU{}
+	}
+	ours := s.self - before.self + s.children - before.children
+	return otherCPU{cpu: max(0, s.machine-before.machine-ours), wall: s.at.Sub(before.at), known: true}
+}
+
+// machineBusy returns the CPU time all CPUs spent busy since boot (the first line of
+// /proc/stat: user, nice, system, irq, softirq, steal; guest time is part of user), or -1
+// when it cannot be read.
+func machineBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return -1
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return -1
+	}
+	var ticks uint64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} { // user nice system irq softirq steal
+		v, err := strconv.ParseUint(f[i], 10, 64)
+		if err != nil {
+			return -1
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * time.Second / userHZ
 }
 
 // writeWorkers writes one legacy-layout counter file per worker into dir, ids "0a",
@@ -431,9 +501,9 @@ func summary(xs []float64) (med, lo, hi float64) {
 }
 
 // report writes the figures over the runs: a line saying what was measured, the first
-// and the second scrape (medians, ranges in brackets), the body and the cost of a page
-// fault.
-func report(w io.Writer, cfg config, results []childResult, perFault time.Duration, faults int64) {
+// and the second scrape (medians, ranges in brackets), the body, the CPU other processes
+// used meanwhile (when known) and the cost of a page fault.
+func report(w io.Writer, cfg config, results []childResult, other otherCPU, perFault time.Duration, faults int64) {
 	files := fmt.Sprintf("%d workers x %d series (legacy layout), written for this run", cfg.workers, cfg.series)
 	if cfg.dir != "" {
 		files = "the files of " + cfg.dir
@@ -482,6 +552,10 @@ func report(w io.Writer, cfg config, results []childResult, perFault time.Durati
 		body += fmt.Sprintf(" (%.0f-%.0f)", bl, bh)
 	}
 	fmt.Fprintln(w, body+", as sent")
+	if other.known {
+		fmt.Fprintf(w, "other processes used %.2f CPU-s during the runs' %.2f s (a busy machine widens the ranges)\n",
+			other.cpu.Seconds(), other.wall.Seconds())
+	}
 	fmt.Fprintf(w, "page faults here: %.1f µs each (%d MiB of anonymous memory touched: %d faults; median of %d)\n",
 		float64(perFault)/1e3, faultBytes>>20, faults, faultRounds)
 }

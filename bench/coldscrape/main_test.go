@@ -137,6 +137,7 @@ var (
 	firstRE  = regexp.MustCompile(`(?m)^first scrape \(new process\): +([0-9.]+) ms wall \([0-9.]+-[0-9.]+\), +([0-9.]+) CPU-ms \([0-9.]+-[0-9.]+\), +([0-9]+) minor faults \([0-9]+-[0-9]+\), +[0-9]+ GCs$`)
 	secondRE = regexp.MustCompile(`(?m)^second scrape: +([0-9.]+) ms wall \([0-9.]+-[0-9.]+\), +[0-9.]+ CPU-ms .* minor faults .* GCs$`)
 	bodyRE   = regexp.MustCompile(`(?m)^body: ([0-9]+) B( \([0-9]+-[0-9]+\))?, as sent$`)
+	otherRE  = regexp.MustCompile(`(?m)^other processes used [0-9.]+ CPU-s during the runs' [0-9.]+ s \(a busy machine widens the ranges\)$`)
 	faultRE  = regexp.MustCompile(`(?m)^page faults here: ([0-9.]+) µs each \(16 MiB of anonymous memory touched: [0-9]+ faults; median of 5\)$`)
 )
 
@@ -162,8 +163,11 @@ func parseReport(t *testing.T, out string) figures {
 	if f.firstWall <= 0 || f.secondWall <= 0 || f.body <= 0 || f.perFault <= 0 {
 		t.Errorf("want positive wall times, body and fault cost, got %+v:\n%s", f, out)
 	}
-	if !strings.HasPrefix(out, "coldscrape: ") || strings.Count(out, "\n") != 5 {
-		t.Errorf("want 5 lines, the first naming what was measured:\n%s", out)
+	if !otherRE.MatchString(out) {
+		t.Errorf("report lacks the other processes' CPU:\n%s", out)
+	}
+	if !strings.HasPrefix(out, "coldscrape: ") || strings.Count(out, "\n") != 6 {
+		t.Errorf("want 6 lines, the first naming what was measured:\n%s", out)
 	}
 	return f
 }
