@@ -6,6 +6,8 @@
 #                           cost over chi, and the per-core and all-core comparison
 #                           with net/http, chi, fasthttp and Fiber
 #   make bench-scrape       the scrape benchmarks (metrics, workermetrics)
+#   make bench-cold         the first scrape of a new process (bench/coldscrape), text
+#                           and as Prometheus asks, with this machine's page-fault cost
 #   make bench-middleware   herd's middleware over bare chi, runs alternating
 #   make bench-percore      herd-bench: master + 1 worker pinned to one core (wrk on
 #                           the other) and 2 workers on both cores, against the Go peers,
@@ -46,10 +48,10 @@ BENCH_GO_PEERS := \
 # Where a request's CPU time goes, from the cheapest server up.
 BENCH_SPLIT := -split 'net/http,chi,chi+herd,herd reuseport'
 
-.PHONY: bench bench-scrape bench-middleware bench-percore bench-e2e bench-scale bench-micro \
+.PHONY: bench bench-scrape bench-cold bench-middleware bench-percore bench-e2e bench-scale bench-micro \
 	bench-deps bench-go-deps bench-tools
 
-bench: bench-scrape bench-middleware bench-percore
+bench: bench-scrape bench-cold bench-middleware bench-percore
 
 bench-deps:
 	@scripts/install-deps.sh $(BENCH_DEBS)
@@ -74,6 +76,13 @@ bench-scrape:
 	$(GO) test -run '^$$' -bench 'ScrapeVsPython' -benchtime 8x -count 3 ./metrics/
 	$(GO) test -run '^$$' -bench 'Scrape$$/(fast|master)/(text|prom)$$|Scrape$$/cold/(fast|master)/text' -benchmem -benchtime 20x -count 3 ./metrics/
 	$(GO) test -run '^$$' -bench 'WorkerSnapshot|MasterScrape$$' -benchtime 300x ./workermetrics/
+
+# The first scrape of the same 16 x 5,000 series by a new process (Handler over a
+# DirGatherer, as herd-exporter serves them), whose heap faults in page by page:
+# 9 runs of each request, a few seconds in all.
+bench-cold:
+	$(GO) run ./bench/coldscrape
+	$(GO) run ./bench/coldscrape -prom
 
 # What herd's middleware adds to a chi route: five runs of each, alternating,
 # then the medians of the differences.
