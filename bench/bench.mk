@@ -7,7 +7,8 @@
 #                           with net/http, chi, fasthttp and Fiber
 #   make bench-scrape       the scrape benchmarks (metrics, workermetrics)
 #   make bench-cold         the first scrape of a new process (bench/coldscrape), text
-#                           and as Prometheus asks, with this machine's page-fault cost
+#                           and as Prometheus asks, and after the warm-up servers do at
+#                           start, with this machine's page-fault cost
 #   make bench-middleware   herd's middleware over bare chi, runs alternating
 #   make bench-percore      herd-bench: master + 1 worker pinned to one core (wrk on
 #                           the other) and 2 workers on both cores, against the Go peers,
@@ -83,6 +84,7 @@ bench-scrape:
 bench-cold:
 	$(GO) run ./bench/coldscrape
 	$(GO) run ./bench/coldscrape -prom
+	$(GO) run ./bench/coldscrape -warm
 
 # What herd's middleware adds to a chi route: five runs of each, alternating,
 # then the medians of the differences.

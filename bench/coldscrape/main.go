@@ -33,10 +33,11 @@
 //	go run ./bench/coldscrape              # a text 0.0.4 scrape (client_python's format)
 //	go run ./bench/coldscrape -prom        # as Prometheus asks: OpenMetrics, gzip
 //	go run ./bench/coldscrape -gogc off    # the children run with GOGC=off
+//	go run ./bench/coldscrape -warm        # DirGatherer.Warm first, as servers do at start
 //	go run ./bench/coldscrape -dir DIR     # the metric files of DIR instead
 //
-// make bench-cold runs the first two. Flags: -runs N (9), -workers N (16),
-// -series N (5000), -dir DIR, -prom, -gogc VALUE. Bad flags exit 2 with one
+// make bench-cold runs the first two and -warm. Flags: -runs N (9), -workers N (16),
+// -series N (5000), -dir DIR, -prom, -warm, -gogc VALUE. Bad flags exit 2 with one
 // line naming the problem; a failed run exits 1.
 package main
 
@@ -101,7 +102,7 @@ func run(args []string, child bool, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "coldscrape: child: -dir is required")
 			return 2
 		}
-		res, err := measureChild(cfg.dir, cfg.prom)
+		res, err := measureChild(cfg.dir, cfg.prom, cfg.warm)
 		if err != nil {
 			fmt.Fprintln(stderr, "coldscrape: child:", err)
 			return 1
@@ -120,6 +121,7 @@ type config struct {
 	runs, workers, series int
 	dir                   string // existing directory of metric files; "" writes one
 	prom                  bool   // scrape as Prometheus does (OpenMetrics, gzip)
+	warm                  bool   // DirGatherer.Warm before the first scrape
 	gogc                  string // the children's GOGC; "" leaves the environment's
 }
 
@@ -134,6 +136,7 @@ func parseFlags(args []string, usage io.Writer) (config, error) {
 	fs.IntVar(&cfg.series, "series", 5000, "counter series in each worker file")
 	fs.StringVar(&cfg.dir, "dir", "", "scrape the metric files of this existing `directory` instead of writing some")
 	fs.BoolVar(&cfg.prom, "prom", false, "scrape as Prometheus does: OpenMetrics, Accept-Encoding gzip (default: text 0.0.4)")
+	fs.BoolVar(&cfg.warm, "warm", false, "warm the gatherer (DirGatherer.Warm) before the first scrape, as herd-exporter and the master do when they start")
 	fs.StringVar(&cfg.gogc, "gogc", "", "the children's GOGC: `value` off or a percentage (default: this environment's)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -190,10 +193,12 @@ type scrapeStats struct {
 	Body   int    `json:"body_bytes"` // the response body's size, as sent (gzipped for -prom)
 }
 
-// childResult is what a child prints: its first scrape and the one after it.
+// childResult is what a child prints: its warm-up (-warm), its first scrape and the one
+// after it.
 type childResult struct {
-	First  scrapeStats `json:"first"`
-	Second scrapeStats `json:"second"`
+	Warm   *scrapeStats `json:"warm,omitempty"`
+	First  scrapeStats  `json:"first"`
+	Second scrapeStats  `json:"second"`
 }
 
 // countWriter is an http.ResponseWriter that counts the body's bytes and keeps only its
@@ -227,7 +232,7 @@ func (w *countWriter) reset() {
 
 // measureChild serves two scrapes of dir through a new gatherer's Handler and measures
 // each. It is all a child process does, so its first scrape is its process's first.
-func measureChild(dir string, prom bool) (childResult, error) {
+func measureChild(dir string, prom, warm bool) (childResult, error) {
 	g := metrics.NewDirGatherer(dir, metrics.GathererOpts{})
 	defer g.Close()
 	h := metrics.Handler(g, metrics.HandlerOpts{})
@@ -240,6 +245,13 @@ func measureChild(dir string, prom bool) (childResult, error) {
 	w := &countWriter{h: http.Header{}, head: make([]byte, 0, 256)}
 	gcs := []rtmetrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
 	var res childResult
+	if warm {
+		st, err := timed(g.Warm, gcs)
+		if err != nil {
+			return res, fmt.Errorf("warm-up: %w", err)
+		}
+		res.Warm = &st
+	}
 	var err error
 	if res.First, err = timedScrape(h, req, w, gcs); err != nil {
 		return res, fmt.Errorf("first scrape: %w", err)
@@ -250,10 +262,26 @@ func measureChild(dir string, prom bool) (childResult, error) {
 	return res, nil
 }
 
-// timedScrape serves one scrape into w and measures it. gcs holds the sample of completed
-// GC cycles, read before and after.
+// timedScrape serves one scrape into w and measures it (see timed).
 func timedScrape(h http.Handler, req *http.Request, w *countWriter, gcs []rtmetrics.Sample) (scrapeStats, error) {
 	w.reset()
+	st, err := timed(func() error {
+		h.ServeHTTP(w, req)
+		if w.code != http.StatusOK {
+			return fmt.Errorf("status %d: %s", w.code, strings.TrimSpace(string(w.head)))
+		}
+		if w.n == 0 {
+			return errors.New("empty body")
+		}
+		return nil
+	}, gcs)
+	st.Body = w.n
+	return st, err
+}
+
+// timed runs fn and measures it. gcs holds the sample of completed GC cycles, read before
+// and after.
+func timed(fn func() error, gcs []rtmetrics.Sample) (scrapeStats, error) {
 	rtmetrics.Read(gcs)
 	gc0 := gcs[0].Value.Uint64()
 	var r0, r1 syscall.Rusage
@@ -261,24 +289,20 @@ func timedScrape(h http.Handler, req *http.Request, w *countWriter, gcs []rtmetr
 		return scrapeStats{}, fmt.Errorf("getrusage: %w", err)
 	}
 	start := time.Now()
-	h.ServeHTTP(w, req)
+	ferr := fn()
 	wall := time.Since(start)
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &r1); err != nil {
 		return scrapeStats{}, fmt.Errorf("getrusage: %w", err)
 	}
 	rtmetrics.Read(gcs)
-	if w.code != http.StatusOK {
-		return scrapeStats{}, fmt.Errorf("status %d: %s", w.code, strings.TrimSpace(string(w.head)))
-	}
-	if w.n == 0 {
-		return scrapeStats{}, errors.New("empty body")
+	if ferr != nil {
+		return scrapeStats{}, ferr
 	}
 	return scrapeStats{
 		WallNs: wall.Nanoseconds(),
 		CPUNs:  cpuNs(&r1) - cpuNs(&r0),
 		MinFlt: int64(r1.Minflt - r0.Minflt),
 		GCs:    gcs[0].Value.Uint64() - gc0,
-		Body:   w.n,
 	}, nil
 }
 
@@ -328,73 +352,6 @@ func runParent(cfg config, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// userHZ is the unit of the CPU times in /proc/stat (USER_HZ, which Linux fixes at 100 on
-// every architecture Go supports).
-const userHZ = 100
-
-// cpuSnapshot is the CPU time the machine, this process and its waited-for children had
-// used at one moment, and when.
-type cpuSnapshot struct {
-	at       time.Time
-	machine  time.Duration // every CPU's busy time since boot; -1 when unknown
-	self     time.Duration
-	children time.Duration
-}
-
-// otherCPU is the CPU time other processes than this one and its children used between
-// two snapshots, and the wall time between them.
-type otherCPU struct {
-	cpu, wall time.Duration
-	known     bool // /proc/stat could be read both times
-}
-
-// takeCPU takes a cpuSnapshot now.
-func takeCPU() cpuSnapshot {
-	s := cpuSnapshot{at: time.Now(), machine: machineBusy()}
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		s.self = time.Duration(cpuNs(&ru))
-	}
-	if syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru) == nil {
-		s.children = time.Duration(cpuNs(&ru))
-	}
-	return s
-}
-
-// otherSince is the CPU time other processes used from before to s (never below zero:
-// /proc/stat counts in ticks of 10 ms).
-func (s cpuSnapshot) otherSince(before cpuSnapshot) otherCPU {
-	if s.machine < 0 || before.machine < 0 {
-		return otherCPU{}
-	}
-	ours := s.self - before.self + s.children - before.children
-	return otherCPU{cpu: max(0, s.machine-before.machine-ours), wall: s.at.Sub(before.at), known: true}
-}
-
-// machineBusy returns the CPU time all CPUs spent busy since boot (the first line of
-// /proc/stat: user, nice, system, irq, softirq, steal; guest time is part of user), or -1
-// when it cannot be read.
-func machineBusy() time.Duration {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return -1
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return -1
-	}
-	var ticks uint64
-	for _, i := range []int{1, 2, 3, 6, 7, 8} { // user nice system irq softirq steal
-		v, err := strconv.ParseUint(f[i], 10, 64)
-		if err != nil {
-			return -1
-		}
-		ticks += v
-	}
-	return time.Duration(ticks) * time.Second / userHZ
-}
-
 // writeWorkers writes one legacy-layout counter file per worker into dir, ids "0a",
 // "1a", ..., with series series each, as the metrics package's writeWorkers does (the
 // same series in every worker, with values), and unmaps each Registry once written.
@@ -425,6 +382,9 @@ func runChild(self, dir string, cfg config) (childResult, error) {
 	if cfg.prom {
 		args = append(args, "-prom")
 	}
+	if cfg.warm {
+		args = append(args, "-warm")
+	}
 	cmd := exec.Command(self, args...)
 	cmd.Env = append(os.Environ(), childEnv+"=1") // the last of duplicate keys is used
 	if cfg.gogc != "" {
@@ -441,50 +401,10 @@ func runChild(self, dir string, cfg config) (childResult, error) {
 	if err := dec.Decode(&res); err != nil {
 		return childResult{}, fmt.Errorf("child's output %q: %v", out.String(), err)
 	}
-	if res.First.WallNs <= 0 || res.First.Body <= 0 || res.Second.Body <= 0 {
+	if res.First.WallNs <= 0 || res.First.Body <= 0 || res.Second.Body <= 0 || cfg.warm != (res.Warm != nil) {
 		return childResult{}, fmt.Errorf("child's output %q: a missing figure", out.String())
 	}
 	return res, nil
-}
-
-// faultCost measures what one page fault of fresh anonymous memory costs here: it maps
-// faultBytes private anonymous memory, writes one byte per page and divides the time taken
-// by the minor faults counted, faultRounds times. It returns the median cost and the
-// faults of one round (the median).
-func faultCost() (time.Duration, int64, error) {
-	page := os.Getpagesize()
-	costs := make([]float64, 0, faultRounds)
-	counts := make([]float64, 0, faultRounds)
-	for range faultRounds {
-		mem, err := syscall.Mmap(-1, 0, faultBytes, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
-		if err != nil {
-			return 0, 0, fmt.Errorf("mmap: %w", err)
-		}
-		var r0, r1 syscall.Rusage
-		err0 := syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
-		start := time.Now()
-		for i := 0; i < len(mem); i += page {
-			mem[i] = 1
-		}
-		elapsed := time.Since(start)
-		err1 := syscall.Getrusage(syscall.RUSAGE_SELF, &r1)
-		if err := errors.Join(err0, err1); err != nil {
-			syscall.Munmap(mem)
-			return 0, 0, fmt.Errorf("getrusage: %w", err)
-		}
-		if err := syscall.Munmap(mem); err != nil {
-			return 0, 0, fmt.Errorf("munmap: %w", err)
-		}
-		faults := int64(r1.Minflt - r0.Minflt)
-		if faults <= 0 {
-			return 0, 0, errors.New("touching fresh memory counted no page faults")
-		}
-		costs = append(costs, float64(elapsed)/float64(faults))
-		counts = append(counts, float64(faults))
-	}
-	cost, _, _ := summary(costs)
-	n, _, _ := summary(counts)
-	return time.Duration(cost), int64(n), nil
 }
 
 // summary returns the median, least and greatest of xs (zeros when empty).
@@ -542,7 +462,12 @@ func report(w io.Writer, cfg config, results []childResult, other otherCPU, perF
 		fmt.Fprintf(tw, "%s\t%s ms wall (%s-%s),\t%s CPU-ms (%s-%s),\t%.0f minor faults (%.0f-%.0f),\t%.0f GCs\n",
 			label, fmtMs(wm), fmtMs(wl), fmtMs(wh), fmtMs(cm), fmtMs(cl), fmtMs(ch), fm, fl, fh, gm)
 	}
-	line("first scrape (new process):", func(r childResult) scrapeStats { return r.First })
+	first := "first scrape (new process):"
+	if cfg.warm {
+		line("warm-up (new process):", func(r childResult) scrapeStats { return *r.Warm })
+		first = "first scrape after it:"
+	}
+	line(first, func(r childResult) scrapeStats { return r.First })
 	line("second scrape:", func(r childResult) scrapeStats { return r.Second })
 	tw.Flush()
 

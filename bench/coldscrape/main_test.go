@@ -45,6 +45,18 @@ func TestColdScrape(t *testing.T) {
 		parseReport(t, out)
 		wantIn(t, out, "GOGC=off", "1 run, a new process")
 	})
+	t.Run("warm", func(t *testing.T) {
+		out := runOK(t, bin, "-workers", "2", "-series", "200", "-runs", "1", "-warm")
+		for _, re := range []*regexp.Regexp{
+			regexp.MustCompile(`(?m)^warm-up \(new process\): +[0-9.]+ ms wall .* CPU-ms .* minor faults .* GCs$`),
+			regexp.MustCompile(`(?m)^first scrape after it: +[0-9.]+ ms wall .* CPU-ms .* minor faults .* GCs$`),
+			secondRE, bodyRE, faultRE,
+		} {
+			if !re.MatchString(out) {
+				t.Errorf("report lacks a line matching %s:\n%s", re, out)
+			}
+		}
+	})
 	t.Run("dir", func(t *testing.T) {
 		// An empty directory: the body holds the gatherer's own families only.
 		dir := t.TempDir()
