@@ -85,6 +85,7 @@ bench-cold:
 	$(GO) run ./bench/coldscrape
 	$(GO) run ./bench/coldscrape -prom
 	$(GO) run ./bench/coldscrape -warm
+	$(GO) run ./bench/coldscrape -warm -prom
 
 # What herd's middleware adds to a chi route: five runs of each, alternating,
 # then the medians of the differences.

@@ -36,7 +36,7 @@
 //	go run ./bench/coldscrape -warm        # DirGatherer.Warm first, as servers do at start
 //	go run ./bench/coldscrape -dir DIR     # the metric files of DIR instead
 //
-// make bench-cold runs the first two and -warm. Flags: -runs N (9), -workers N (16),
+// make bench-cold runs the first two, -warm and -warm -prom. Flags: -runs N (9), -workers N (16),
 // -series N (5000), -dir DIR, -prom, -warm, -gogc VALUE. Bad flags exit 2 with one
 // line naming the problem; a failed run exits 1.
 package main
