@@ -102,8 +102,10 @@ func run(ctx context.Context, s *settings, app App, env runEnv, log *slog.Logger
 	ready := func() {
 		env.started(st)
 		// The first scrape's work, now that the workers' files exist (and, after a
-		// binary upgrade, those of the old master's workers).
-		go warmMetrics(files, reader, log)
+		// binary upgrade, those of the old master's workers), if anything scrapes.
+		if admin != nil {
+			go warmMetrics(files, reader, log)
+		}
 	}
 	if err := b.run(ctx, ready); err != nil {
 		return explainFailure(err, dir)
