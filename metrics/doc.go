@@ -30,7 +30,9 @@
 // OpenMetrics formats: each family's and series' names and labels are rendered once and
 // kept, a scrape reads every value, merges and formats the numbers into a reused buffer,
 // and writes it once with a Content-Length (gzipped at gzip.BestSpeed when asked). The bytes
-// are those expfmt writes for the gathered families. Gatherers never fails a scrape over a
+// are those expfmt writes for the gathered families. A first scrape maps and parses every
+// file and makes every series; DirGatherer.Warm does that work ahead of it, as the master
+// and herd-exporter do when they start. Gatherers never fails a scrape over a
 // conflict between gatherers: a differing help keeps the first, a family of another type or
 // repeating a series is left out, logged once and counted in herd_metrics_families_dropped.
 //

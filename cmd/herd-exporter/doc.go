@@ -51,6 +51,12 @@
 // the files a scrape newly skips (how many, and the first three), never one
 // line per file.
 //
+// Scrapes in the text and OpenMetrics formats are rendered straight from the
+// merged files, as herd's master renders its /metrics. When it starts, the
+// exporter reads the directory once in the background (the first scrape's
+// work) and logs "metrics cache warmed" with the files and entries read, so
+// that the first scrape costs what any scrape costs.
+//
 // The HTTP server has the timeouts of herd's admin listener (headers 10 s,
 // request 30 s, response 60 s, idle -idle-timeout, headers at most 16 KiB)
 // and serves at most -max-connections connections at once: one more is
