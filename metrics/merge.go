@@ -59,13 +59,11 @@ type merger struct {
 	// type or mode, or pruning dropped something); file caches of another stamp are
 	// resolved again.
 	stamp   uint64
-	touched []*famAgg   // families of the current merge, in order of first appearance
-	slab    []seriesAgg // where new series are allocated
-	kslab   []keyInfo   // where new key information is allocated
-	// The series and key information by id. The file caches hold ids, not pointers: 4
-	// bytes an entry instead of 8, and nothing for the collector to scan (16 files of
-	// 5,000 entries would otherwise hold 160,000 pointers). The ids of forgotten series
-	// and keys are given again.
+	touched []*famAgg // families of the current merge, in order of first appearance
+	// The series and key information, allocated in slabs and numbered. The file caches
+	// hold ids, not pointers: 4 bytes an entry instead of 8, and nothing for the collector
+	// to scan (16 files of 5,000 entries would otherwise hold 160,000 pointers). The ids
+	// of forgotten series and keys are given again.
 	series idTable[seriesAgg]
 	kinfos idTable[keyInfo]
 	// reserved lists the families of the last merge left out because they use the name
@@ -119,7 +117,8 @@ const (
 
 func newMerger() *merger {
 	return &merger{keys: make(map[*mmapstore.Key]*keyInfo), fams: make(map[string]*famAgg),
-		files: make(map[string]*fileCache), stamp: 1}
+		files: make(map[string]*fileCache), stamp: 1,
+		series: idTable[seriesAgg]{chunk: 256}, kinfos: idTable[keyInfo]{chunk: 128}}
 }
 
 // merge merges files (which it sorts by path) into sorted families.

@@ -129,25 +129,17 @@ func (m *merger) dropSeries(fa *famAgg) {
 	clear(fa.series)
 }
 
-// newKeyInfo returns a zero keyInfo from the merger's current slab of them.
+// newKeyInfo returns a new zero keyInfo, with its id.
 func (m *merger) newKeyInfo() *keyInfo {
-	if len(m.kslab) == 0 {
-		m.kslab = make([]keyInfo, 128)
-	}
-	ki := &m.kslab[0]
-	m.kslab = m.kslab[1:]
-	ki.id = m.kinfos.add(ki)
+	ki, id := m.kinfos.alloc()
+	ki.id = id
 	return ki
 }
 
-// newSeries returns a zero seriesAgg from the merger's current slab.
+// newSeries returns a new zero seriesAgg, with its id.
 func (m *merger) newSeries() *seriesAgg {
-	if len(m.slab) == 0 {
-		m.slab = make([]seriesAgg, 256)
-	}
-	sa := &m.slab[0]
-	m.slab = m.slab[1:]
-	sa.id = m.series.add(sa)
+	sa, id := m.series.alloc()
+	sa.id = id
 	return sa
 }
 
