@@ -124,7 +124,7 @@ func TestWarmReadsNoUnsafeDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs lockedBuffer
-	g := newGatherer(testConfig(t, dir), slog.New(slog.NewTextHandler(&logWriter{&logs}, nil)))
+	g := newGatherer(testConfig(t, dir), slog.New(slog.NewTextHandler(&logs, nil)))
 	defer g.Close()
 	if err := os.Chmod(dir, 0o777); err != nil {
 		t.Fatal(err)
@@ -143,12 +143,4 @@ func TestWarmReadsNoUnsafeDirectory(t *testing.T) {
 	if st := g.reader.Stats(); st.Files != 1 || st.ParsedEntries == 0 {
 		t.Errorf("the warm-up of the safe directory read %+v, want its file", st)
 	}
-}
-
-// logWriter is an io.Writer over a lockedBuffer.
-type logWriter struct{ b *lockedBuffer }
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.b.WriteString(string(p))
-	return len(p), nil
 }

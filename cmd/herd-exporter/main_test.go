@@ -383,6 +383,11 @@ func (l *lockedBuffer) WriteString(s string) {
 	l.b.WriteString(s)
 }
 
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.WriteString(string(p))
+	return len(p), nil
+}
+
 func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
